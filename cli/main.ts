@@ -1,0 +1,14 @@
+/**
+ * `meshless`: the operator's command line. Each verb lives in its own file
+ * under cli/commands and is registered here.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+
+await yargs(hideBin(process.argv))
+  .scriptName('meshless')
+  .strict()
+  .demandCommand(1, 'name a command; see --help')
+  .recommendCommands()
+  .help()
+  .parseAsync();

@@ -1,0 +1,2 @@
+// The CNI plugin entry (filled in by the plugin work).
+export {};

@@ -1,0 +1,2 @@
+// The node daemon entry (filled in by the registration API work).
+export {};

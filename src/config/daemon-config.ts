@@ -1,0 +1,288 @@
+/**
+ * The node daemon's configuration: one file (YAML or JSON), every key
+ * overridable by a MESHLESS_* environment variable, validated once at start
+ * into one immutable object. Errors name the key at fault.
+ *
+ * Environment names are the key path in SCREAMING_SNAKE_CASE:
+ * `ca.certFile` -> MESHLESS_CA_CERT_FILE, `discovery.kubernetes.kubeconfig`
+ * -> MESHLESS_DISCOVERY_KUBERNETES_KUBECONFIG.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { MeshlessError, errorMessage } from '../errors.js';
+import { parseLabelSelector, type LabelRequirement } from './label.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Where the daemon learns about namespaces and pods. */
+export type DiscoveryConfig =
+  | { readonly source: 'file'; readonly file: string }
+  | { readonly source: 'kubernetes'; readonly kubeconfig: string | undefined };
+
+export interface CaConfig {
+  /** PEM certificate of the cluster root (may hold several roots: the bundle). */
+  readonly certFile: string | undefined;
+  /** PEM PKCS#8 private key of the signing root. */
+  readonly keyFile: string | undefined;
+  /** Kubernetes Secret holding `ca.crt`/`ca.key` (namespace/name). */
+  readonly secret: string | undefined;
+  /** Generate and persist a root when none exists (the demo's default). */
+  readonly generate: boolean;
+}
+
+export interface IdentityConfig {
+  /** Lifetime of a workload X509-SVID, seconds (SPIRE default 1 h). */
+  readonly svidTtlSeconds: number;
+  /** Lifetime of the node intermediate CA, seconds (SPIRE default 24 h). */
+  readonly intermediateTtlSeconds: number;
+}
+
+export interface DaemonConfig {
+  readonly nodeName: string;
+  readonly trustDomain: string;
+  readonly stateDir: string;
+  /** Unix socket of the CNI registration API. */
+  readonly cniSocket: string;
+  readonly discovery: DiscoveryConfig;
+  /** Namespace label that enrols its pods, `key=value`. */
+  readonly enrolmentLabel: LabelRequirement;
+  /** Namespaces never enrolled, whatever their labels. */
+  readonly excludeNamespaces: readonly string[];
+  readonly ca: CaConfig;
+  readonly identity: IdentityConfig;
+  readonly adminAddress: string;
+  readonly metricsAddress: string;
+  readonly readinessAddress: string;
+  readonly logLevel: LogLevel;
+}
+
+type Kind = 'string' | 'path' | 'boolean' | 'seconds' | 'address' | 'label' | 'logLevel' | 'list';
+
+interface Field {
+  readonly key: string;
+  readonly kind: Kind;
+}
+
+/** Every leaf key the file may hold. Anything else is an error. */
+const FIELDS: readonly Field[] = [
+  { key: 'nodeName', kind: 'string' },
+  { key: 'trustDomain', kind: 'string' },
+  { key: 'stateDir', kind: 'path' },
+  { key: 'cniSocket', kind: 'path' },
+  { key: 'discovery.file', kind: 'path' },
+  { key: 'discovery.kubernetes', kind: 'boolean' },
+  { key: 'discovery.kubernetes.kubeconfig', kind: 'path' },
+  { key: 'enrolmentLabel', kind: 'label' },
+  { key: 'excludeNamespaces', kind: 'list' },
+  { key: 'ca.certFile', kind: 'path' },
+  { key: 'ca.keyFile', kind: 'path' },
+  { key: 'ca.secret', kind: 'string' },
+  { key: 'ca.generate', kind: 'boolean' },
+  { key: 'identity.svidTtlSeconds', kind: 'seconds' },
+  { key: 'identity.intermediateTtlSeconds', kind: 'seconds' },
+  { key: 'adminAddress', kind: 'address' },
+  { key: 'metricsAddress', kind: 'address' },
+  { key: 'readinessAddress', kind: 'address' },
+  { key: 'logLevel', kind: 'logLevel' },
+];
+
+/** The environment variable that overrides `key`. */
+export function envNameOf(key: string): string {
+  return (
+    'MESHLESS_' +
+    key
+      .split('.')
+      .map((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase())
+      .join('_')
+  );
+}
+
+function configError(key: string, message: string, cause?: unknown): MeshlessError {
+  return new MeshlessError('MESHLESS_E_CONFIG', `config key "${key}": ${message}`, {
+    details: { key },
+    cause,
+  });
+}
+
+/** Flattens a parsed document into `a.b.c` -> leaf value. */
+function flatten(doc: unknown, prefix: string, out: Map<string, unknown>): void {
+  if (doc === null || doc === undefined) return;
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    out.set(prefix, doc);
+    return;
+  }
+  const entries = Object.entries(doc as Record<string, unknown>);
+  // `discovery.kubernetes: {}` means "use Kubernetes, in-cluster credentials".
+  if (entries.length === 0 && prefix !== '') out.set(prefix, true);
+  for (const [k, v] of entries) {
+    const key = prefix === '' ? k : `${prefix}.${k}`;
+    if (key === 'discovery.kubernetes' && v !== null && typeof v === 'object') {
+      out.set(key, true);
+    }
+    flatten(v, key, out);
+  }
+}
+
+function coerce(field: Field, raw: unknown, fromEnv: boolean): unknown {
+  const { key, kind } = field;
+  switch (kind) {
+    case 'string':
+    case 'path': {
+      if (typeof raw !== 'string' || raw.trim() === '')
+        throw configError(key, 'must be a non-empty string');
+      if (kind === 'path' && !isAbsolute(raw))
+        throw configError(key, `must be an absolute path, got "${raw}"`);
+      return raw;
+    }
+    case 'boolean': {
+      if (typeof raw === 'boolean') return raw;
+      if (fromEnv && (raw === 'true' || raw === 'false')) return raw === 'true';
+      throw configError(key, 'must be true or false');
+    }
+    case 'seconds': {
+      const n = typeof raw === 'string' && fromEnv ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 60 || n > 10 * 365 * 86400)
+        throw configError(key, 'must be a whole number of seconds between 60 and 315360000');
+      return n;
+    }
+    case 'address': {
+      if (typeof raw !== 'string') throw configError(key, 'must be "host:port" or ":port"');
+      parseListenAddress(raw, key);
+      return raw;
+    }
+    case 'label': {
+      if (typeof raw !== 'string') throw configError(key, 'must be "key=value"');
+      try {
+        return parseLabelSelector(raw);
+      } catch (err) {
+        throw configError(key, errorMessage(err), err);
+      }
+    }
+    case 'logLevel': {
+      if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw))
+        throw configError(key, `must be one of ${LOG_LEVELS.join(', ')}`);
+      return raw;
+    }
+    case 'list': {
+      const list = fromEnv && typeof raw === 'string' ? raw.split(',').map((s) => s.trim()) : raw;
+      if (!Array.isArray(list) || !list.every((s) => typeof s === 'string' && s !== ''))
+        throw configError(key, 'must be a list of non-empty strings');
+      return list;
+    }
+  }
+}
+
+/** Splits `host:port`, `:port` or `[v6]:port`. Host '' means all addresses. */
+export function parseListenAddress(
+  address: string,
+  key = 'address',
+): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(address);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw configError(key, `"${address}" is not "host:port" or ":port"`);
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+export interface LoadOptions {
+  /** Path of the config file; undefined means defaults and environment only. */
+  readonly file?: string | undefined;
+  /** The environment to read MESHLESS_* overrides from. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Reads, merges and validates the daemon configuration. */
+export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
+  const env = options.env ?? process.env;
+  let doc: unknown = {};
+  if (options.file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(options.file, 'utf8');
+    } catch (err) {
+      throw new MeshlessError(
+        'MESHLESS_E_CONFIG',
+        `cannot read config file ${options.file}: ${errorMessage(err)}`,
+        { cause: err },
+      );
+    }
+    try {
+      doc = parseYaml(text) ?? {};
+    } catch (err) {
+      throw new MeshlessError(
+        'MESHLESS_E_CONFIG',
+        `config file ${options.file} is neither valid YAML nor JSON: ${errorMessage(err)}`,
+        { cause: err },
+      );
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+      throw new MeshlessError('MESHLESS_E_CONFIG', `config file ${options.file} must hold a map`);
+  }
+  const flat = new Map<string, unknown>();
+  flatten(doc, '', flat);
+  const known = new Set(FIELDS.map((f) => f.key));
+  for (const key of flat.keys()) {
+    if (!known.has(key)) throw configError(key, 'is not a known key');
+  }
+  const values = new Map<string, unknown>();
+  for (const field of FIELDS) {
+    const envValue = env[envNameOf(field.key)];
+    if (envValue !== undefined && envValue !== '') {
+      values.set(field.key, coerce(field, envValue, true));
+    } else if (flat.has(field.key)) {
+      values.set(field.key, coerce(field, flat.get(field.key), false));
+    }
+  }
+  const get = <T>(key: string, fallback: T): T => (values.get(key) as T | undefined) ?? fallback;
+
+  const stateDir = get('stateDir', '/var/run/meshless');
+  const trustDomain = get('trustDomain', 'cluster.local');
+  if (!/^[a-z0-9._-]{1,255}$/.test(trustDomain))
+    throw configError('trustDomain', 'must be lowercase letters, digits, ".", "-" or "_"');
+
+  const file = values.get('discovery.file') as string | undefined;
+  const kube = values.get('discovery.kubernetes') === true;
+  const kubeconfig = values.get('discovery.kubernetes.kubeconfig') as string | undefined;
+  if (file !== undefined && (kube || kubeconfig !== undefined))
+    throw configError('discovery', 'set either "file" or "kubernetes", not both');
+  if (file === undefined && !kube && kubeconfig === undefined)
+    throw configError('discovery', 'is required: "file: PATH" or "kubernetes: {kubeconfig?}"');
+  const discovery: DiscoveryConfig =
+    file !== undefined ? { source: 'file', file } : { source: 'kubernetes', kubeconfig };
+
+  const ca: CaConfig = {
+    certFile: values.get('ca.certFile') as string | undefined,
+    keyFile: values.get('ca.keyFile') as string | undefined,
+    secret: values.get('ca.secret') as string | undefined,
+    generate: get('ca.generate', false),
+  };
+  if ((ca.certFile === undefined) !== (ca.keyFile === undefined))
+    throw configError('ca', '"certFile" and "keyFile" go together');
+  if (ca.secret !== undefined && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(ca.secret))
+    throw configError('ca.secret', 'must be "namespace/name"');
+
+  const identity: IdentityConfig = {
+    svidTtlSeconds: get('identity.svidTtlSeconds', 3600),
+    intermediateTtlSeconds: get('identity.intermediateTtlSeconds', 86400),
+  };
+  if (identity.svidTtlSeconds >= identity.intermediateTtlSeconds)
+    throw configError('identity.svidTtlSeconds', 'must be shorter than intermediateTtlSeconds');
+
+  return Object.freeze({
+    nodeName: get('nodeName', hostname()),
+    trustDomain,
+    stateDir,
+    cniSocket: get('cniSocket', join(stateDir, 'cni.sock')),
+    discovery: Object.freeze(discovery),
+    enrolmentLabel: get('enrolmentLabel', parseLabelSelector('io.cilium/mtls-enabled=true')),
+    excludeNamespaces: Object.freeze(get<string[]>('excludeNamespaces', ['kube-system'])),
+    ca: Object.freeze(ca),
+    identity: Object.freeze(identity),
+    adminAddress: get('adminAddress', '127.0.0.1:15000'),
+    metricsAddress: get('metricsAddress', ':15020'),
+    readinessAddress: get('readinessAddress', ':15021'),
+    logLevel: get<LogLevel>('logLevel', 'info'),
+  });
+}

@@ -1,0 +1,40 @@
+/**
+ * The one error class of meshless. Every failure that crosses a module
+ * boundary is a MeshlessError with a stable string code, so callers (the CNI
+ * dispatcher, the daemon's API, the CLI) can map it without parsing messages.
+ * Codes are documented in ARCHITECTURE.md ("Error codes").
+ */
+export class MeshlessError extends Error {
+  /** Stable code, `MESHLESS_E_*`. */
+  readonly code: string;
+  /** Extra machine-readable context (never secrets). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(
+    code: string,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'MeshlessError';
+    this.code = code;
+    this.details = options?.details;
+  }
+}
+
+/** The message of anything thrown, for logs and error JSON. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** True when `err` is a Node system error with the given errno code. */
+export function isErrno(err: unknown, ...codes: string[]): boolean {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    'code' in err &&
+    typeof (err as { code: unknown }).code === 'string' &&
+    codes.includes((err as { code: string }).code)
+  );
+}
