@@ -4,9 +4,11 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { cniCommand } from './commands/cni-install.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('meshless')
+  .command(cniCommand)
   .strict()
   .demandCommand(1, 'name a command; see --help')
   .recommendCommands()
