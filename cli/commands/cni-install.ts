@@ -3,14 +3,27 @@
  * entry on this node, or takes them off. install.sh is a thin wrapper
  * around this command.
  */
-import { fileURLToPath } from 'node:url';
+import { realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { MeshlessError, errorMessage } from '../../src/errors.js';
 import { DEFAULT_SOCKET_PATH, parseNamespaceList } from '../../src/installer/entry.js';
 import { installCni, uninstallCni, type InstallResult } from '../../src/installer/install.js';
 
-// In the bundle (dist/meshless.js) this is dist/meshless-cni.
-const DEFAULT_PLUGIN = fileURLToPath(new URL('./meshless-cni', import.meta.url));
+/**
+ * meshless-cni beside the running program: dist/meshless-cni when run as
+ * dist/meshless.js, whatever the bundle format (CommonJS has no import.meta).
+ */
+function defaultPlugin(): string {
+  const script = process.argv[1] ?? '.';
+  let real = script;
+  try {
+    real = realpathSync(script);
+  } catch {
+    // Keep the path as given.
+  }
+  return join(dirname(real), 'meshless-cni');
+}
 
 function dirOptions<T>(y: Argv<T>) {
   return y
@@ -57,7 +70,7 @@ const install: CommandModule = {
     dirOptions(y)
       .option('plugin', {
         type: 'string',
-        default: DEFAULT_PLUGIN,
+        default: defaultPlugin(),
         describe: 'plugin binary to install',
       })
       .option('socket-path', {

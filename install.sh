@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# install.sh: install (or --uninstall) meshless on this node.
+#
+# Copies dist/meshless-cni atomically into the CNI bin dir and appends our
+# entry to the node's primary CNI config (the lexically first .conf/.conflist/
+# .json in the conf dir, unless --conf-file names one), wrapping a .conf into
+# a .conflist. --uninstall reverses it exactly. Both are idempotent.
+# The work is done by `meshless cni install|uninstall` (cli/commands/cni-install.ts);
+# this script finds the bundle, builds it if needed, and passes the flags on.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: install.sh [--uninstall] [options]
+
+  --uninstall                 remove our entry (restoring the original config) and the plugin
+  --cni-bin-dir DIR           CNI plugin dir     (env CNI_BIN_DIR, default /opt/cni/bin)
+  --cni-conf-dir DIR          CNI config dir     (env CNI_CONF_DIR, default /etc/cni/net.d)
+  --conf-file NAME            config file in the conf dir to edit (default: lexically first)
+  --plugin PATH               plugin binary to install (default: dist/meshless-cni)
+  --socket-path PATH          the daemon's CNI socket (default /var/run/meshless/cni.sock)
+  --kubeconfig PATH           kubeconfig for the plugin
+  --log-file PATH             the plugin's log file
+  --log-level LEVEL           trace|debug|info|warn|error|fatal|silent
+  --exclude-namespaces A,B    namespaces never enrolled
+  -h, --help                  this help
+EOF
+}
+
+die() {
+  echo "install.sh: $*" >&2
+  exit 2
+}
+
+repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+mode=install
+bin_dir="${CNI_BIN_DIR:-/opt/cni/bin}"
+conf_dir="${CNI_CONF_DIR:-/etc/cni/net.d}"
+# Flags passed through unchanged to `meshless cni install|uninstall`.
+common_args=()
+install_args=()
+
+while (($# > 0)); do
+  flag="$1"
+  case "$flag" in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    --uninstall)
+      mode=uninstall
+      shift
+      ;;
+    --cni-bin-dir | --cni-conf-dir | --conf-file | --plugin | --socket-path | --kubeconfig | --log-file | --log-level | --exclude-namespaces)
+      (($# >= 2)) || die "$flag needs a value"
+      value="$2"
+      shift 2
+      case "$flag" in
+        --cni-bin-dir) bin_dir="$value" ;;
+        --cni-conf-dir) conf_dir="$value" ;;
+        --conf-file) common_args+=(--conf-file "$value") ;;
+        *) install_args+=("$flag" "$value") ;;
+      esac
+      ;;
+    --cni-bin-dir=* | --cni-conf-dir=* | --conf-file=* | --plugin=* | --socket-path=* | --kubeconfig=* | --log-file=* | --log-level=* | --exclude-namespaces=*)
+      set -- "${flag%%=*}" "${flag#*=}" "${@:2}"
+      ;;
+    # --- Later work goes here (not implemented yet) -------------------------
+    # --demo: bring up the local two-node demo (see DESIGN.md "Operating it").
+    # --node: node mode for the DaemonSet: write the plugin's kubeconfig, then
+    #         watch the conf dir and re-insert our entry when the network
+    #         plugin rewrites its config (istio-cni's watch-and-repair).
+    # ------------------------------------------------------------------------
+    *)
+      usage >&2
+      die "unknown argument: $flag"
+      ;;
+  esac
+done
+
+if [[ "$mode" == uninstall && ${#install_args[@]} -gt 0 ]]; then
+  die "--uninstall takes only --cni-bin-dir, --cni-conf-dir and --conf-file"
+fi
+if [[ "$mode" == install && " ${install_args[*]-} " != *" --plugin "* ]]; then
+  install_args+=(--plugin "$repo_dir/dist/meshless-cni")
+fi
+
+command -v node >/dev/null 2>&1 || die "node (>= 20.10) is required"
+
+cli="$repo_dir/dist/meshless.js"
+if [[ ! -f "$cli" || ! -f "$repo_dir/dist/meshless-cni" ]]; then
+  echo "install.sh: dist/ is incomplete; running npm run build in $repo_dir" >&2
+  (cd "$repo_dir" && npm run build >&2) || die "npm run build failed"
+fi
+
+echo "install.sh: ${mode}ing meshless-cni (bin dir $bin_dir, conf dir $conf_dir)"
+exec node "$cli" cni "$mode" \
+  --cni-bin-dir "$bin_dir" --cni-conf-dir "$conf_dir" \
+  ${common_args[@]+"${common_args[@]}"} ${install_args[@]+"${install_args[@]}"}
