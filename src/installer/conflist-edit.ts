@@ -67,7 +67,10 @@ export interface ConfigChange {
 
 /** Options naming the file being edited (for messages and for `.conf` handling). */
 export interface EditOptions {
+  /** Base name in the conf dir. */
   readonly fileName: string;
+  /** Full path, for messages only (default: `fileName`). */
+  readonly path?: string | undefined;
 }
 
 function installError(message: string, cause?: unknown): MeshlessError {
@@ -99,30 +102,31 @@ export function renderConfig(doc: JsonObject): string {
  *
  * @throws MeshlessError `MESHLESS_E_INSTALL` naming the file and the fault.
  */
-export function parseCniConfig(text: string, { fileName }: EditOptions): CniConfig {
+export function parseCniConfig(text: string, { fileName, path }: EditOptions): CniConfig {
+  const where = path ?? fileName;
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw installError(`${fileName} is not valid JSON: ${errorMessage(err)}`, err);
+    throw installError(`${where} is not valid JSON: ${errorMessage(err)}`, err);
   }
-  if (!isObject(doc)) throw installError(`${fileName} must hold a JSON object`);
+  if (!isObject(doc)) throw installError(`${where} must hold a JSON object`);
   if (!isConflistName(fileName)) {
     if (typeof doc.type !== 'string' || doc.type === '')
       throw installError(
-        `${fileName} has no "type": a .conf holds one plugin` +
+        `${where} has no "type": a .conf holds one plugin` +
           (Array.isArray(doc.plugins) ? ' (it looks like a conflist: name it .conflist)' : ''),
       );
     return { kind: 'conf', doc };
   }
   const plugins = doc.plugins;
   if (!Array.isArray(plugins))
-    throw installError(`${fileName} has no "plugins" array, so it is not a valid conflist`);
-  if (plugins.length === 0) throw installError(`${fileName} has an empty "plugins" list`);
+    throw installError(`${where} has no "plugins" array, so it is not a valid conflist`);
+  if (plugins.length === 0) throw installError(`${where} has an empty "plugins" list`);
   const checked: JsonObject[] = [];
   plugins.forEach((p: unknown, i) => {
     if (!isObject(p) || typeof p.type !== 'string' || p.type === '')
-      throw installError(`${fileName}: plugins[${i}] is not an object with a "type"`);
+      throw installError(`${where}: plugins[${i}] is not an object with a "type"`);
     checked.push(p);
   });
   return { kind: 'conflist', doc, plugins: checked };
@@ -206,9 +210,9 @@ function parseQuietly(text: string, fileName: string): CniConfig | undefined {
 export function insertEntry(
   text: string,
   entry: MeshlessEntry,
-  { fileName }: EditOptions,
+  { fileName, path }: EditOptions,
 ): ConfigChange {
-  const config = parseCniConfig(text, { fileName });
+  const config = parseCniConfig(text, { fileName, path });
   if (config.kind === 'conf') {
     const list = wrapConfIntoConflist(config.doc, { fileName, originalText: text });
     // Replacing an existing key keeps its place, so the record stays last.
@@ -233,7 +237,7 @@ export function insertEntry(
   else if (!hadOurs && !hadRecord) record = { file: fileName, content: text };
   else if (hadRecord)
     warnings.push(
-      `${fileName} changed since meshless was installed: its recorded original no longer ` +
+      `${path ?? fileName} changed since meshless was installed: its recorded original no longer ` +
         'applies, so uninstall will remove our entry but not restore the old bytes',
     );
   const out = rebuild(config.doc, others, { ...entry });
@@ -251,7 +255,7 @@ export function insertEntry(
  *
  * @throws MeshlessError `MESHLESS_E_INSTALL` for a bad config.
  */
-export function removeEntry(text: string, { fileName }: EditOptions): ConfigChange {
+export function removeEntry(text: string, { fileName, path }: EditOptions): ConfigChange {
   const unchanged: ConfigChange = {
     fileName,
     text,
@@ -259,7 +263,7 @@ export function removeEntry(text: string, { fileName }: EditOptions): ConfigChan
     changed: false,
     warnings: [],
   };
-  const config = parseCniConfig(text, { fileName });
+  const config = parseCniConfig(text, { fileName, path });
   if (config.kind === 'conf') return unchanged;
   const others = config.plugins.filter((p) => !isOurEntry(p));
   const hadOurs = others.length !== config.plugins.length;
@@ -277,12 +281,12 @@ export function removeEntry(text: string, { fileName }: EditOptions): ConfigChan
     };
   if (others.length === 0)
     throw installError(
-      `${fileName} would have no plugins left without ours, and it no longer matches the ` +
+      `${path ?? fileName} would have no plugins left without ours, and it no longer matches the ` +
         'original recorded at install; restore it by hand',
     );
   const warnings = hadRecord
     ? [
-        `${fileName} changed since meshless was installed: removed our entry and kept the ` +
+        `${path ?? fileName} changed since meshless was installed: removed our entry and kept the ` +
           'other changes, instead of restoring the original bytes' +
           (record !== undefined && !isConflistName(record.file)
             ? ` (it stays a .conflist; it was ${record.file})`

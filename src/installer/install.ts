@@ -93,7 +93,7 @@ export async function installCni(options: InstallOptions): Promise<InstallResult
   const primary = choosePrimaryConfig(names, options.confFile, confDir);
   const primaryPath = join(confDir, primary);
   const { text, stats } = await readText(primaryPath);
-  const change = insertEntry(text, entry, { fileName: primary });
+  const change = insertEntry(text, entry, { fileName: primary, path: primaryPath });
   if (change.replaces !== undefined && names.includes(change.fileName)) {
     // Wrapping X.conf into X.conflist: only overwrite a conflist we made from X.conf.
     const target = join(confDir, change.fileName);
@@ -172,7 +172,7 @@ export async function uninstallCni(options: CniDirs): Promise<InstallResult> {
     const { text, stats } = await readText(path);
     if (options.confFile === undefined && !text.includes(PLUGIN_TYPE) && !text.includes(RECORD_KEY))
       continue;
-    plans.push({ name, path, stats, change: removeEntry(text, { fileName: name }) });
+    plans.push({ name, path, stats, change: removeEntry(text, { fileName: name, path }) });
   }
 
   const actions: FileAction[] = [];
