@@ -6,7 +6,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { cniCommand } from './commands/cni-install.js';
 
-await yargs(hideBin(process.argv))
+void yargs(hideBin(process.argv))
   .scriptName('meshless')
   .command(cniCommand)
   .strict()

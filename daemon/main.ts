@@ -1,2 +1,60 @@
-// The node daemon entry (filled in by the registration API work).
-export {};
+/**
+ * meshlessd: the node daemon's entry. Parses flags and config once, wires
+ * the services, binds everything before reporting ready, and shuts down
+ * cleanly on SIGTERM/SIGINT.
+ */
+import { parseArgs } from 'node:util';
+import { errorMessage } from '../src/errors.js';
+import { loadDaemonConfig } from '../src/config/daemon-config.js';
+import { startDaemon } from './daemon.js';
+
+const USAGE = `usage: meshlessd [--config FILE]
+
+Runs the meshless node daemon. Every config key can also be set by a
+MESHLESS_* environment variable (e.g. MESHLESS_STATE_DIR); see README.md.`;
+
+async function main(): Promise<void> {
+  let file: string | undefined;
+  try {
+    const { values } = parseArgs({
+      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    });
+    if (values.help) {
+      process.stdout.write(USAGE + '\n');
+      return;
+    }
+    file = values.config ?? process.env['MESHLESS_CONFIG'];
+  } catch (err) {
+    process.stderr.write(`meshlessd: ${errorMessage(err)}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  let config;
+  try {
+    config = loadDaemonConfig({ file });
+  } catch (err) {
+    process.stderr.write(`meshlessd: ${errorMessage(err)}\n`);
+    process.exit(2);
+  }
+  const daemon = await startDaemon(config).catch((err: unknown) => {
+    process.stderr.write(`meshlessd: start-up failed: ${errorMessage(err)}\n`);
+    process.exit(1);
+  });
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    daemon.log.info({ signal }, 'shutting down');
+    daemon.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        daemon.log.error({ error: errorMessage(err) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

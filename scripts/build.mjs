@@ -2,12 +2,17 @@
 // Bundles the three programs with esbuild:
 //   dist/meshless-cni  the CNI plugin: one CommonJS file with a node shebang, no
 //                      package.json needed beside it (it lives in /opt/cni/bin)
-//   dist/meshlessd.js  the node daemon (ESM)
-//   dist/meshless.js   the CLI (ESM)
+//   dist/meshlessd.js  the node daemon
+//   dist/meshless.js   the CLI
+// All three are CommonJS: the plugin must run from /opt/cni/bin where no
+// package.json says otherwise, and dist/package.json marks dist/ the same way
+// so every program behaves alike wherever it is run from.
 import { build } from 'esbuild';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { brotliCompressSync, constants as zlib } from 'node:zlib';
 
 mkdirSync('dist', { recursive: true });
+writeFileSync('dist/package.json', JSON.stringify({ type: 'commonjs' }) + '\n');
 
 const common = {
   bundle: true,
@@ -20,10 +25,35 @@ const common = {
   external: ['*.node'],
 };
 
-// ESM bundles of CommonJS dependencies still call require() for builtins.
-const esmBanner =
-  "import { createRequire as __meshlessCreateRequire } from 'node:module';\n" +
-  'const require = __meshlessCreateRequire(import.meta.url);';
+// The plugin's Kubernetes fallback (the client library is ~3 MB) is bundled
+// on its own and embedded in the plugin as a Brotli-compressed string: the
+// plugin stays one file, and V8 only compiles the client when the daemon is
+// unreachable. cni/embedded-module.ts loads it.
+const fallback = await build({
+  ...common,
+  entryPoints: ['cni/kube-fallback.ts'],
+  format: 'cjs',
+  minify: true,
+  write: false,
+  outfile: 'kube-fallback.js',
+});
+const fallbackCode = fallback.outputFiles[0].contents;
+const fallbackPacked = brotliCompressSync(fallbackCode, {
+  params: { [zlib.BROTLI_PARAM_QUALITY]: 9, [zlib.BROTLI_PARAM_SIZE_HINT]: fallbackCode.length },
+}).toString('base64');
+const embedFallback = {
+  name: 'embed-kube-fallback',
+  setup(b) {
+    b.onResolve({ filter: /^meshless-embedded:kube-fallback$/ }, (args) => ({
+      path: args.path,
+      namespace: 'meshless-embedded',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'meshless-embedded' }, () => ({
+      contents: `export default ${JSON.stringify(fallbackPacked)};`,
+      loader: 'js',
+    }));
+  },
+};
 
 const results = await Promise.all([
   build({
@@ -34,20 +64,20 @@ const results = await Promise.all([
     minify: true,
     metafile: true,
     banner: { js: '#!/usr/bin/env node' },
+    plugins: [embedFallback],
   }),
   build({
     ...common,
     entryPoints: ['daemon/main.ts'],
     outfile: 'dist/meshlessd.js',
-    format: 'esm',
-    banner: { js: esmBanner },
+    format: 'cjs',
   }),
   build({
     ...common,
     entryPoints: ['cli/main.ts'],
     outfile: 'dist/meshless.js',
-    format: 'esm',
-    banner: { js: '#!/usr/bin/env node\n' + esmBanner },
+    format: 'cjs',
+    banner: { js: '#!/usr/bin/env node' },
   }),
 ]);
 

@@ -1,0 +1,177 @@
+/**
+ * The registration API on the daemon's Unix socket (protocol in
+ * src/registration/protocol.ts). Only root may connect: the socket is
+ * 0600 in a 0700 directory. Bodies are bounded; every failure is a JSON
+ * error with a stable code, and one bad request never affects another.
+ */
+import { chmod, mkdir, stat, unlink } from 'node:fs/promises';
+import { createConnection } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { dirname } from 'node:path';
+import { MeshlessError, errorMessage, isErrno } from '../../src/errors.js';
+import type { Logger } from '../../src/logger.js';
+import {
+  MAX_REQUEST_BYTES,
+  parseAddRequest,
+  parseCheckRequest,
+  parseDelRequest,
+  parseGcRequest,
+} from '../../src/registration/protocol.js';
+import type { RegistrationService } from './registration-service.js';
+
+const STATUS_OF: Record<string, number> = {
+  MESHLESS_E_API_REQUEST: 400,
+  MESHLESS_E_WRONG_NODE: 409,
+  MESHLESS_E_NOT_READY: 503,
+  MESHLESS_E_ENROL: 500,
+};
+
+function readBody(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_REQUEST_BYTES) {
+        reject(
+          new MeshlessError(
+            'MESHLESS_E_API_TOO_LARGE',
+            `request body over ${MAX_REQUEST_BYTES} bytes`,
+          ),
+        );
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        reject(new MeshlessError('MESHLESS_E_API_REQUEST', 'request body is not valid JSON'));
+      }
+    });
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+/** Removes a socket file left by a dead daemon; refuses to steal a live one. */
+async function clearStaleSocket(path: string): Promise<void> {
+  try {
+    const st = await stat(path);
+    if (!st.isSocket())
+      throw new MeshlessError('MESHLESS_E_SOCKET', `${path} exists and is not a socket`);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return;
+    throw err;
+  }
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = createConnection(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (alive) throw new MeshlessError('MESHLESS_E_SOCKET', `another daemon already serves ${path}`);
+  await unlink(path);
+}
+
+export interface CniApiServer {
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+export async function startCniApiServer(
+  socketPath: string,
+  service: RegistrationService,
+  log: Logger,
+  observe?: (command: string, seconds: number, outcome: string) => void,
+): Promise<CniApiServer> {
+  await mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
+  await clearStaleSocket(socketPath);
+
+  const route = async (
+    method: string | undefined,
+    path: string | undefined,
+    req: IncomingMessage,
+  ): Promise<unknown> => {
+    if (method === 'GET' && path === '/v1/status') return service.status();
+    if (method !== 'POST')
+      throw new MeshlessError(
+        'MESHLESS_E_API_METHOD',
+        `${method ?? '?'} ${path ?? '?'} is not part of the API`,
+      );
+    switch (path) {
+      case '/v1/add':
+        return service.add(parseAddRequest(await readBody(req)));
+      case '/v1/del':
+        await service.del(parseDelRequest(await readBody(req)));
+        return {};
+      case '/v1/check':
+        return service.check(parseCheckRequest(await readBody(req)));
+      case '/v1/gc':
+        return service.gc(parseGcRequest(await readBody(req)));
+      default:
+        throw new MeshlessError('MESHLESS_E_API_PATH', `unknown API path ${path ?? '?'}`);
+    }
+  };
+
+  const server = createServer((req, res) => {
+    const started = process.hrtime.bigint();
+    const command = (req.url ?? '').replace('/v1/', '');
+    route(req.method, req.url, req).then(
+      (body) => {
+        send(res, 200, body);
+        observe?.(command, Number(process.hrtime.bigint() - started) / 1e9, 'ok');
+      },
+      (err: unknown) => {
+        const code = err instanceof MeshlessError ? err.code : 'MESHLESS_E_INTERNAL';
+        const status =
+          STATUS_OF[code] ??
+          (code === 'MESHLESS_E_API_TOO_LARGE'
+            ? 413
+            : code === 'MESHLESS_E_API_METHOD'
+              ? 405
+              : code === 'MESHLESS_E_API_PATH'
+                ? 404
+                : 500);
+        (status >= 500 ? log.error : log.warn).call(
+          log,
+          { command, code, error: errorMessage(err) },
+          'CNI API request failed',
+        );
+        if (!res.headersSent) send(res, status, { error: { code, message: errorMessage(err) } });
+        observe?.(command, Number(process.hrtime.bigint() - started) / 1e9, code);
+      },
+    );
+  });
+  server.headersTimeout = 5000;
+  server.requestTimeout = 30_000;
+  server.maxHeadersCount = 32;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  await chmod(socketPath, 0o600);
+  log.info({ socket: socketPath }, 'CNI registration API listening');
+  return {
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

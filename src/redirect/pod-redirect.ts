@@ -1,0 +1,109 @@
+/**
+ * Installs, checks and removes the redirect rules inside one pod's network
+ * namespace. The I/O shell around rules.ts and policy-routes.ts: it reads
+ * the live state, renders the exact change, applies it atomically per
+ * family (iptables-restore --noflush in one transaction).
+ */
+import { MeshlessError } from '../errors.js';
+import { inNetns, type CommandRunner } from '../exec/command-runner.js';
+import type { IpFamily } from './constants.js';
+import { parseIptablesSave, type RulesetState } from './iptables-state.js';
+import {
+  inspectCommands,
+  installCommands,
+  removeCommands,
+  verifyPolicyRoutes,
+} from './policy-routes.js';
+import { renderInstall, renderRemoval, verifyInstalled } from './rules.js';
+
+const save = (f: IpFamily): string => (f === 4 ? 'iptables-save' : 'ip6tables-save');
+const restore = (f: IpFamily): string => (f === 4 ? 'iptables-restore' : 'ip6tables-restore');
+
+export class PodRedirect {
+  readonly #runner: CommandRunner;
+
+  constructor(runner: CommandRunner) {
+    this.#runner = runner;
+  }
+
+  async #must(netns: string, argv: string[], what: string, input?: string): Promise<string> {
+    const r = await this.#runner.run(inNetns(netns, argv), input);
+    if (r.exitCode !== 0)
+      throw new MeshlessError(
+        'MESHLESS_E_REDIRECT',
+        `${what} in netns ${netns} failed (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}`,
+        { details: { netns, command: argv.join(' ') } },
+      );
+    return r.stdout;
+  }
+
+  async #ruleset(netns: string, family: IpFamily): Promise<RulesetState> {
+    const text = await this.#must(netns, [save(family)], `${save(family)}`);
+    return parseIptablesSave(text);
+  }
+
+  async #routes(netns: string, family: IpFamily): Promise<{ rules: string; routes: string }> {
+    const cmds = inspectCommands(family);
+    const [rules, routes] = await Promise.all([
+      this.#must(netns, ['ip', ...cmds.rules], 'ip rule list'),
+      this.#runner.run(inNetns(netns, ['ip', ...cmds.routes])),
+    ]);
+    // An empty routing table does not exist yet: that is "no routes".
+    if (routes.exitCode !== 0 && !/table does not exist/i.test(routes.stderr))
+      throw new MeshlessError(
+        'MESHLESS_E_REDIRECT',
+        `ip route show in netns ${netns} failed (exit ${routes.exitCode}): ${routes.stderr.trim()}`,
+        { details: { netns } },
+      );
+    return { rules, routes: routes.exitCode === 0 ? routes.stdout : '' };
+  }
+
+  /** Installs the rules for each family (idempotent). */
+  async install(netns: string, families: readonly IpFamily[]): Promise<void> {
+    for (const family of families) {
+      const [current, routes] = await Promise.all([
+        this.#ruleset(netns, family),
+        this.#routes(netns, family),
+      ]);
+      for (const args of installCommands(family, routes.rules, routes.routes))
+        await this.#must(netns, ['ip', ...args], `ip ${args.slice(1).join(' ')}`);
+      await this.#must(
+        netns,
+        [restore(family), '--noflush'],
+        `${restore(family)} --noflush`,
+        renderInstall(family, current),
+      );
+    }
+  }
+
+  /** Removes everything of ours for both families (idempotent). */
+  async remove(netns: string): Promise<void> {
+    for (const family of [4, 6] as const) {
+      const [current, routes] = await Promise.all([
+        this.#ruleset(netns, family),
+        this.#routes(netns, family),
+      ]);
+      const text = renderRemoval(current);
+      if (text !== undefined)
+        await this.#must(netns, [restore(family), '--noflush'], `${restore(family)}`, text);
+      for (const args of removeCommands(family, routes.rules, routes.routes))
+        await this.#must(netns, ['ip', ...args], `ip ${args.slice(1).join(' ')}`);
+    }
+  }
+
+  /** What is missing or wrong for the given families ([] when intact). */
+  async verify(netns: string, families: readonly IpFamily[]): Promise<string[]> {
+    const problems: string[] = [];
+    for (const family of families) {
+      const [current, routes] = await Promise.all([
+        this.#ruleset(netns, family),
+        this.#routes(netns, family),
+      ]);
+      problems.push(
+        ...verifyInstalled(family, current).map((p) => `IPv${family} ${p}`),
+        ...verifyPolicyRoutes(family, routes.rules, routes.routes),
+      );
+    }
+    return problems;
+  }
+}

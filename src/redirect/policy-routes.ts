@@ -1,0 +1,87 @@
+/**
+ * Reply routing for sockets the proxy binds to a foreign source address
+ * (IP_TRANSPARENT): packets of connections carrying our connmark are routed
+ * locally (FACTS.md section 2). Pure: decides which `ip` commands bring the
+ * netns to the wanted state from what `ip rule`/`ip route` print now.
+ */
+import { CONNMARK, POLICY_ROUTE, hex, type IpFamily } from './constants.js';
+
+const fwmark = `${hex(CONNMARK.value)}/${hex(CONNMARK.mask)}`;
+
+/** Arguments of `ip rule list` / `ip route show` used to inspect the state. */
+export function inspectCommands(family: IpFamily): { rules: string[]; routes: string[] } {
+  return {
+    rules: [`-${family}`, 'rule', 'list', 'pref', String(POLICY_ROUTE.priority)],
+    routes: [`-${family}`, 'route', 'show', 'table', String(POLICY_ROUTE.table)],
+  };
+}
+
+function ruleCount(ruleList: string): number {
+  return ruleList
+    .split('\n')
+    .filter((l) => l.includes(`fwmark ${fwmark}`) && l.includes(`lookup ${POLICY_ROUTE.table}`))
+    .length;
+}
+
+function hasLocalRoute(routeList: string): boolean {
+  return routeList
+    .split('\n')
+    .some((l) => /^local (default|0\.0\.0\.0\/0|::\/0) dev lo\b/.test(l.trim()));
+}
+
+const ruleArgs = (family: IpFamily): string[] => [
+  `-${family}`,
+  'rule',
+  'ZZ',
+  'fwmark',
+  fwmark,
+  'pref',
+  String(POLICY_ROUTE.priority),
+  'lookup',
+  String(POLICY_ROUTE.table),
+];
+
+const routeArgs = (family: IpFamily, verb: string): string[] => [
+  `-${family}`,
+  'route',
+  verb,
+  'local',
+  family === 4 ? '0.0.0.0/0' : '::/0',
+  'dev',
+  'lo',
+  'table',
+  String(POLICY_ROUTE.table),
+];
+
+/** `ip` argument lists that install the rule and route (none when present). */
+export function installCommands(family: IpFamily, ruleList: string, routeList: string): string[][] {
+  const out: string[][] = [];
+  const n = ruleCount(ruleList);
+  if (n === 0) out.push(ruleArgs(family).map((a) => (a === 'ZZ' ? 'add' : a)));
+  for (let i = 1; i < n; i++) out.push(ruleArgs(family).map((a) => (a === 'ZZ' ? 'del' : a)));
+  if (!hasLocalRoute(routeList)) out.push(routeArgs(family, 'replace'));
+  return out;
+}
+
+/** `ip` argument lists that remove the rule and route (none when absent). */
+export function removeCommands(family: IpFamily, ruleList: string, routeList: string): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < ruleCount(ruleList); i++)
+    out.push(ruleArgs(family).map((a) => (a === 'ZZ' ? 'del' : a)));
+  if (hasLocalRoute(routeList)) out.push(routeArgs(family, 'del'));
+  return out;
+}
+
+/** Problems with the live state ([] when in place). */
+export function verifyPolicyRoutes(
+  family: IpFamily,
+  ruleList: string,
+  routeList: string,
+): string[] {
+  const problems: string[] = [];
+  if (ruleCount(ruleList) !== 1)
+    problems.push(`IPv${family} fwmark ${fwmark} rule missing or doubled`);
+  if (!hasLocalRoute(routeList))
+    problems.push(`IPv${family} local route in table ${POLICY_ROUTE.table} missing`);
+  return problems;
+}
