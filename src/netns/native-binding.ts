@@ -4,14 +4,16 @@
  * interface. Only socket-in-netns.ts should use it.
  *
  * The addon is looked for, in order:
- *  1. beside the running module: `dist/meshless_netns.node` next to the
+ *  1. beside this module's file: `dist/meshless_netns.node` next to the
  *     bundled daemon (scripts/build.mjs copies it there);
  *  2. `<repo>/build/Release/meshless_netns.node`, from the bundle in `dist/`
  *     or from the sources in `src/netns/` (tests, tsx).
+ * Never from the working directory: the daemon runs as root.
  * Loading is lazy: importing this module has no side effect.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MeshlessError } from '../errors.js';
 
@@ -63,13 +65,36 @@ const ADDON = 'meshless_netns.node';
 
 let loaded: NetnsBinding | undefined;
 
-/** The places the addon may be, best first, for a module at `moduleUrl`. */
-export function addonCandidates(moduleUrl: string): string[] {
+/** The places the addon may be, best first, for this module at `moduleFile`. */
+export function addonCandidates(moduleFile: string): string[] {
+  const dir = dirname(moduleFile);
   return [
-    new URL(`./${ADDON}`, moduleUrl), // dist/, beside the bundle
-    new URL(`../build/Release/${ADDON}`, moduleUrl), // from dist/
-    new URL(`../../build/Release/${ADDON}`, moduleUrl), // from src/netns/
-  ].map((u) => fileURLToPath(u));
+    join(dir, ADDON), // dist/, beside the bundle
+    join(dir, '..', 'build', 'Release', ADDON), // from dist/
+    join(dir, '..', '..', 'build', 'Release', ADDON), // from src/netns/
+  ];
+}
+
+/**
+ * The file this code runs from: the bundle (dist/meshlessd.js) or this
+ * source file. The bundles are CommonJS, where esbuild leaves `import.meta`
+ * empty, and ESM (the sources under tsx) has no `__filename`; V8's call
+ * site of this function knows the file in both.
+ */
+function thisModuleFile(): string {
+  if (typeof __filename === 'string') return __filename;
+  const saved = Error.prepareStackTrace;
+  let file: string | null | undefined;
+  try {
+    Error.prepareStackTrace = (_err, sites) => sites;
+    const sites = new Error().stack as unknown as NodeJS.CallSite[] | undefined;
+    file = sites?.[0]?.getFileName();
+  } finally {
+    Error.prepareStackTrace = saved;
+  }
+  if (file === undefined || file === null)
+    throw new MeshlessError('MESHLESS_E_NETNS', 'cannot tell where the running module is');
+  return file.startsWith('file:') ? fileURLToPath(file) : file;
 }
 
 /**
@@ -78,7 +103,7 @@ export function addonCandidates(moduleUrl: string): string[] {
  */
 export function netnsBinding(): NetnsBinding {
   if (loaded !== undefined) return loaded;
-  const candidates = addonCandidates(import.meta.url);
+  const candidates = addonCandidates(thisModuleFile());
   const path = candidates.find((p) => existsSync(p));
   if (path === undefined)
     throw new MeshlessError(
@@ -87,7 +112,7 @@ export function netnsBinding(): NetnsBinding {
         'run `npm install` (it builds the addon with node-gyp) and `npm run build`',
     );
   try {
-    loaded = createRequire(import.meta.url)(path) as NetnsBinding;
+    loaded = createRequire(path)(path) as NetnsBinding;
   } catch (cause) {
     throw new MeshlessError('MESHLESS_E_NETNS', `cannot load native addon ${path}`, {
       cause,

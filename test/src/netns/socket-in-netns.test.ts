@@ -87,14 +87,12 @@ describe('originalDestination and socketFd', () => {
 
 describe('native addon location', () => {
   it('looks beside the bundle first, then in build/Release', () => {
-    const [beside, fromDist, fromSrc] = addonCandidates('file:///opt/meshless/dist/meshlessd.js');
+    const [beside, fromDist, fromSrc] = addonCandidates('/opt/meshless/dist/meshlessd.js');
     assert.equal(beside, '/opt/meshless/dist/meshless_netns.node');
     assert.equal(fromDist, '/opt/meshless/build/Release/meshless_netns.node');
     assert.equal(fromSrc, '/opt/build/Release/meshless_netns.node');
     const repo = fileURLToPath(new URL('../../../', import.meta.url));
-    assert.equal(
-      addonCandidates(new URL('../../../src/netns/native-binding.ts', import.meta.url).href)[2],
-      `${repo}build/Release/meshless_netns.node`,
-    );
+    const source = fileURLToPath(new URL('../../../src/netns/native-binding.ts', import.meta.url));
+    assert.equal(addonCandidates(source)[2], `${repo}build/Release/meshless_netns.node`);
   });
 });
