@@ -8,6 +8,7 @@
 // package.json says otherwise, and dist/package.json marks dist/ the same way
 // so every program behaves alike wherever it is run from.
 import { build } from 'esbuild';
+import { copyFileSync, existsSync } from 'node:fs';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { brotliCompressSync, constants as zlib } from 'node:zlib';
 
@@ -86,3 +87,9 @@ const cniBytes = Object.values(results[0].metafile.outputs)[0]?.bytes ?? 0;
 console.log(
   `built dist/meshless-cni (${(cniBytes / 1024).toFixed(0)} KiB), dist/meshlessd.js, dist/meshless.js`,
 );
+
+// The daemon's native addon (node-gyp builds it at npm install) goes beside
+// dist/meshlessd.js, where src/netns/native-binding.ts looks for it first.
+const addon = 'build/Release/meshless_netns.node';
+if (existsSync(addon)) copyFileSync(addon, 'dist/meshless_netns.node');
+else console.warn(`warning: ${addon} is missing (run npm install): the daemon needs it`);
