@@ -21,8 +21,8 @@ Usage: install.sh [--uninstall] [options]
   --socket-path PATH          the daemon's CNI socket (default /var/run/meshless/cni.sock)
   --kubeconfig PATH           kubeconfig for the plugin
   --log-file PATH             the plugin's log file
-  --log-level LEVEL           trace|debug|info|warn|error|fatal|silent
-  --exclude-namespaces A,B    namespaces never enrolled
+  --log-level LEVEL           debug|info|warn|error|silent
+  --exclude-namespaces A,B    namespaces never enrolled (replaces the default kube-system)
   -h, --help                  this help
 EOF
 }

@@ -83,7 +83,7 @@ const install: CommandModule = {
       .option('log-level', { type: 'string', describe: "the plugin's log level" })
       .option('exclude-namespaces', {
         type: 'string',
-        describe: 'comma-separated namespaces never enrolled',
+        describe: 'comma-separated namespaces never enrolled (replaces the default kube-system)',
       }),
   handler: (argv) =>
     run('install', () =>

@@ -4,14 +4,18 @@
  * here, so a typo never reaches a node's network config.
  */
 import { isAbsolute } from 'node:path';
-import { LOG_LEVELS, type LogLevel } from '../config/daemon-config.js';
+import {
+  DEFAULT_SOCKET_PATH,
+  PLUGIN_LOG_LEVELS,
+  PLUGIN_TYPE,
+  type PluginLogLevel,
+} from '../cni/plugin-config.js';
 import { MeshlessError } from '../errors.js';
 
-/** The `type` that marks an entry as ours; also the binary's name in the CNI bin dir. */
-export const PLUGIN_TYPE = 'meshless-cni';
-
-/** Default Unix socket of the daemon's CNI registration API (the daemon's `cniSocket`). */
-export const DEFAULT_SOCKET_PATH = '/var/run/meshless/cni.sock';
+// One source of truth with the plugin's own config parser: the `type` that
+// marks an entry as ours (also the binary's name in the CNI bin dir), the
+// daemon socket it defaults to, and the log levels it accepts.
+export { DEFAULT_SOCKET_PATH, PLUGIN_TYPE };
 
 /** Installer options that become fields of our entry. */
 export interface EntryOptions {
@@ -19,7 +23,7 @@ export interface EntryOptions {
   readonly socketPath?: string | undefined;
   /** Absolute path of a kubeconfig the plugin may use. */
   readonly kubeconfig?: string | undefined;
-  /** Namespaces the plugin never enrols. */
+  /** Namespaces the plugin never enrols; replaces the plugin's default (kube-system). */
   readonly excludeNamespaces?: readonly string[] | undefined;
   /** Absolute path of the plugin's log file (the plugin never logs to stdout). */
   readonly logFile?: string | undefined;
@@ -33,7 +37,7 @@ export interface MeshlessEntry {
   readonly kubeconfig?: string;
   readonly excludeNamespaces?: readonly string[];
   readonly logFile?: string;
-  readonly logLevel?: LogLevel;
+  readonly logLevel?: PluginLogLevel;
 }
 
 // RFC 1123 label: what Kubernetes allows as a namespace name.
@@ -58,7 +62,7 @@ export function buildEntry(options: EntryOptions = {}): MeshlessEntry {
     kubeconfig?: string;
     excludeNamespaces?: readonly string[];
     logFile?: string;
-    logLevel?: LogLevel;
+    logLevel?: PluginLogLevel;
   } = {
     type: PLUGIN_TYPE,
     socketPath: absolute('--socket-path', options.socketPath ?? DEFAULT_SOCKET_PATH),
@@ -76,11 +80,11 @@ export function buildEntry(options: EntryOptions = {}): MeshlessEntry {
   }
   if (options.logFile !== undefined) entry.logFile = absolute('--log-file', options.logFile);
   if (options.logLevel !== undefined) {
-    const level = LOG_LEVELS.find((l) => l === options.logLevel);
+    const level = PLUGIN_LOG_LEVELS.find((l) => l === options.logLevel);
     if (level === undefined)
       throw new MeshlessError(
         'MESHLESS_E_INSTALL',
-        `--log-level "${options.logLevel}" is not one of ${LOG_LEVELS.join(', ')}`,
+        `--log-level "${options.logLevel}" is not one of ${PLUGIN_LOG_LEVELS.join(', ')}`,
       );
     entry.logLevel = level;
   }

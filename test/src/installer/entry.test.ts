@@ -6,6 +6,7 @@ import {
   parseNamespaceList,
   type EntryOptions,
 } from '../../../src/installer/entry.js';
+import { parsePluginConfig } from '../../../src/cni/plugin-config.js';
 
 describe('buildEntry', () => {
   it('defaults to the daemon socket and omits unset options', () => {
@@ -31,6 +32,29 @@ describe('buildEntry', () => {
     assert.deepEqual(entry.excludeNamespaces, ['kube-system', 'monitoring']);
   });
 
+  it("writes entries the plugin's own config parser accepts", () => {
+    for (const options of [
+      {},
+      {
+        socketPath: '/run/m.sock',
+        kubeconfig: '/etc/cni/net.d/meshless-kubeconfig',
+        excludeNamespaces: ['kube-system', 'monitoring'],
+        logFile: '/var/log/meshless-cni.log',
+        logLevel: 'debug',
+      },
+    ]) {
+      const entry = buildEntry(options);
+      // The runtime injects name and cniVersion from the conflist.
+      const config = parsePluginConfig({ cniVersion: '1.0.0', name: 'podnet', ...entry });
+      assert.equal(config.socketPath, entry.socketPath);
+      assert.equal(config.kubeconfig, entry.kubeconfig);
+      assert.equal(config.logFile, entry.logFile);
+      if (entry.excludeNamespaces)
+        assert.deepEqual(config.excludeNamespaces, entry.excludeNamespaces);
+      if (entry.logLevel) assert.equal(config.logLevel, entry.logLevel);
+    }
+  });
+
   it('an empty namespace list is omitted', () => {
     assert.equal('excludeNamespaces' in buildEntry({ excludeNamespaces: [] }), false);
   });
@@ -43,7 +67,8 @@ describe('buildEntry', () => {
     ],
     ['relative kubeconfig', { kubeconfig: 'kc' }, /--kubeconfig/],
     ['relative log file', { logFile: 'x.log' }, /--log-file/],
-    ['unknown log level', { logLevel: 'loud' }, /--log-level "loud" is not one of trace, debug/],
+    ['unknown log level', { logLevel: 'loud' }, /--log-level "loud" is not one of debug, info/],
+    ['a level the plugin lacks', { logLevel: 'trace' }, /--log-level "trace"/],
     [
       'bad namespace',
       { excludeNamespaces: ['Kube_System'] },
