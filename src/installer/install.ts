@@ -143,7 +143,8 @@ async function installBinary(
     const [current, st] = await Promise.all([readFile(binPath), stat(binPath)]);
     if ((st.mode & 0o7777) === 0o755 && current.equals(plugin)) return 'unchanged';
   } catch (err) {
-    if (!isErrno(err, 'ENOENT')) throw installError(`cannot read ${binPath}: ${errorMessage(err)}`);
+    if (!isErrno(err, 'ENOENT'))
+      throw installError(`cannot read ${binPath}: ${errorMessage(err)}`, err);
   }
   await writeFileAtomic(binPath, plugin, { mode: 0o755 });
   return 'written';
