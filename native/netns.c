@@ -148,7 +148,8 @@ static int opt_int(napi_env env, napi_value obj, const char *name, int64_t min, 
   if (get_prop(env, obj, name, &v, &t) != 0) return -1;
   if (t == napi_undefined) return 0;
   if (t != napi_number || napi_get_value_double(env, v, &d) != napi_ok) return -1;
-  if (d != (double)(int64_t)d || d < (double)min || d > (double)max) return -1;
+  /* Range first: NaN fails it, and only then is the cast defined. */
+  if (!(d >= (double)min && d <= (double)max) || d != (double)(int64_t)d) return -1;
   *out = (int64_t)d;
   *present = 1;
   return 0;
@@ -245,7 +246,7 @@ static int build_socket(const socket_spec *spec, sys_failure *fail) {
   }
   /* Each step names the syscall in the error; SO_MARK and *_TRANSPARENT
    * need CAP_NET_ADMIN (EPERM otherwise). */
-  if (spec->has_mark && set_int_opt(fd, SOL_SOCKET, SO_MARK, (int)spec->mark) != 0) {
+  if (spec->has_mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &spec->mark, sizeof spec->mark) != 0) {
     fail->syscall = "setsockopt(SO_MARK)";
   } else if (spec->transparent && spec->family == AF_INET &&
              set_int_opt(fd, SOL_IP, IP_TRANSPARENT, 1) != 0) {

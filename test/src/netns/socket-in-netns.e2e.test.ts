@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile as execFileCb, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -421,6 +421,20 @@ describe('sockets in a network namespace (native addon)', { skip }, () => {
       reusePort: true,
     });
     assert.equal(portOf(twin), portOf(shared));
+  });
+
+  it('leaks no fd on failure paths (open, setns, bind inside the netns)', async () => {
+    const busy = await listen({ netnsPath: PATH_A, host: '127.0.0.1', port: 0 });
+    const attempts = [
+      { netnsPath: `/var/run/netns/${PREFIX}missing`, port: 0 },
+      { netnsPath: tmpFile, port: 0 },
+      { netnsPath: PATH_A, host: '127.0.0.1', port: portOf(busy) },
+    ];
+    const before = readdirSync('/proc/self/fd').length;
+    for (let i = 0; i < 50; i++)
+      for (const a of attempts) await assert.rejects(listenInNetns(a), MeshlessError);
+    assert.equal(readdirSync('/proc/self/fd').length, before);
+    assert.equal(homeNetns(), home);
   });
 
   it('leaves the calling thread in its own netns: a socket made without a netns path is the host’s', async () => {
