@@ -191,6 +191,7 @@ export async function connectFromNetns(options: ConnectFromNetnsOptions): Promis
     closeSync(fd); // not adopted: still ours
     throw netnsError(what, netnsPath, cause);
   }
+  if (options.noDelay === true) socket.setNoDelay(true); // TCP_NODELAY now, before connect()
   return await new Promise<net.Socket>((resolve, reject) => {
     const fail = (cause: Error): void => {
       clearTimeout(timer);
@@ -207,7 +208,7 @@ export async function connectFromNetns(options: ConnectFromNetnsOptions): Promis
     }, timeoutMs);
     socket.once('error', fail);
     // Same tick as the adoption (see the invariants above).
-    socket.connect({ port, host: options.host, noDelay: options.noDelay === true }, () => {
+    socket.connect(port, options.host, () => {
       clearTimeout(timer);
       socket.off('error', fail);
       resolve(socket);
