@@ -40,7 +40,7 @@ export interface ListenInNetnsOptions {
   readonly port: number;
   /** 4 or 6; default: the family of `host`, else 4. Must match `host`. */
   readonly family?: 4 | 6;
-  /** listen() backlog; default 511 like Node. */
+  /** listen() backlog, at least 1; default 511 like Node. */
   readonly backlog?: number;
   /** `SO_MARK` for the listener (inherited by accepted sockets). */
   readonly mark?: number;
@@ -100,7 +100,7 @@ export async function listenInNetns(options: ListenInNetnsOptions): Promise<net.
   const backlog = checkInt(
     options.backlog ?? DEFAULT_BACKLOG,
     'backlog',
-    0,
+    1, // Node's listen() turns 0 into 511
     2 ** 31 - 1,
     'listenInNetns',
   );

@@ -42,6 +42,7 @@ describe('listenInNetns argument validation', () => {
     ['family not 4 or 6', { family: 5, port: 0 }, 'family'],
     ['family not matching host', { host: '::', family: 4, port: 0 }, 'family'],
     ['negative backlog', { port: 0, backlog: -1 }, 'backlog'],
+    ['zero backlog', { port: 0, backlog: 0 }, 'backlog'],
     ['mark too large', { port: 0, mark: 2 ** 32 }, 'mark'],
     ['netns path with NUL', { netnsPath: '/var/run/netns/a\0b', port: 0 }, 'netnsPath'],
     ['netns path not a string', { netnsPath: 42, port: 0 }, 'netnsPath'],
