@@ -35,14 +35,19 @@ function invalid(name: string, why: string): CniError {
   return new CniError(CNI_CODES.invalidEnvironment, `${name} ${why}`);
 }
 
-/** Parses `K=V;K=V` as the spec (and libcni's skel) do. */
+/**
+ * Parses `K=V;K=V` as the spec (and libcni's types.LoadArgs) do: a pair
+ * with no "=" or with more than one is malformed. Empty pairs (a trailing
+ * ";") are tolerated.
+ */
 export function parseCniArgs(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   if (text === '') return out;
   for (const pair of text.split(';')) {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw invalid('CNI_ARGS', `holds "${pair}", which is not KEY=VALUE`);
+    if (eq <= 0 || pair.includes('=', eq + 1))
+      throw invalid('CNI_ARGS', `holds "${pair}", which is not KEY=VALUE`);
     out[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return out;

@@ -25,8 +25,9 @@ export function convertResult(
   target: CniVersion,
 ): Record<string, unknown> {
   const from = prev['cniVersion'];
-  if (from === undefined || from === target) return { ...prev, cniVersion: target };
-  if (!isSupportedVersion(from))
+  if (from === target) return { ...prev, cniVersion: target };
+  // Without a cniVersion the ips' shape is unknown: normalize it to `target`.
+  if (from !== undefined && !isSupportedVersion(from))
     throw new CniError(
       CNI_CODES.incompatibleVersion,
       `prevResult has cniVersion "${String(from)}", which meshless-cni cannot convert to ${target}`,
