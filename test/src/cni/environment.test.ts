@@ -38,8 +38,9 @@ describe('parseEnvironment: required variables per command', () => {
     for (const v of vars) {
       it(`${command} without ${v} is code 4 naming it`, () => {
         assertInvalidEnv(() => parseEnvironment({ ...BASE, CNI_COMMAND: command, [v]: '' }), v);
-        const env: NodeJS.ProcessEnv = { ...BASE, CNI_COMMAND: command };
-        delete env[v];
+        const env = Object.fromEntries(
+          Object.entries({ ...BASE, CNI_COMMAND: command }).filter(([k]) => k !== v),
+        );
         assertInvalidEnv(() => parseEnvironment(env), v);
       });
     }
