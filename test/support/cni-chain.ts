@@ -1,0 +1,193 @@
+/**
+ * Runs a CNI conflist the way libcni does, for end-to-end tests: each
+ * plugin executed with the CNI_* environment and its network config on
+ * stdin, ADD in order with prevResult threaded through, DEL in reverse with
+ * the cached result, CHECK in order; inside a simulated node's netns.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const DEBIAN_CNI_DIR = '/usr/lib/cni';
+export const PLUGIN_BUNDLE = join(process.cwd(), 'dist/meshless-cni');
+
+export interface Conflist {
+  readonly cniVersion: string;
+  readonly name: string;
+  readonly plugins: readonly Record<string, unknown>[];
+}
+
+export interface PodAttachment {
+  readonly containerId: string;
+  /** Netns path of the pod ('' for a DEL without netns). */
+  readonly netns: string;
+  readonly ifname: string;
+  /** CNI_ARGS pairs; the K8S_POD_* keys a kubelet passes. */
+  readonly args: Readonly<Record<string, string>>;
+}
+
+export interface PluginRun {
+  readonly type: string;
+  readonly status: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** stdout parsed as JSON, when it is. */
+  readonly json: Record<string, unknown> | undefined;
+}
+
+export interface ChainOutcome {
+  readonly ok: boolean;
+  readonly runs: readonly PluginRun[];
+  /** The final result (ADD) or the failing plugin's error JSON. */
+  readonly output: Record<string, unknown> | undefined;
+}
+
+function pluginPath(type: string): string {
+  if (type === 'meshless-cni') return PLUGIN_BUNDLE;
+  const p = join(DEBIAN_CNI_DIR, type);
+  if (!existsSync(p)) throw new Error(`CNI plugin ${type} not found in ${DEBIAN_CNI_DIR}`);
+  return p;
+}
+
+/** Executes one plugin inside `nodeNetns` (a netns name), bare environment. */
+export function execPlugin(
+  nodeNetns: string | undefined,
+  command: string,
+  att: PodAttachment,
+  config: Record<string, unknown>,
+): PluginRun {
+  const type = String(config['type']);
+  const env: Record<string, string> = {
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: att.containerId,
+    CNI_NETNS: att.netns,
+    CNI_IFNAME: att.ifname,
+    CNI_ARGS: Object.entries(att.args)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(';'),
+    CNI_PATH: DEBIAN_CNI_DIR,
+    PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+  };
+  const argv =
+    nodeNetns === undefined
+      ? [pluginPath(type)]
+      : ['ip', 'netns', 'exec', nodeNetns, pluginPath(type)];
+  const r = spawnSync(argv[0] ?? '', argv.slice(1), {
+    env,
+    input: JSON.stringify(config),
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = r.stdout.trim() === '' ? undefined : (JSON.parse(r.stdout) as Record<string, unknown>);
+  } catch {
+    json = undefined;
+  }
+  return { type, status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json };
+}
+
+/** What libcni injects into each plugin's config. */
+function pluginConfig(
+  list: Conflist,
+  plugin: Record<string, unknown>,
+  prev: Record<string, unknown> | undefined,
+) {
+  return {
+    ...plugin,
+    name: list.name,
+    cniVersion: list.cniVersion,
+    ...(prev ? { prevResult: prev } : {}),
+  };
+}
+
+export class CniRuntime {
+  readonly #nodeNetns: string | undefined;
+  /** The cached ADD result per container, as libcni keeps it for DEL/CHECK. */
+  readonly #cache = new Map<string, Record<string, unknown>>();
+
+  constructor(nodeNetns: string | undefined) {
+    this.#nodeNetns = nodeNetns;
+  }
+
+  add(list: Conflist, att: PodAttachment): ChainOutcome {
+    let prev: Record<string, unknown> | undefined;
+    const runs: PluginRun[] = [];
+    for (const plugin of list.plugins) {
+      const run = execPlugin(this.#nodeNetns, 'ADD', att, pluginConfig(list, plugin, prev));
+      runs.push(run);
+      if (run.status !== 0) return { ok: false, runs, output: run.json };
+      prev = run.json;
+    }
+    if (prev) this.#cache.set(att.containerId, prev);
+    return { ok: true, runs, output: prev };
+  }
+
+  check(list: Conflist, att: PodAttachment): ChainOutcome {
+    const prev = this.#cache.get(att.containerId);
+    const runs: PluginRun[] = [];
+    for (const plugin of list.plugins) {
+      const run = execPlugin(this.#nodeNetns, 'CHECK', att, pluginConfig(list, plugin, prev));
+      runs.push(run);
+      if (run.status !== 0) return { ok: false, runs, output: run.json };
+    }
+    return { ok: true, runs, output: undefined };
+  }
+
+  del(list: Conflist, att: PodAttachment): ChainOutcome {
+    const prev = this.#cache.get(att.containerId);
+    const runs: PluginRun[] = [];
+    let failed: PluginRun | undefined;
+    for (const plugin of [...list.plugins].reverse()) {
+      const run = execPlugin(this.#nodeNetns, 'DEL', att, pluginConfig(list, plugin, prev));
+      runs.push(run);
+      failed ??= run.status !== 0 ? run : undefined;
+    }
+    if (!failed) this.#cache.delete(att.containerId);
+    return { ok: failed === undefined, runs, output: failed?.json };
+  }
+
+  /** The result the previous plugins produced (what ours must pass through). */
+  lastResultBefore(
+    list: Conflist,
+    att: PodAttachment,
+    outcome: ChainOutcome,
+  ): Record<string, unknown> | undefined {
+    void list;
+    void att;
+    return outcome.runs.at(-2)?.json;
+  }
+}
+
+/** A conflist like a node's: bridge + host-local (dual-stack), then meshless-cni. */
+export function bridgeConflist(opts: {
+  name: string;
+  cniVersion: string;
+  bridge: string;
+  subnet4: string;
+  subnet6?: string;
+  ipamDataDir: string;
+  meshless: Record<string, unknown>;
+}): Conflist {
+  const ranges: { subnet: string }[][] = [[{ subnet: opts.subnet4 }]];
+  if (opts.subnet6) ranges.push([{ subnet: opts.subnet6 }]);
+  return {
+    cniVersion: opts.cniVersion,
+    name: opts.name,
+    plugins: [
+      {
+        type: 'bridge',
+        bridge: opts.bridge,
+        isGateway: true,
+        ipMasq: false,
+        ipam: {
+          type: 'host-local',
+          ranges,
+          dataDir: opts.ipamDataDir,
+          routes: [{ dst: '0.0.0.0/0' }],
+        },
+      },
+      { type: 'meshless-cni', ...opts.meshless },
+    ],
+  };
+}
