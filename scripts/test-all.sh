@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian/Ubuntu machine
+# (system packages, then npm ci) and runs every tier: unit, integration and
+# the network-namespace end-to-end tests. Run as root (the e2e tier creates
+# network namespaces and iptables rules; it cleans up after itself).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  iproute2 iptables util-linux containernetworking-plugins openssl
+  python3 make g++
+)
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+else
+  echo "not root or no apt-get: assuming ${APT_PACKAGES[*]} are present; the e2e tier needs root" >&2
+fi
+
+npm ci --no-audit --no-fund
+npm test
