@@ -92,7 +92,7 @@ export class TrustBundle {
       if (!root.ca)
         throw new MeshlessError(
           'MESHLESS_E_CA',
-          `${origin}: certificate "${root.subject}" (serial ${root.serialNumber}) is not a CA ` +
+          `${origin}: certificate "${root.subject || '(empty subject)'}" (serial ${root.serialNumber}) is not a CA ` +
             '(basicConstraints cA is not true); a trust bundle holds only CA certificates',
           { details: { origin } },
         );
