@@ -16,11 +16,11 @@ export function inspectCommands(family: IpFamily): { rules: string[]; routes: st
   };
 }
 
+// Whole words: `lookup 1000` or `fwmark 0x111/0xfff0` is not ours.
+const ourRule = new RegExp(`\\sfwmark ${fwmark}\\s.*\\blookup ${POLICY_ROUTE.table}(?:\\s|$)`);
+
 function ruleCount(ruleList: string): number {
-  return ruleList
-    .split('\n')
-    .filter((l) => l.includes(`fwmark ${fwmark}`) && l.includes(`lookup ${POLICY_ROUTE.table}`))
-    .length;
+  return ruleList.split('\n').filter((l) => ourRule.test(l)).length;
 }
 
 function hasLocalRoute(routeList: string): boolean {
