@@ -171,10 +171,14 @@ export class RegistrationService {
   }
 
   status(): StatusResponse {
+    const snap = this.#o.discovery.snapshot();
+    let addresses = 0;
+    for (const pod of snap.pods.values()) addresses += pod.ips.length;
     return {
       ready: this.#o.discovery.synced,
       nodeName: this.#o.nodeName,
       workloads: this.#o.registry.size,
+      discovery: { namespaces: snap.namespaces.size, pods: snap.pods.size, addresses },
     };
   }
 

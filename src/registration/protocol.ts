@@ -80,6 +80,12 @@ export interface StatusResponse {
   readonly ready: boolean;
   readonly nodeName: string;
   readonly workloads: number;
+  /** What discovery knows now (lets tools wait for a change to land). */
+  readonly discovery: {
+    readonly namespaces: number;
+    readonly pods: number;
+    readonly addresses: number;
+  };
 }
 
 export interface ErrorResponse {

@@ -1,0 +1,63 @@
+/**
+ * Where an enrolled pod's captured outbound connection goes (ztunnel's
+ * `build_request`): decided from the original destination and the workload
+ * index alone, never touching a socket.
+ */
+import { PROXY_PORTS } from '../redirect/constants.js';
+import type { WorkloadEntry, WorkloadIndex } from './workload-index.js';
+
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+export type OutboundDecision =
+  /** Never proxy: a connection to our own ports would loop. */
+  | { readonly kind: 'refuse'; readonly reason: string }
+  /** Enrolled destination: mutual TLS over HBONE to its pod, or nothing. */
+  | {
+      readonly kind: 'hbone';
+      readonly destination: WorkloadEntry;
+      readonly hbone: Endpoint;
+      readonly target: Endpoint;
+    }
+  /** Anything else: plaintext, untouched, from inside the pod. */
+  | {
+      readonly kind: 'passthrough';
+      readonly target: Endpoint;
+      readonly destination: WorkloadEntry | undefined;
+    };
+
+const OWN_PORTS: readonly number[] = Object.values(PROXY_PORTS);
+
+export function decideOutbound(originalDst: Endpoint, index: WorkloadIndex): OutboundDecision {
+  if (OWN_PORTS.includes(originalDst.port))
+    return {
+      kind: 'refuse',
+      reason: `destination port ${originalDst.port} is a meshless proxy port (self-call loop)`,
+    };
+  const destination = index.byIp(originalDst.address);
+  if (destination?.enrolled)
+    return {
+      kind: 'hbone',
+      destination,
+      hbone: { address: originalDst.address, port: PROXY_PORTS.inboundHbone },
+      target: originalDst,
+    };
+  return { kind: 'passthrough', target: originalDst, destination };
+}
+
+/**
+ * Whether a connection captured on the inbound plaintext port may be
+ * delivered: to one of the pod's own addresses, never to a proxy port.
+ */
+export function decideInboundPlaintext(
+  originalDst: Endpoint,
+  podAddresses: readonly string[],
+): { readonly deliver: true } | { readonly deliver: false; readonly reason: string } {
+  if (OWN_PORTS.includes(originalDst.port))
+    return { deliver: false, reason: `port ${originalDst.port} is a meshless proxy port` };
+  if (!podAddresses.includes(originalDst.address))
+    return { deliver: false, reason: `${originalDst.address} is not an address of this pod` };
+  return { deliver: true };
+}

@@ -1,0 +1,276 @@
+/**
+ * A simulated Kubernetes cluster on one machine, for end-to-end tests and
+ * the demo: each node is a network namespace with a bridge (made by the
+ * real bridge plugin), nodes are joined by a veth link and route each
+ * other's pod subnets; pods are network namespaces created through the real
+ * CNI chain (bridge + host-local, then dist/meshless-cni); each node runs
+ * dist/meshlessd.js on a shared file discovery source.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { callDaemon } from '../../src/registration/client.js';
+import type { StatusResponse } from '../../src/registration/protocol.js';
+import { CniRuntime, bridgeConflist, type Conflist, type PodAttachment } from './cni-chain.js';
+import { startDaemonProcess, type DaemonHandle } from './daemon-process.js';
+import { Netns, RUN_TAG, sh } from './netns.js';
+
+export interface SimNode {
+  readonly name: string;
+  readonly index: number;
+  readonly netns: Netns;
+  /** This node's end of the node-to-node link, and its address. */
+  readonly linkIf: string;
+  readonly linkIp: string;
+  readonly podSubnet: string;
+  readonly dir: string;
+  readonly conflist: Conflist;
+  readonly runtime: CniRuntime;
+  daemon: DaemonHandle | undefined;
+}
+
+export interface SimPod {
+  readonly name: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly node: SimNode;
+  readonly netns: Netns;
+  readonly attachment: PodAttachment;
+  ip: string | undefined;
+}
+
+export interface SimClusterOptions {
+  readonly dir: string;
+  readonly nodes: number;
+  /** Namespace name -> enrolled. */
+  readonly namespaces: Readonly<Record<string, boolean>>;
+  readonly daemonConfig?: Readonly<Record<string, unknown>>;
+}
+
+const LINK_SUBNET = '10.247.0';
+
+export class SimCluster {
+  readonly nodes: SimNode[] = [];
+  readonly pods: SimPod[] = [];
+  readonly namespaces: Record<string, boolean>;
+  readonly discoveryFile: string;
+  readonly #opts: SimClusterOptions;
+
+  private constructor(opts: SimClusterOptions) {
+    this.#opts = opts;
+    this.namespaces = { ...opts.namespaces };
+    this.discoveryFile = join(opts.dir, 'cluster.yaml');
+  }
+
+  /** Builds the nodes and the link (no daemons, no pods yet). */
+  static create(opts: SimClusterOptions): SimCluster {
+    const c = new SimCluster(opts);
+    if (opts.nodes < 1 || opts.nodes > 2) throw new Error('1 or 2 nodes');
+    for (let i = 1; i <= opts.nodes; i++) {
+      const dir = join(opts.dir, `node${i}`);
+      mkdirSync(dir, { recursive: true });
+      const netns = Netns.create(`node${i}`);
+      netns.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+      const node: SimNode = {
+        name: `node${i}`,
+        index: i,
+        netns,
+        linkIf: `ml${RUN_TAG.slice(-6)}n${i}`,
+        linkIp: `${LINK_SUBNET}.${i}`,
+        podSubnet: `10.248.${i}.0/24`,
+        dir,
+        conflist: bridgeConflist({
+          name: 'meshless-sim',
+          cniVersion: '1.0.0',
+          bridge: 'mlbr0',
+          subnet4: `10.248.${i}.0/24`,
+          ipamDataDir: join(dir, 'ipam'),
+          meshless: {
+            socketPath: join(dir, 'state', 'cni.sock'),
+            logFile: join(dir, 'plugin.log'),
+            logLevel: 'debug',
+          },
+        }),
+        runtime: new CniRuntime(netns.name),
+        daemon: undefined,
+      };
+      c.nodes.push(node);
+    }
+    const [a, b] = c.nodes;
+    if (a && b) {
+      sh('ip', [
+        'link',
+        'add',
+        a.linkIf,
+        'netns',
+        a.netns.name,
+        'type',
+        'veth',
+        'peer',
+        b.linkIf,
+        'netns',
+        b.netns.name,
+      ]);
+      for (const [n, peer] of [
+        [a, b],
+        [b, a],
+      ] as const) {
+        n.netns.exec(['ip', 'addr', 'add', `${n.linkIp}/24`, 'dev', n.linkIf]);
+        n.netns.exec(['ip', 'link', 'set', n.linkIf, 'up']);
+        n.netns.exec(['ip', 'route', 'add', peer.podSubnet, 'via', peer.linkIp]);
+      }
+    }
+    return c;
+  }
+
+  node(name: string): SimNode {
+    const n = this.nodes.find((x) => x.name === name);
+    if (!n) throw new Error(`no node ${name}`);
+    return n;
+  }
+
+  pod(name: string): SimPod {
+    const p = this.pods.find((x) => x.name === name);
+    if (!p) throw new Error(`no pod ${name}`);
+    return p;
+  }
+
+  daemonConfig(node: SimNode): Record<string, unknown> {
+    return {
+      nodeName: node.name,
+      stateDir: join(node.dir, 'state'),
+      discovery: { file: this.discoveryFile },
+      ca: {
+        generate: true,
+        certFile: join(this.#opts.dir, 'ca', 'root.crt'),
+        keyFile: join(this.#opts.dir, 'ca', 'root.key'),
+      },
+      logLevel: 'debug',
+      ...this.#opts.daemonConfig,
+    };
+  }
+
+  /** Writes the discovery file from the current namespaces and pods. */
+  writeDiscovery(): void {
+    const items: unknown[] = [];
+    for (const [name, enrolled] of Object.entries(this.namespaces))
+      items.push({
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name, labels: enrolled ? { 'io.cilium/mtls-enabled': 'true' } : {} },
+      });
+    for (const p of this.pods)
+      items.push({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: p.name, namespace: p.namespace, uid: `uid-${p.name}` },
+        spec: { nodeName: p.node.name, serviceAccountName: p.serviceAccount },
+        status: p.ip ? { podIP: p.ip, podIPs: [{ ip: p.ip }] } : {},
+      });
+    const tmp = `${this.discoveryFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 1));
+    sh('mv', [tmp, this.discoveryFile]);
+  }
+
+  /** Waits until every running daemon's discovery shows `addresses` pod IPs and `pods` pods. */
+  async waitForDiscovery(timeoutMs = 10_000): Promise<void> {
+    const pods = this.pods.length;
+    const addresses = this.pods.filter((p) => p.ip).length;
+    const deadline = Date.now() + timeoutMs;
+    for (const node of this.nodes) {
+      if (!node.daemon) continue;
+      for (;;) {
+        const r = await callDaemon<StatusResponse>(
+          node.daemon.socket,
+          'GET',
+          '/v1/status',
+          undefined,
+          1000,
+        );
+        if (
+          r.kind === 'ok' &&
+          r.body.discovery.pods === pods &&
+          r.body.discovery.addresses === addresses
+        )
+          break;
+        if (Date.now() > deadline) throw new Error(`${node.name}: discovery did not catch up`);
+        await new Promise((res) => setTimeout(res, 25));
+      }
+    }
+  }
+
+  async startDaemon(node: SimNode): Promise<DaemonHandle> {
+    if (this.pods.length === 0) this.writeDiscovery();
+    node.daemon = await startDaemonProcess({
+      dir: node.dir,
+      netns: node.netns.name,
+      config: this.daemonConfig(node),
+    });
+    return node.daemon;
+  }
+
+  /**
+   * Creates pods through the CNI chain of their node, then publishes their
+   * IPs to discovery. Throws when a chain fails.
+   */
+  async addPods(
+    specs: readonly { name: string; namespace: string; node: string; serviceAccount?: string }[],
+  ): Promise<SimPod[]> {
+    const created: SimPod[] = [];
+    for (const s of specs) {
+      const node = this.node(s.node);
+      const netns = Netns.create(`pod-${s.name}`);
+      const containerId = `ctr-${RUN_TAG}-${s.name}`;
+      const pod: SimPod = {
+        name: s.name,
+        namespace: s.namespace,
+        serviceAccount: s.serviceAccount ?? `sa-${s.name}`,
+        node,
+        netns,
+        ip: undefined,
+        attachment: {
+          containerId,
+          netns: netns.path,
+          ifname: 'eth0',
+          args: {
+            IgnoreUnknown: '1',
+            K8S_POD_NAMESPACE: s.namespace,
+            K8S_POD_NAME: s.name,
+            K8S_POD_UID: `uid-${s.name}`,
+            K8S_POD_INFRA_CONTAINER_ID: containerId,
+          },
+        },
+      };
+      this.pods.push(pod);
+      created.push(pod);
+    }
+    this.writeDiscovery();
+    await this.waitForDiscovery();
+    for (const pod of created) {
+      const out = pod.node.runtime.add(pod.node.conflist, pod.attachment);
+      if (!out.ok)
+        throw new Error(
+          `ADD ${pod.name} failed: ${JSON.stringify(out.runs.map((r) => [r.type, r.stdout, r.stderr]))}`,
+        );
+      const ips = (out.output?.['ips'] ?? []) as { address: string }[];
+      pod.ip = ips[0]?.address.split('/')[0];
+    }
+    this.writeDiscovery();
+    await this.waitForDiscovery();
+    return created;
+  }
+
+  async removePod(pod: SimPod): Promise<void> {
+    pod.node.runtime.del(pod.node.conflist, pod.attachment);
+    pod.netns.destroy();
+    this.pods.splice(this.pods.indexOf(pod), 1);
+    this.writeDiscovery();
+    await this.waitForDiscovery();
+  }
+
+  /** Kills every daemon and removes every namespace and link this cluster made. */
+  async destroy(): Promise<void> {
+    for (const n of this.nodes) await n.daemon?.stop('SIGKILL');
+    for (const p of this.pods) p.netns.destroy();
+    for (const n of this.nodes) n.netns.destroy();
+  }
+}
