@@ -114,11 +114,10 @@ function flatten(doc: unknown, prefix: string, out: Map<string, unknown>): void 
     out.set(prefix, doc);
     return;
   }
-  const entries = Object.entries(doc as Record<string, unknown>);
-  // `discovery.kubernetes: {}` means "use Kubernetes, in-cluster credentials".
-  if (entries.length === 0 && prefix !== '') out.set(prefix, true);
-  for (const [k, v] of entries) {
+  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
     const key = prefix === '' ? k : `${prefix}.${k}`;
+    // `discovery.kubernetes: {}` means "use Kubernetes, in-cluster credentials".
+    // Any other empty section (`ca: {}`) is just empty.
     if (key === 'discovery.kubernetes' && v !== null && typeof v === 'object') {
       out.set(key, true);
     }
