@@ -1,0 +1,598 @@
+/**
+ * The node's workload identity service: holds the cluster root, a node
+ * intermediate CA, and one X509-SVID per (namespace, service account) that
+ * has a registered workload on this node; renews them on schedule.
+ *
+ * Invariants:
+ * - An identity exists only while at least one registered workload (by its
+ *   workload key, the pod's container ID) holds it through `acquire`; the
+ *   last `release` drops it and its timer. Nothing else creates identities,
+ *   so the node never issues an SVID for a pod that is not on it.
+ * - Leaves are issued only by the node CA, never by the root.
+ * - One `tls.SecureContext` per SVID, built at issue time; renewal swaps in
+ *   a new one. Established connections keep the context they started with.
+ * - A renewal failure never removes the current SVID: it is retried with
+ *   backoff until it succeeds or the SVID expires.
+ * - Timers are unref'd: they never keep the process alive.
+ */
+import { EventEmitter } from 'node:events';
+import type { SecureContext } from 'node:tls';
+import type { DaemonConfig } from '../../src/config/daemon-config.js';
+import { MeshlessError, errorMessage } from '../../src/errors.js';
+import {
+  generateRootCa,
+  issueNodeCa,
+  loadRootCa,
+  type SigningAuthority,
+} from '../../src/identity/certificate-authority.js';
+import {
+  isoTime,
+  summarizeCertificate,
+  type CertsReport,
+  type IdentityReport,
+} from '../../src/identity/certs-report.js';
+import { KubernetesSecretRootSource } from '../../src/identity/kubernetes-root-source.js';
+import {
+  FileRootSource,
+  GeneratedRootStore,
+  resolveRoot,
+  type RootSource,
+} from '../../src/identity/root-source.js';
+import {
+  retryDelay,
+  rotationTime,
+  timerDelay,
+  type RandomFraction,
+} from '../../src/identity/rotation.js';
+import { buildSecureContext } from '../../src/identity/secure-context.js';
+import {
+  toSpiffeId,
+  validateTrustDomain,
+  workloadSpiffeId,
+  type SpiffeId,
+} from '../../src/identity/spiffe-id.js';
+import { derToPem, type TrustBundle } from '../../src/identity/trust-bundle.js';
+import { issueX509Svid, type X509Svid } from '../../src/identity/x509-svid.js';
+
+/** A pino-compatible logger; only these four methods are used. */
+export interface IdentityLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+/** Opaque handle of a scheduled callback. */
+export type TimerHandle = unknown;
+
+/** Timers, injectable so tests can drive rotation with a fake clock. */
+export interface Scheduler {
+  setTimeout(callback: () => void, delayMs: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+/** Node's timers, unref'd. */
+export const nodeScheduler: Scheduler = {
+  setTimeout(callback, delayMs) {
+    const t = setTimeout(callback, delayMs);
+    t.unref();
+    return t;
+  },
+  clearTimeout(handle) {
+    clearTimeout(handle as ReturnType<typeof setTimeout>);
+  },
+};
+
+/** Dependencies of {@link IdentityService.create}; all optional. */
+export interface IdentityServiceDeps {
+  /** Current time, ms since the epoch. Default Date.now. */
+  readonly clock?: () => number;
+  /** Uniform [0, 1) for rotation jitter. Default Math.random. */
+  readonly random?: RandomFraction;
+  readonly logger?: IdentityLogger;
+  readonly scheduler?: Scheduler;
+  /** Replaces the root sources derived from `config.ca` (tests). */
+  readonly rootSources?: readonly RootSource[];
+}
+
+/** An SVID held by this node, ready for TLS. */
+export interface Svid extends X509Svid {
+  /** TLS 1.3 context presenting this SVID and trusting the bundle. Reuse it. */
+  readonly secureContext: SecureContext;
+  /** When it is due to be renewed, ms since the epoch. */
+  readonly rotateAt: number;
+}
+
+/** Events of {@link IdentityService}. */
+export interface IdentityEvents {
+  /** A new identity got its first SVID. */
+  issued: (svid: Svid) => void;
+  /** An identity's SVID was renewed; `previous` stays valid until it expires. */
+  rotated: (svid: Svid, previous: Svid) => void;
+  /** The last workload of an identity left; its SVID is dropped. */
+  released: (spiffeId: SpiffeId) => void;
+  /** A renewal failed; it will be retried at `retryAt`. */
+  'rotation-failed': (subject: SpiffeId | 'node-ca', error: unknown, retryAt: number) => void;
+  /** The node intermediate CA was renewed. */
+  'node-ca-rotated': (nodeCa: SigningAuthority) => void;
+}
+
+interface Identity {
+  readonly id: SpiffeId;
+  readonly key: string;
+  readonly workloads: Set<string>;
+  current: Svid | undefined;
+  pending: Promise<Svid> | undefined;
+  timer: Timer | undefined;
+  failures: number;
+}
+
+/** A scheduled callback; `handle` changes when it re-arms. */
+interface Timer {
+  handle: TimerHandle | undefined;
+}
+
+const noop = (): void => {};
+const silentLogger: IdentityLogger = { info: noop, warn: noop, error: noop, debug: noop };
+
+function identityError(
+  code: string,
+  message: string,
+  details?: Record<string, unknown>,
+): MeshlessError {
+  return new MeshlessError(code, message, { details });
+}
+
+/** Root sources named by the configuration, in order: files, then Secret. */
+export function configuredRootSources(config: DaemonConfig): RootSource[] {
+  const sources: RootSource[] = [];
+  if (config.ca.certFile !== undefined && config.ca.keyFile !== undefined)
+    sources.push(new FileRootSource(config.ca.certFile, config.ca.keyFile));
+  if (config.ca.secret !== undefined)
+    sources.push(
+      new KubernetesSecretRootSource(config.ca.secret, {
+        kubeconfig:
+          config.discovery.source === 'kubernetes' ? config.discovery.kubeconfig : undefined,
+      }),
+    );
+  return sources;
+}
+
+/** See the file comment. Create with {@link IdentityService.create}. */
+export class IdentityService {
+  /** The trust domain, e.g. `cluster.local`. */
+  readonly trustDomain: string;
+  readonly nodeName: string;
+  /** The roots peers must chain to (the `ca` of every context). */
+  readonly trustBundle: TrustBundle;
+
+  readonly #root: SigningAuthority;
+  readonly #svidTtlMs: number;
+  readonly #nodeCaTtlMs: number;
+  readonly #clock: () => number;
+  readonly #random: RandomFraction;
+  readonly #log: IdentityLogger;
+  readonly #scheduler: Scheduler;
+  readonly #events = new EventEmitter();
+  /** Identities by SPIFFE ID URI. */
+  readonly #identities = new Map<string, Identity>();
+  /** Workload key -> SPIFFE ID URI it holds. */
+  readonly #workloads = new Map<string, string>();
+  #nodeCa: SigningAuthority;
+  #nodeCaRotateAt: number;
+  #nodeCaTimer: Timer | undefined;
+  #nodeCaFailures = 0;
+  #closed = false;
+
+  private constructor(
+    config: DaemonConfig,
+    root: SigningAuthority,
+    bundle: TrustBundle,
+    nodeCa: SigningAuthority,
+    deps: Required<Omit<IdentityServiceDeps, 'rootSources'>>,
+  ) {
+    this.trustDomain = config.trustDomain;
+    this.nodeName = config.nodeName;
+    this.trustBundle = bundle;
+    this.#root = root;
+    this.#svidTtlMs = config.identity.svidTtlSeconds * 1000;
+    this.#nodeCaTtlMs = config.identity.intermediateTtlSeconds * 1000;
+    this.#clock = deps.clock;
+    this.#random = deps.random;
+    this.#log = deps.logger;
+    this.#scheduler = deps.scheduler;
+    this.#nodeCa = nodeCa;
+    this.#nodeCaRotateAt = this.#scheduleNodeCa(nodeCa);
+  }
+
+  /**
+   * Loads (or, if allowed, generates) the root, signs this node's
+   * intermediate and returns the running service. Throws MeshlessError
+   * `MESHLESS_E_CA` when no usable root is found.
+   */
+  static async create(
+    config: DaemonConfig,
+    deps: IdentityServiceDeps = {},
+  ): Promise<IdentityService> {
+    const clock = deps.clock ?? Date.now;
+    const log = deps.logger ?? silentLogger;
+    const trustDomain = validateTrustDomain(config.trustDomain);
+    const store = new GeneratedRootStore(config.stateDir);
+    const resolved = await resolveRoot({
+      configured: deps.rootSources ?? configuredRootSources(config),
+      store,
+      generate: config.ca.generate,
+      generateRoot: () => generateRootCa({ trustDomain, now: clock() }),
+    });
+    const now = clock();
+    const { authority: root, bundle } = await loadRootCa(resolved.material, { trustDomain, now });
+    const rootInfo = {
+      source: resolved.source,
+      subject: root.certificate.subject,
+      serialNumber: root.certificate.serialNumber.toLowerCase(),
+      notAfter: isoTime(root.notAfter),
+      bundleRoots: bundle.roots.length,
+    };
+    if (resolved.generated)
+      log.warn(
+        { ...rootInfo, certFile: store.certFile, keyFile: store.keyFile },
+        'generated a new cluster root CA; only daemons sharing this state directory will trust each other',
+      );
+    else log.info(rootInfo, 'loaded the cluster root CA');
+    const nodeCaTtlMs = config.identity.intermediateTtlSeconds * 1000;
+    if (root.notAfter - now < nodeCaTtlMs)
+      log.warn(
+        { notAfter: rootInfo.notAfter },
+        'the cluster root CA expires within one node CA lifetime; rotate the root',
+      );
+    const nodeCa = await issueNodeCa(root, { nodeName: config.nodeName, now, ttlMs: nodeCaTtlMs });
+    log.info(
+      {
+        serialNumber: nodeCa.certificate.serialNumber.toLowerCase(),
+        notAfter: isoTime(nodeCa.notAfter),
+      },
+      'issued the node intermediate CA',
+    );
+    return new IdentityService(config, root, bundle, nodeCa, {
+      clock,
+      random: deps.random ?? Math.random,
+      logger: log,
+      scheduler: deps.scheduler ?? nodeScheduler,
+    });
+  }
+
+  /** Subscribes to an event. */
+  on<E extends keyof IdentityEvents>(event: E, listener: IdentityEvents[E]): this {
+    this.#events.on(event, listener);
+    return this;
+  }
+
+  /** Unsubscribes from an event. */
+  off<E extends keyof IdentityEvents>(event: E, listener: IdentityEvents[E]): this {
+    this.#events.off(event, listener);
+    return this;
+  }
+
+  #emit<E extends keyof IdentityEvents>(event: E, ...args: Parameters<IdentityEvents[E]>): void {
+    try {
+      this.#events.emit(event, ...args);
+    } catch (err) {
+      this.#log.error({ event, err: errorMessage(err) }, 'an identity event listener threw');
+    }
+  }
+
+  /** The current node intermediate CA. */
+  get nodeCa(): SigningAuthority {
+    return this.#nodeCa;
+  }
+
+  /**
+   * Registers `workloadKey` (a registered pod's container ID) as a user of
+   * the identity `spiffe://<td>/ns/<namespace>/sa/<serviceAccount>` and
+   * resolves to its SVID, issuing it if this is the first workload with that
+   * identity on the node. Idempotent; a workload key that comes back with a
+   * different identity is moved to it.
+   */
+  async acquire(workloadKey: string, namespace: string, serviceAccount: string): Promise<Svid> {
+    if (this.#closed)
+      throw identityError('MESHLESS_E_IDENTITY_CLOSED', 'the identity service is shut down');
+    if (workloadKey === '')
+      throw identityError('MESHLESS_E_IDENTITY', 'acquire needs a workload key (container ID)');
+    const id = workloadSpiffeId(this.trustDomain, namespace, serviceAccount);
+    const key = id.toString();
+    const held = this.#workloads.get(workloadKey);
+    if (held !== undefined && held !== key) {
+      this.#log.info({ workload: workloadKey, from: held, to: key }, 'workload changed identity');
+      this.release(workloadKey);
+    }
+    let identity = this.#identities.get(key);
+    if (!identity) {
+      identity = {
+        id,
+        key,
+        workloads: new Set(),
+        current: undefined,
+        pending: undefined,
+        timer: undefined,
+        failures: 0,
+      };
+      this.#identities.set(key, identity);
+    }
+    identity.workloads.add(workloadKey);
+    this.#workloads.set(workloadKey, key);
+    if (identity.current) return identity.current;
+    identity.pending ??= this.#firstIssue(identity);
+    return identity.pending;
+  }
+
+  async #firstIssue(identity: Identity): Promise<Svid> {
+    try {
+      const svid = await this.#issue(identity.id);
+      identity.pending = undefined;
+      if (this.#identities.get(identity.key) !== identity || this.#closed) {
+        // Every workload left (or we shut down) while it was being issued.
+        return svid;
+      }
+      this.#install(identity, svid);
+      this.#log.info(
+        {
+          spiffeId: identity.key,
+          serialNumber: svid.serialNumber,
+          notAfter: isoTime(svid.notAfter),
+          rotateAt: isoTime(svid.rotateAt),
+        },
+        'issued workload SVID',
+      );
+      this.#emit('issued', svid);
+      return svid;
+    } catch (err) {
+      identity.pending = undefined;
+      // Roll back: the workloads waiting on this identity all get the error.
+      if (this.#identities.get(identity.key) === identity) {
+        this.#identities.delete(identity.key);
+        for (const w of identity.workloads) {
+          if (this.#workloads.get(w) === identity.key) this.#workloads.delete(w);
+        }
+      }
+      this.#log.error(
+        { spiffeId: identity.key, err: errorMessage(err) },
+        'cannot issue workload SVID',
+      );
+      throw err;
+    }
+  }
+
+  async #issue(id: SpiffeId): Promise<Svid> {
+    const now = this.#clock();
+    const x = await issueX509Svid(this.#nodeCa, id, { now, ttlMs: this.#svidTtlMs });
+    return {
+      ...x,
+      secureContext: buildSecureContext(x, this.trustBundle),
+      rotateAt: rotationTime(x, this.#random),
+    };
+  }
+
+  #install(identity: Identity, svid: Svid): void {
+    identity.current = svid;
+    identity.failures = 0;
+    this.#arm(identity, svid.rotateAt);
+  }
+
+  #arm(identity: Identity, due: number): void {
+    this.#cancel(identity.timer);
+    identity.timer = this.#at(due, () => void this.#rotate(identity));
+  }
+
+  /**
+   * Runs `fn` once the clock reaches `due`. A timer that fires before (a
+   * delay capped at Node's maximum, or wall-clock adjustments) re-arms.
+   */
+  #at(due: number, fn: () => void): Timer {
+    const timer: Timer = { handle: undefined };
+    const arm = (): void => {
+      timer.handle = this.#scheduler.setTimeout(
+        () => {
+          if (this.#clock() < due) return arm();
+          timer.handle = undefined;
+          fn();
+        },
+        timerDelay(due, this.#clock()),
+      );
+    };
+    arm();
+    return timer;
+  }
+
+  #cancel(timer: Timer | undefined): void {
+    if (timer?.handle !== undefined) this.#scheduler.clearTimeout(timer.handle);
+    if (timer) timer.handle = undefined;
+  }
+
+  async #rotate(identity: Identity): Promise<void> {
+    if (this.#closed || this.#identities.get(identity.key) !== identity) return;
+    const previous = identity.current;
+    try {
+      const svid = await this.#issue(identity.id);
+      if (this.#closed || this.#identities.get(identity.key) !== identity) return;
+      this.#install(identity, svid);
+      this.#log.info(
+        {
+          spiffeId: identity.key,
+          serialNumber: svid.serialNumber,
+          previousSerialNumber: previous?.serialNumber,
+          rotateAt: isoTime(svid.rotateAt),
+        },
+        'rotated workload SVID',
+      );
+      if (previous) this.#emit('rotated', svid, previous);
+    } catch (err) {
+      if (this.#closed || this.#identities.get(identity.key) !== identity) return;
+      identity.failures++;
+      const now = this.#clock();
+      const retryAt = now + retryDelay(identity.failures, now, previous?.notAfter ?? now);
+      this.#log.error(
+        {
+          spiffeId: identity.key,
+          attempt: identity.failures,
+          notAfter: previous ? isoTime(previous.notAfter) : undefined,
+          retryAt: isoTime(retryAt),
+          err: errorMessage(err),
+        },
+        'cannot rotate workload SVID; the current one stays in use',
+      );
+      this.#emit('rotation-failed', identity.id, err, retryAt);
+      this.#arm(identity, retryAt);
+    }
+  }
+
+  #scheduleNodeCa(nodeCa: SigningAuthority): number {
+    const rotateAt = rotationTime(
+      { issuedAt: this.#clock(), notAfter: nodeCa.notAfter },
+      this.#random,
+    );
+    this.#armNodeCa(rotateAt);
+    return rotateAt;
+  }
+
+  #armNodeCa(due: number): void {
+    this.#cancel(this.#nodeCaTimer);
+    this.#nodeCaTimer = this.#at(due, () => void this.#rotateNodeCa());
+  }
+
+  async #rotateNodeCa(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      const now = this.#clock();
+      const nodeCa = await issueNodeCa(this.#root, {
+        nodeName: this.nodeName,
+        now,
+        ttlMs: this.#nodeCaTtlMs,
+      });
+      if (this.#closed) return;
+      this.#nodeCa = nodeCa;
+      this.#nodeCaFailures = 0;
+      this.#nodeCaRotateAt = this.#scheduleNodeCa(nodeCa);
+      this.#log.info(
+        {
+          serialNumber: nodeCa.certificate.serialNumber.toLowerCase(),
+          notAfter: isoTime(nodeCa.notAfter),
+          rotateAt: isoTime(this.#nodeCaRotateAt),
+        },
+        'rotated the node intermediate CA',
+      );
+      this.#emit('node-ca-rotated', nodeCa);
+    } catch (err) {
+      if (this.#closed) return;
+      this.#nodeCaFailures++;
+      const now = this.#clock();
+      const retryAt = now + retryDelay(this.#nodeCaFailures, now, this.#nodeCa.notAfter);
+      this.#nodeCaRotateAt = retryAt;
+      this.#log.error(
+        { attempt: this.#nodeCaFailures, retryAt: isoTime(retryAt), err: errorMessage(err) },
+        'cannot rotate the node intermediate CA; the current one stays in use',
+      );
+      this.#emit('rotation-failed', 'node-ca', err, retryAt);
+      this.#armNodeCa(retryAt);
+    }
+  }
+
+  /**
+   * Unregisters a workload. When it was the last user of its identity, the
+   * SVID and its timer are dropped. Returns false for an unknown key
+   * (idempotent).
+   */
+  release(workloadKey: string): boolean {
+    const key = this.#workloads.get(workloadKey);
+    if (key === undefined) return false;
+    this.#workloads.delete(workloadKey);
+    const identity = this.#identities.get(key);
+    if (!identity) return true;
+    identity.workloads.delete(workloadKey);
+    if (identity.workloads.size > 0) return true;
+    this.#identities.delete(key);
+    this.#cancel(identity.timer);
+    identity.timer = undefined;
+    this.#log.info(
+      { spiffeId: key },
+      'released workload identity: no workload on this node uses it',
+    );
+    this.#emit('released', identity.id);
+    return true;
+  }
+
+  /**
+   * The current SVID of an identity held on this node. Throws
+   * `MESHLESS_E_IDENTITY_NOT_ON_NODE` for any identity no registered
+   * workload on this node holds (node scoping), and `MESHLESS_E_SPIFFE_ID`
+   * for a malformed ID.
+   */
+  svidFor(id: SpiffeId | string): Svid {
+    if (this.#closed)
+      throw identityError('MESHLESS_E_IDENTITY_CLOSED', 'the identity service is shut down');
+    const spiffeId = toSpiffeId(id);
+    const identity = this.#identities.get(spiffeId.toString());
+    if (!identity?.current) {
+      const why = identity
+        ? 'its SVID is still being issued'
+        : 'no workload registered on this node has that identity; a node only holds the identities of its own pods';
+      throw identityError(
+        'MESHLESS_E_IDENTITY_NOT_ON_NODE',
+        `no SVID for ${spiffeId} on node ${this.nodeName}: ${why}`,
+        { spiffeId: spiffeId.toString(), node: this.nodeName },
+      );
+    }
+    return identity.current;
+  }
+
+  /** The TLS context of an identity held on this node; see {@link svidFor}. */
+  secureContextFor(id: SpiffeId | string): SecureContext {
+    return this.svidFor(id).secureContext;
+  }
+
+  /** Number of workload keys and identities held (for metrics and tests). */
+  get size(): { workloads: number; identities: number } {
+    return { workloads: this.#workloads.size, identities: this.#identities.size };
+  }
+
+  /** The `GET /certs` document. */
+  report(): CertsReport {
+    const identities: IdentityReport[] = [];
+    for (const identity of this.#identities.values()) {
+      const svid = identity.current;
+      if (!svid) continue;
+      identities.push({
+        spiffeId: identity.key,
+        workloads: identity.workloads.size,
+        serialNumber: svid.serialNumber,
+        notBefore: isoTime(svid.notBefore),
+        notAfter: isoTime(svid.notAfter),
+        nextRotation: isoTime(svid.rotateAt),
+        rotationFailures: identity.failures,
+        chainPem: svid.chainDer.map(derToPem),
+      });
+    }
+    identities.sort((a, b) => a.spiffeId.localeCompare(b.spiffeId));
+    return {
+      trustDomain: this.trustDomain,
+      nodeName: this.nodeName,
+      generatedAt: isoTime(this.#clock()),
+      trustBundle: this.trustBundle.roots.map(summarizeCertificate),
+      nodeCa: {
+        ...summarizeCertificate(this.#nodeCa.certificate),
+        nextRotation: isoTime(this.#nodeCaRotateAt),
+      },
+      identities,
+    };
+  }
+
+  /** Stops all timers and drops every SVID. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const identity of this.#identities.values()) this.#cancel(identity.timer);
+    this.#cancel(this.#nodeCaTimer);
+    this.#identities.clear();
+    this.#workloads.clear();
+    this.#events.removeAllListeners();
+  }
+}
