@@ -91,13 +91,15 @@ export function podFromObject(obj: unknown): PodInfo {
 export function snapshotFromObjects(objects: readonly unknown[]): ClusterSnapshot {
   const namespaces = new Map<string, NamespaceInfo>();
   const pods = new Map<string, PodInfo>();
-  const visit = (obj: unknown, where: string): void => {
+  const visit = (obj: unknown, where: string, itemKind?: string): void => {
     if (!isRecord(obj)) throw bad(`${where} is not an object`);
-    const kind = obj['kind'];
+    // Items of a typed list (PodList, NamespaceList) come without a kind from the API.
+    const kind = obj['kind'] ?? itemKind;
     if (kind === 'List' || (typeof kind === 'string' && kind.endsWith('List'))) {
       const items = obj['items'];
       if (!Array.isArray(items)) throw bad(`${where}: a List without items`);
-      items.forEach((item, i) => visit(item, `${where}.items[${i}]`));
+      const of = kind === 'List' ? undefined : kind.slice(0, -'List'.length);
+      items.forEach((item, i) => visit(item, `${where}.items[${i}]`, of));
     } else if (kind === 'Namespace') {
       const ns = namespaceFromObject(obj);
       namespaces.set(ns.name, ns);
