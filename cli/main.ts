@@ -4,11 +4,13 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { certsCommand } from './commands/certs.js';
 import { cniCommand } from './commands/cni-install.js';
 
 void yargs(hideBin(process.argv))
   .scriptName('meshless')
   .command(cniCommand)
+  .command(certsCommand)
   .strict()
   .demandCommand(1, 'name a command; see --help')
   .recommendCommands()
