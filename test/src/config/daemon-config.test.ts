@@ -57,6 +57,7 @@ describe('loadDaemonConfig: defaults', () => {
       metricsAddress: ':15020',
       readinessAddress: ':15021',
       logLevel: 'info',
+      drainTimeoutSeconds: 25,
     });
   });
 
@@ -97,6 +98,7 @@ adminAddress: 127.0.0.1:16000
 metricsAddress: "[::]:16020"
 readinessAddress: 0.0.0.0:16021
 logLevel: debug
+drainTimeoutSeconds: 10
 `;
 
 const FULL: DaemonConfig = {
@@ -118,6 +120,7 @@ const FULL: DaemonConfig = {
   metricsAddress: '[::]:16020',
   readinessAddress: '0.0.0.0:16021',
   logLevel: 'debug',
+  drainTimeoutSeconds: 10,
 };
 
 describe('loadDaemonConfig: files', () => {
