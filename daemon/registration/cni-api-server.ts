@@ -26,24 +26,34 @@ const STATUS_OF: Record<string, number> = {
   MESHLESS_E_ENROL: 500,
 };
 
+const KNOWN_PATHS = new Set(['/v1/add', '/v1/del', '/v1/check', '/v1/gc', '/v1/status']);
+
+/**
+ * Reads a JSON body of at most MAX_REQUEST_BYTES. A larger one is refused
+ * with 413 but still read to its end and discarded (never buffered): tearing
+ * the connection down instead would lose the 413 and leave the plugin with
+ * a bare "socket hang up". requestTimeout bounds how long a client can send.
+ */
 function readBody(req: IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
+    const tooLarge = (): MeshlessError =>
+      new MeshlessError('MESHLESS_E_API_TOO_LARGE', `request body over ${MAX_REQUEST_BYTES} bytes`);
     const chunks: Buffer[] = [];
     let size = 0;
+    let over = Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BYTES;
+    if (over) reject(tooLarge());
     req.on('data', (c: Buffer) => {
+      if (over) return;
       size += c.length;
       if (size > MAX_REQUEST_BYTES) {
-        reject(
-          new MeshlessError(
-            'MESHLESS_E_API_TOO_LARGE',
-            `request body over ${MAX_REQUEST_BYTES} bytes`,
-          ),
-        );
-        req.destroy();
+        over = true;
+        chunks.length = 0;
+        reject(tooLarge());
       } else chunks.push(c);
     });
     req.on('error', reject);
     req.on('end', () => {
+      if (over) return;
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
       } catch {
@@ -104,6 +114,9 @@ export async function startCniApiServer(
     req: IncomingMessage,
   ): Promise<unknown> => {
     if (method === 'GET' && path === '/v1/status') return service.status();
+    // An unknown path is 404 whatever the method; 405 is for a known path.
+    if (!KNOWN_PATHS.has(path ?? ''))
+      throw new MeshlessError('MESHLESS_E_API_PATH', `unknown API path ${path ?? '?'}`);
     if (method !== 'POST')
       throw new MeshlessError(
         'MESHLESS_E_API_METHOD',

@@ -3,6 +3,7 @@
  * network result; it only re-expresses prevResult in the config's version
  * (the IP entries' "version" field exists up to 0.4.0 and is gone in 1.0.0).
  */
+import { isIP } from 'node:net';
 import { CNI_CODES, CniError } from './cni-error.js';
 import { compareVersions, isSupportedVersion, type CniVersion } from './versions.js';
 
@@ -66,8 +67,10 @@ export function podAddresses(prev: Record<string, unknown> | undefined): PodAddr
     }
     const cidr = entry['address'];
     const ip = cidr.split('/')[0] ?? '';
-    if (ip === '') continue;
-    out.push({ family: ip.includes(':') ? 6 : 4, ip, cidr });
+    // Only real addresses: the daemon refuses a registration holding anything else.
+    const family = isIP(ip);
+    if (family !== 4 && family !== 6) continue;
+    out.push({ family, ip, cidr });
   }
   return out;
 }

@@ -10,6 +10,7 @@
  *   GET  /v1/status              -> StatusResponse
  * Errors: 4xx/5xx with ErrorResponse. 503 means "not ready, try again".
  */
+import { isIP } from 'node:net';
 import { MeshlessError } from '../errors.js';
 
 export const API_VERSION = 'meshless.dev/cni/v1';
@@ -151,6 +152,7 @@ export function parseAddRequest(body: unknown): AddRequest {
     const ip = str(r, 'ip', { max: 64 });
     const family = r['family'];
     if (family !== 4 && family !== 6) throw bad(`addresses[${i}].family must be 4 or 6`);
+    if (isIP(ip) !== family) throw bad(`addresses[${i}].ip "${ip}" is not an IPv${family} address`);
     return { family, ip } as Address;
   });
   return {

@@ -123,6 +123,7 @@ describe('podAddresses', () => {
           { address: 5 },
           { address: '' },
           { address: '/24' },
+          { address: 'banana/24' },
           { address: '10.1.1.1' },
         ],
       },
