@@ -21,7 +21,7 @@
  * leaf profile, SPIFFE ID. The first failure is reported.
  */
 import { X509Certificate, createHash } from 'node:crypto';
-import type { DetailedPeerCertificate } from 'node:tls';
+import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import { MeshlessError, errorMessage } from '../errors.js';
 import { readCertificateFields, type CertificateFields } from './certificate-fields.js';
 import { parseSpiffeId, toSpiffeId, type SpiffeId } from './spiffe-id.js';
@@ -314,17 +314,23 @@ export function validatePeer(
 
 /**
  * The DER chain (leaf first) from `tlsSocket.getPeerCertificate(true)` or
- * the certificate a `checkServerIdentity` hook receives. Stops at the
- * self-issued end of the chain.
+ * the certificate a `checkServerIdentity` hook receives (typed as a plain
+ * PeerCertificate, but Node passes the detailed one, with
+ * `issuerCertificate` links). Stops at the self-issued end of the chain.
  */
-export function chainFromPeerCertificate(cert: DetailedPeerCertificate | undefined): Buffer[] {
+export function chainFromPeerCertificate(
+  cert: PeerCertificate | DetailedPeerCertificate | undefined,
+): Buffer[] {
   const out: Buffer[] = [];
-  const seen = new Set<DetailedPeerCertificate>();
-  let current: DetailedPeerCertificate | undefined = cert;
-  while (current && current.raw && !seen.has(current) && out.length < 10) {
+  const seen = new Set<PeerCertificate>();
+  let current: PeerCertificate | undefined = cert;
+  while (current?.raw && !seen.has(current) && out.length < 10) {
     seen.add(current);
     out.push(current.raw);
-    current = current.issuerCertificate;
+    current =
+      'issuerCertificate' in current
+        ? (current as DetailedPeerCertificate).issuerCertificate
+        : undefined;
   }
   return out;
 }
