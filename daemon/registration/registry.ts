@@ -78,7 +78,8 @@ export class Registry {
       if (netnsExists(r.netns)) this.#byContainer.set(r.containerId, r);
       else dropped.push(r);
     }
-    if (dropped.length > 0) this.#persist();
+    // Awaited: a failed write must fail load(), not surface later as an unhandled rejection.
+    if (dropped.length > 0) await this.#persist();
     return dropped;
   }
 
