@@ -14,7 +14,11 @@ import { readFile, readdir, mkdir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { MeshlessError, errorMessage, isErrno } from '../errors.js';
-import { removeFile, writeFileAtomic } from './atomic-file.js';
+import {
+  removeFile as removeStateFile,
+  writeFileAtomic,
+  type AtomicWriteOptions,
+} from '../state/atomic-file.js';
 import { insertEntry, originalRecordOf, removeEntry, RECORD_KEY } from './conflist-edit.js';
 import { buildEntry, PLUGIN_TYPE, type EntryOptions } from './entry.js';
 import { choosePrimaryConfig, isConfigFileName } from './primary-config.js';
@@ -74,8 +78,18 @@ async function listConfDir(confDir: string, missingOk: boolean): Promise<string[
   }
 }
 
-function attrsOf(stats: Stats): { mode: number; uid: number; gid: number } {
-  return { mode: stats.mode & 0o7777, uid: stats.uid, gid: stats.gid };
+/** Write options keeping an existing file's mode and owner; failures are install errors. */
+function attrsOf(stats: Stats): AtomicWriteOptions {
+  return {
+    mode: stats.mode & 0o7777,
+    uid: stats.uid,
+    gid: stats.gid,
+    errorCode: 'MESHLESS_E_INSTALL',
+  };
+}
+
+function removeFile(path: string): Promise<boolean> {
+  return removeStateFile(path, 'MESHLESS_E_INSTALL');
 }
 
 /**
@@ -146,7 +160,7 @@ async function installBinary(
     if (!isErrno(err, 'ENOENT'))
       throw installError(`cannot read ${binPath}: ${errorMessage(err)}`, err);
   }
-  await writeFileAtomic(binPath, plugin, { mode: 0o755 });
+  await writeFileAtomic(binPath, plugin, { mode: 0o755, errorCode: 'MESHLESS_E_INSTALL' });
   return 'written';
 }
 

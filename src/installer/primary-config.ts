@@ -5,7 +5,7 @@
  * Same rule as libcni's `ConfFiles` + `sort.Strings` used by containerd,
  * CRI-O and istio-cni: among `*.conf`, `*.conflist` and `*.json`, the
  * lexically (byte-wise) first name wins. We additionally skip hidden files,
- * which is where our own in-flight temp files live (see atomic-file.ts), so a
+ * which is where our own in-flight temp files live (see src/state/atomic-file.ts), so a
  * crash mid-write can never make a temp file the primary config.
  */
 import { MeshlessError } from '../errors.js';
