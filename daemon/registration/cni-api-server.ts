@@ -170,13 +170,20 @@ export async function startCniApiServer(
   server.requestTimeout = 30_000;
   server.maxHeadersCount = 32;
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
+  // The socket is created 0600 (umask during bind), not chmod-ed after:
+  // there is no moment at which another user could connect.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } finally {
+    process.umask(umask);
+  }
   await chmod(socketPath, 0o600);
   log.info({ socket: socketPath }, 'CNI registration API listening');
   return {

@@ -114,6 +114,8 @@ export class RegistrationService {
         for (const o of this.#observers) await o.workloadEnrolled(registration);
       } catch (err) {
         await this.#notifyReleased(registration);
+        // A failed re-ADD leaves no stale enrolled entry behind.
+        if (previous) await registry.remove(req.containerId);
         throw new MeshlessError(
           'MESHLESS_E_ENROL',
           `enrolling ${req.pod.namespace}/${req.pod.name} failed: ${errorMessage(err)}`,
