@@ -5,6 +5,11 @@
 # entry to the node's primary CNI config (the lexically first .conf/.conflist/
 # .json in the conf dir, unless --conf-file names one), wrapping a .conf into
 # a .conflist. --uninstall reverses it exactly. Both are idempotent.
+# --node (what the DaemonSet runs) also writes the plugin's kubeconfig from the
+# pod's service account and waits for the primary config to appear; --watch
+# keeps running and re-inserts our entry whenever the primary CNI rewrites its
+# config, until SIGTERM (--uninstall-on-exit: then uninstall, with
+# --owner-daemonset only when that DaemonSet is being removed).
 # The work is done by `meshless cni install|uninstall` (cli/commands/cni-install.ts);
 # this script finds the bundle, builds it if needed, and passes the flags on.
 set -euo pipefail
@@ -14,6 +19,7 @@ usage() {
 Usage: install.sh [--uninstall] [options]
 
   --uninstall                 remove our entry (restoring the original config) and the plugin
+                              (with --node: the kubeconfig too)
   --cni-bin-dir DIR           CNI plugin dir     (env CNI_BIN_DIR, default /opt/cni/bin)
   --cni-conf-dir DIR          CNI config dir     (env CNI_CONF_DIR, default /etc/cni/net.d)
   --conf-file NAME            config file in the conf dir to edit (default: lexically first)
@@ -23,6 +29,16 @@ Usage: install.sh [--uninstall] [options]
   --log-file PATH             the plugin's log file
   --log-level LEVEL           debug|info|warn|error|silent
   --exclude-namespaces A,B    namespaces never enrolled (replaces the default kube-system)
+
+Node mode (the DaemonSet):
+  --node                      also write the plugin's kubeconfig from this pod's service
+                              account (to --kubeconfig, default CONF_DIR/meshless-kubeconfig)
+                              and wait until the primary CNI has written its config
+  --service-account-dir DIR   token and ca.crt (default /var/run/secrets/kubernetes.io/serviceaccount)
+  --watch                     keep running; re-insert our entry when the conf dir changes
+  --recheck-interval SECONDS  unconditional re-check period with --watch (default 10)
+  --uninstall-on-exit         uninstall on SIGTERM/SIGINT (with --watch)
+  --owner-daemonset NS/NAME   ... but only when this DaemonSet is gone or being deleted
   -h, --help                  this help
 EOF
 }
@@ -51,7 +67,11 @@ while (($# > 0)); do
       mode=uninstall
       shift
       ;;
-    --cni-bin-dir | --cni-conf-dir | --conf-file | --plugin | --socket-path | --kubeconfig | --log-file | --log-level | --exclude-namespaces)
+    --node | --watch | --uninstall-on-exit)
+      install_args+=("$flag")
+      shift
+      ;;
+    --cni-bin-dir | --cni-conf-dir | --conf-file | --plugin | --socket-path | --kubeconfig | --log-file | --log-level | --exclude-namespaces | --service-account-dir | --recheck-interval | --owner-daemonset)
       (($# >= 2)) || die "$flag needs a value"
       value="$2"
       shift 2
@@ -62,14 +82,13 @@ while (($# > 0)); do
         *) install_args+=("$flag" "$value") ;;
       esac
       ;;
-    --cni-bin-dir=* | --cni-conf-dir=* | --conf-file=* | --plugin=* | --socket-path=* | --kubeconfig=* | --log-file=* | --log-level=* | --exclude-namespaces=*)
+    --cni-bin-dir=* | --cni-conf-dir=* | --conf-file=* | --plugin=* | --socket-path=* | --kubeconfig=* | --log-file=* | --log-level=* | --exclude-namespaces=* | --service-account-dir=* | --recheck-interval=* | --owner-daemonset=*)
       set -- "${flag%%=*}" "${flag#*=}" "${@:2}"
       ;;
     # --- Later work goes here (not implemented yet) -------------------------
     # --demo: bring up the local two-node demo (see DESIGN.md "Operating it").
-    # --node: node mode for the DaemonSet: write the plugin's kubeconfig, then
-    #         watch the conf dir and re-insert our entry when the network
-    #         plugin rewrites its config (istio-cni's watch-and-repair).
+    #         Parse it here (mode=demo), then dispatch on it below, before the
+    #         install/uninstall exec.
     # ------------------------------------------------------------------------
     *)
       usage >&2
@@ -78,8 +97,16 @@ while (($# > 0)); do
   esac
 done
 
-if [[ "$mode" == uninstall && ${#install_args[@]} -gt 0 ]]; then
-  die "--uninstall takes only --cni-bin-dir, --cni-conf-dir and --conf-file"
+if [[ "$mode" == uninstall ]]; then
+  # Uninstall takes the dirs, --conf-file, and --node [--kubeconfig PATH] (removes the kubeconfig too).
+  i=0
+  while ((i < ${#install_args[@]})); do
+    case "${install_args[i]}" in
+      --node) i=$((i + 1)) ;;
+      --kubeconfig) i=$((i + 2)) ;;
+      *) die "--uninstall takes only --cni-bin-dir, --cni-conf-dir, --conf-file, --node and --kubeconfig" ;;
+    esac
+  done
 fi
 if [[ "$mode" == install && " ${install_args[*]-} " != *" --plugin "* ]]; then
   install_args+=(--plugin "$repo_dir/dist/meshless-cni")
@@ -93,7 +120,10 @@ if [[ ! -f "$cli" || ! -f "$repo_dir/dist/meshless-cni" ]]; then
   (cd "$repo_dir" && npm run build >&2) || die "npm run build failed"
 fi
 
+# --- demo dispatch goes here (see --demo above) ------------------------------
+
 echo "install.sh: ${mode}ing meshless-cni (bin dir $bin_dir, conf dir $conf_dir)"
+# exec: in node mode SIGTERM must reach node itself (it uninstalls or not on exit).
 exec node "$cli" cni "$mode" \
   --cni-bin-dir "$bin_dir" --cni-conf-dir "$conf_dir" \
   ${common_args[@]+"${common_args[@]}"} ${install_args[@]+"${install_args[@]}"}
