@@ -130,7 +130,8 @@ export async function waitForPrimaryConfig(
         signal?.removeEventListener('abort', onAbort);
         resolve();
       }, intervalMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted === true) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 }
