@@ -33,7 +33,7 @@ let confDir: string;
 /** Newest modification time of the sources bundled into the installer CLI. */
 async function newestSource(): Promise<number> {
   let newest = 0;
-  for (const dir of ['cli', 'src/installer']) {
+  for (const dir of ['cli', 'src/installer', 'src/state']) {
     const names = await readdir(join(REPO, dir), { recursive: true });
     for (const name of names)
       newest = Math.max(newest, (await stat(join(REPO, dir, name))).mtimeMs);
@@ -215,9 +215,49 @@ describe('install.sh', () => {
     assert.match(r.stderr, /no CNI network config .* in /);
   });
 
+  it('--node writes the plugin kubeconfig (0600) from the service account; --uninstall --node removes it', async () => {
+    await writeFile(
+      join(confDir, '10-podnet.conflist'),
+      await readFile(join(TESTDATA, 'bridge-portmap.conflist')),
+    );
+    const before = await snapshot();
+    const sa = await mkdtemp(join(root, 'sa-'));
+    await writeFile(join(sa, 'token'), 'node-token\n');
+    await cp(join(TESTDATA, 'serviceaccount-ca.crt'), join(sa, 'ca.crt'));
+    const env = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
+    for (let i = 0; i < 2; i++)
+      ok(installSh(['--node', '--service-account-dir', sa, ...dirs()], env));
+    const kubeconfig = join(confDir, 'meshless-kubeconfig');
+    assert.equal((await stat(kubeconfig)).mode & 0o7777, 0o600);
+    assert.match(
+      await readFile(kubeconfig, 'utf8'),
+      /server: https:\/\/10\.96\.0\.1:443\n[^]*token: node-token\n/,
+    );
+    assert.deepEqual(await ourEntries('10-podnet.conflist'), [
+      { type: 'meshless-cni', socketPath: '/var/run/meshless/cni.sock', kubeconfig },
+    ]);
+
+    const refused = installSh(['--uninstall', '--plugin', plugin, ...dirs()]);
+    assert.equal(refused.status, 2);
+    for (let i = 0; i < 2; i++) ok(installSh(['--uninstall', '--node', ...dirs()]));
+    assert.deepEqual(await snapshot(), before);
+  });
+
+  it('--node without the in-cluster environment fails clearly', async () => {
+    await writeFile(
+      join(confDir, '10-podnet.conflist'),
+      await readFile(join(TESTDATA, 'bridge-portmap.conflist')),
+    );
+    const r = installSh(['--node', ...dirs()], { KUBERNETES_SERVICE_HOST: '' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /KUBERNETES_SERVICE_HOST is not set/);
+  });
+
   it('--help prints usage; unknown flags are refused', () => {
     const help = ok(installSh(['--help']));
     assert.match(help.stdout, /Usage: install\.sh/);
+    assert.match(help.stdout, /--node/);
+    assert.match(help.stdout, /--watch/);
     const bad = installSh(['--frobnicate']);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /unknown argument: --frobnicate/);
