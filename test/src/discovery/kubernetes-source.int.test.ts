@@ -443,7 +443,7 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
     // longer than the first base delay could ever be.
     const podTries = api.requests.filter((q) => q.resource === 'pods').map((q) => q.at);
     const lastGap = (podTries[4] ?? 0) - (podTries[3] ?? 0);
-    assert.ok(lastGap >= 80, `gap before the 5th try: ${lastGap} ms`);
+    assert.ok(lastGap >= 70, `gap before the 5th try: ${lastGap} ms`);
     api.setDown(false);
     await within(starting, WAIT_MS, 'start after the API came back');
     assert.equal(s.synced, true);
