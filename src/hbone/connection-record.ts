@@ -1,0 +1,50 @@
+/**
+ * One record per proxied connection, the daemon's access log line (it
+ * writes each record as one JSON line) and the source of per-connection
+ * metrics. Produced by the HBONE server for inbound tunnels and by the
+ * daemon for outbound and passthrough connections, from a {@link RelayResult}.
+ */
+import type { RelayResult } from './relay.js';
+
+/** Which path a connection took through the node proxy. */
+export type ConnectionDirection = 'outbound' | 'inbound' | 'inbound-plaintext' | 'passthrough';
+
+/**
+ * How a proxied connection ended:
+ * - `ok`: both directions closed cleanly (FIN both ways);
+ * - `refused`: the upstream (application or tunnel) refused the connection;
+ * - `reset`: one side reset, and the other was reset in turn;
+ * - `timeout`: a connect or handshake did not finish in time;
+ * - `denied`: identity or authorization check failed;
+ * - `error`: anything else (protocol error, bad request).
+ */
+export type ConnectionOutcome = 'ok' | 'refused' | 'reset' | 'timeout' | 'denied' | 'error';
+
+/** One end of a proxied connection. */
+export interface ConnectionEndpoint {
+  readonly address: string;
+  readonly port: number;
+  /** SPIFFE ID, when the end is an enrolled workload whose identity is known. */
+  readonly identity?: string;
+}
+
+/** The record of one proxied connection. */
+export interface ConnectionRecord {
+  readonly direction: ConnectionDirection;
+  readonly source: ConnectionEndpoint;
+  readonly destination: ConnectionEndpoint;
+  /** Bytes delivered from the source towards the destination. */
+  readonly bytesSent: number;
+  /** Bytes delivered from the destination back to the source. */
+  readonly bytesReceived: number;
+  /** From accepting the connection (or the HBONE stream) to its end. */
+  readonly durationMs: number;
+  readonly outcome: ConnectionOutcome;
+  /** Stable, low-cardinality cause when the outcome is not `ok` (a metric label). */
+  readonly reason?: string;
+}
+
+/** The record outcome of a finished relay. */
+export function outcomeOfRelay(result: RelayResult): ConnectionOutcome {
+  return result.outcome === 'ok' ? 'ok' : result.outcome === 'reset' ? 'reset' : 'error';
+}

@@ -1,0 +1,417 @@
+/**
+ * The server end of HBONE, on an enrolled pod's port 15008: mutual TLS 1.3
+ * with the pod's SVID, HTTP/2, CONNECT streams delivered to the application
+ * (FACTS §4; istio/ztunnel `src/proxy/inbound.rs`).
+ *
+ * The daemon accepts raw TCP on a listener bound inside the pod's netns and
+ * hands each socket to {@link HboneServer.handleConnection}. Per connection:
+ *  1. TLS: a `tls.TLSSocket` made here with the context `secureContext()`
+ *     returns now, so a rotated SVID applies to the next handshake while
+ *     established connections keep theirs. (A `tls.Server` has one shared
+ *     context and, without SNI, no per-connection choice.) Client
+ *     certificate requested; OpenSSL's verdict ignored; {@link validatePeer}
+ *     decides (chain to the current bundle, SVID profile, our trust domain).
+ *     ALPN must be h2. Any failure closes the connection and counts a reason.
+ *  2. HTTP/2: the verified TLS socket is given to a plain `http2.Server`
+ *     (`emit('connection')`). Node 20's HTTP/2 session waits for
+ *     `'secureConnect'` while `secureConnecting` is true, and a server-side
+ *     TLSSocket made by hand never clears it (only `tls.Server` does); we
+ *     clear it in the `'secure'` handler, synchronously, as `tls.Server`
+ *     does, so the session takes over the socket before any byte is read.
+ *  3. Each stream: {@link decideConnectRequest} (400), optional
+ *     authorization (401), `connectUpstream` (503 when it fails), then 200
+ *     and {@link relay}. One {@link ConnectionRecord} per stream.
+ */
+import http2, {
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type net from 'node:net';
+import tls, { type SecureContext } from 'node:tls';
+import { errorMessage, isErrno } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import {
+  chainFromPeerCertificate,
+  SvidValidationError,
+  validatePeer,
+} from '../identity/svid-validation.js';
+import type { TrustBundle } from '../identity/trust-bundle.js';
+import type { ConnectionOutcome, ConnectionRecord } from './connection-record.js';
+import {
+  CONNECTION_WINDOW_BYTES,
+  DEFAULT_FORBIDDEN_PORTS,
+  SERVER_HTTP2_SETTINGS,
+  SESSION_MEMORY_MB,
+  decideConnectRequest,
+  formatAuthority,
+  parseAuthority,
+  type HostPort,
+} from './hbone-protocol.js';
+import { relay, resetStream } from './relay.js';
+
+/** The authenticated client of an HBONE stream. */
+export interface HbonePeer {
+  /** Verified SPIFFE ID from the client certificate. */
+  readonly identity: string;
+  /** Remote address of the TLS connection. */
+  readonly address: string;
+  readonly port: number;
+  /** The `for=` node of the `forwarded` header (`ip:port`, `[v6]:port`), if sent. */
+  readonly forwardedFor?: string;
+}
+
+/** Options of {@link createHboneServer}. */
+export interface HboneServerOptions {
+  /** The pod's current SVID context; read at every new handshake. */
+  readonly secureContext: () => SecureContext;
+  /** Our trust domain: peers must belong to it. */
+  readonly trustDomain: string;
+  /** The current trust bundle. */
+  readonly trustBundle: () => TrustBundle;
+  /** The pod's IPs: a CONNECT authority must name one. */
+  readonly localAddresses: () => readonly string[];
+  /** Ports a CONNECT may not target; default 15001, 15006, 15008. */
+  readonly forbiddenPorts?: readonly number[];
+  /** Connects to the application; a rejection answers 503. */
+  connectUpstream(target: HostPort, peer: HbonePeer): Promise<net.Socket>;
+  /** Authorization; false answers 401. Default: every verified peer is allowed. */
+  authorize?(peer: HbonePeer, target: HostPort): boolean | Promise<boolean>;
+  /** One record per stream, when it ends. */
+  onRecord?(record: ConnectionRecord): void;
+  /** A refused handshake, with its reason (a metric label). */
+  onHandshakeFailure?(reason: HandshakeRejectReason): void;
+  /** The pod's SPIFFE ID, for records. */
+  readonly identity?: string;
+  /** Deadline for the TLS handshake; default 10 s. */
+  readonly handshakeTimeoutMs?: number;
+  /** Deadline for `connectUpstream`; default 10 s (then 503). */
+  readonly upstreamTimeoutMs?: number;
+  readonly log?: Logger;
+  /** Wall clock for certificate validity, ms. */
+  readonly now?: () => number;
+}
+
+/** Why a handshake was refused: TLS-level, or the SVID reason of {@link validatePeer}. */
+export type HandshakeRejectReason =
+  'tls-handshake' | 'handshake-timeout' | 'alpn' | SvidValidationError['reason'];
+
+/** Why a stream was not delivered (a metric label). */
+export type StreamRefuseReason =
+  | 'not-connect'
+  | 'bad-authority'
+  | 'not-local-address'
+  | 'forbidden-port'
+  | 'unauthorized'
+  | 'upstream-refused'
+  | 'upstream-timeout'
+  | 'upstream-error'
+  | 'cancelled';
+
+/** Counts of {@link HboneServer.stats}. */
+export interface HboneServerStats {
+  /** TLS connections open (handshaking or established). */
+  readonly connections: number;
+  /** Handshakes that passed verification, since start. */
+  readonly handshakes: number;
+  /** Streams open. */
+  readonly streams: number;
+  /** Refused handshakes by reason, since start. */
+  readonly rejectedHandshakes: Readonly<Partial<Record<HandshakeRejectReason, number>>>;
+  /** Refused streams by reason, since start. */
+  readonly refusedStreams: Readonly<Partial<Record<StreamRefuseReason, number>>>;
+}
+
+/** An HBONE server fed with accepted sockets. */
+export interface HboneServer {
+  /** Takes an accepted TCP connection to port 15008. */
+  handleConnection(socket: net.Socket): void;
+  /** Closes every connection (streams cut) and refuses new ones. */
+  close(): Promise<void>;
+  stats(): HboneServerStats;
+}
+
+/** Marks a hand-made server TLSSocket as done with its handshake (see the file comment). */
+function releaseToHttp2(socket: tls.TLSSocket): void {
+  Reflect.set(socket, 'secureConnecting', false);
+}
+
+function upstreamFailure(err: unknown): { outcome: ConnectionOutcome; reason: StreamRefuseReason } {
+  const cause = err instanceof Error ? err.cause : undefined;
+  if (isErrno(err, 'ECONNREFUSED') || isErrno(cause, 'ECONNREFUSED'))
+    return { outcome: 'refused', reason: 'upstream-refused' };
+  if (isErrno(err, 'ETIMEDOUT') || isErrno(cause, 'ETIMEDOUT'))
+    return { outcome: 'timeout', reason: 'upstream-timeout' };
+  return { outcome: 'error', reason: 'upstream-error' };
+}
+
+/** Creates an HBONE server; see the file comment for what it does per connection. */
+export function createHboneServer(options: HboneServerOptions): HboneServer {
+  const log = options.log ?? silentLogger;
+  const now = options.now ?? Date.now;
+  const forbiddenPorts = options.forbiddenPorts ?? DEFAULT_FORBIDDEN_PORTS;
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+  const upstreamTimeoutMs = options.upstreamTimeoutMs ?? 10_000;
+
+  const sockets = new Set<tls.TLSSocket>();
+  const sessions = new Map<Http2Session, HbonePeer>();
+  const rejectedHandshakes: Partial<Record<HandshakeRejectReason, number>> = {};
+  const refusedStreams: Partial<Record<StreamRefuseReason, number>> = {};
+  let handshakes = 0;
+  let streams = 0;
+  let closed = false;
+  /** The peer of the connection being handed to `h2` (set around a synchronous emit). */
+  let handingOver: HbonePeer | undefined;
+
+  const h2 = http2.createServer({
+    settings: SERVER_HTTP2_SETTINGS,
+    maxSessionMemory: SESSION_MEMORY_MB,
+  });
+
+  h2.on('session', (session: Http2Session) => {
+    const peer = handingOver;
+    if (!peer) {
+      session.destroy();
+      return;
+    }
+    sessions.set(session, peer);
+    session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+    session.on('error', (err) => log.debug({ error: err.message }, 'HBONE session error'));
+    session.once('close', () => sessions.delete(session));
+  });
+
+  h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    const peer = sessions.get(stream.session as Http2Session);
+    stream.on('error', () => undefined);
+    if (!peer) {
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    streams++;
+    stream.once('close', () => streams--);
+    void serveStream(stream, headers, peer);
+  });
+
+  const refuse = (
+    stream: ServerHttp2Stream,
+    status: number,
+    reason: StreamRefuseReason,
+    record: Omit<ConnectionRecord, 'outcome' | 'reason' | 'bytesSent' | 'bytesReceived'>,
+    outcome: ConnectionOutcome,
+  ): void => {
+    refusedStreams[reason] = (refusedStreams[reason] ?? 0) + 1;
+    if (!stream.destroyed && !stream.headersSent)
+      stream.respond({ ':status': status }, { endStream: true });
+    options.onRecord?.({ ...record, bytesSent: 0, bytesReceived: 0, outcome, reason });
+  };
+
+  async function serveStream(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    tlsPeer: HbonePeer,
+  ): Promise<void> {
+    const started = now();
+    const decision = decideConnectRequest(headers, {
+      localAddresses: options.localAddresses(),
+      forbiddenPorts,
+    });
+    const peer: HbonePeer =
+      decision.ok && decision.forwardedFor !== undefined
+        ? { ...tlsPeer, forwardedFor: decision.forwardedFor }
+        : tlsPeer;
+    const client = peer.forwardedFor !== undefined ? parseAuthority(peer.forwardedFor) : undefined;
+    const authority = headers[':authority'];
+    const requested =
+      (typeof authority === 'string' ? parseAuthority(authority) : undefined) ??
+      ({ host: '', port: 0 } as const);
+    const base = (): Omit<
+      ConnectionRecord,
+      'outcome' | 'reason' | 'bytesSent' | 'bytesReceived'
+    > => ({
+      direction: 'inbound',
+      source: {
+        address: client?.host ?? peer.address,
+        port: client?.port ?? peer.port,
+        identity: peer.identity,
+      },
+      destination: {
+        address: requested.host,
+        port: requested.port,
+        ...(options.identity === undefined ? {} : { identity: options.identity }),
+      },
+      durationMs: now() - started,
+    });
+
+    if (!decision.ok) {
+      log.debug(
+        { problem: decision.problem, authority, peer: peer.identity },
+        'HBONE request refused',
+      );
+      refuse(stream, decision.status, decision.problem, base(), 'error');
+      return;
+    }
+    const { target } = decision;
+    if (options.authorize) {
+      let allowed = false;
+      try {
+        allowed = await options.authorize(peer, target);
+      } catch (err) {
+        log.warn({ error: errorMessage(err) }, 'HBONE authorization failed; denying');
+      }
+      if (!allowed) {
+        refuse(stream, 401, 'unauthorized', base(), 'denied');
+        return;
+      }
+    }
+
+    let upstream: net.Socket;
+    try {
+      upstream = await withTimeout(options.connectUpstream(target, peer), upstreamTimeoutMs);
+    } catch (err) {
+      const { outcome, reason } = upstreamFailure(err);
+      log.debug(
+        { error: errorMessage(err), target: formatAuthority(target) },
+        'HBONE upstream failed',
+      );
+      refuse(stream, 503, reason, base(), outcome);
+      return;
+    }
+    if (stream.destroyed || stream.closed) {
+      resetStream(upstream);
+      refuse(stream, 503, 'cancelled', base(), 'reset');
+      return;
+    }
+    stream.respond({ ':status': 200 });
+    const result = await relay(stream, upstream);
+    options.onRecord?.({
+      ...base(),
+      bytesSent: result.bytesAtoB,
+      bytesReceived: result.bytesBtoA,
+      outcome: result.outcome,
+      ...(result.outcome === 'ok'
+        ? {}
+        : { reason: `reset-by-${result.failedSide === 'a' ? 'client' : 'upstream'}` }),
+    });
+  }
+
+  const rejectHandshake = (
+    socket: tls.TLSSocket,
+    reason: HandshakeRejectReason,
+    detail: string,
+  ): void => {
+    rejectedHandshakes[reason] = (rejectedHandshakes[reason] ?? 0) + 1;
+    options.onHandshakeFailure?.(reason);
+    log.debug({ reason, detail }, 'HBONE handshake refused');
+    socket.destroy();
+  };
+
+  function handleConnection(raw: net.Socket): void {
+    if (closed) {
+      raw.destroy();
+      return;
+    }
+    raw.setNoDelay(true);
+    const address = raw.remoteAddress ?? '';
+    const port = raw.remotePort ?? 0;
+    const socket = new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext: options.secureContext(),
+      requestCert: true,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['h2'],
+    });
+    sockets.add(socket);
+    let secure = false;
+    const timer = setTimeout(
+      () => rejectHandshake(socket, 'handshake-timeout', `${handshakeTimeoutMs} ms`),
+      handshakeTimeoutMs,
+    );
+    socket.once('close', () => {
+      clearTimeout(timer);
+      sockets.delete(socket);
+    });
+    // Before 'secure', an error is a failed handshake; after it, the session's business.
+    socket.on('error', (err) => {
+      if (!secure) rejectHandshake(socket, 'tls-handshake', err.message);
+    });
+    socket.once('secure', () => {
+      secure = true;
+      clearTimeout(timer);
+      if (socket.alpnProtocol !== 'h2') {
+        rejectHandshake(socket, 'alpn', String(socket.alpnProtocol));
+        return;
+      }
+      let identity: string;
+      try {
+        identity = validatePeer(chainFromPeerCertificate(socket.getPeerCertificate(true)), {
+          bundle: options.trustBundle(),
+          trustDomain: options.trustDomain,
+          now: now(),
+        }).toString();
+      } catch (err) {
+        rejectHandshake(
+          socket,
+          err instanceof SvidValidationError ? err.reason : 'malformed',
+          errorMessage(err),
+        );
+        return;
+      }
+      handshakes++;
+      releaseToHttp2(socket);
+      handingOver = { identity, address, port };
+      try {
+        h2.emit('connection', socket);
+      } finally {
+        handingOver = undefined;
+      }
+    });
+  }
+
+  async function close(): Promise<void> {
+    closed = true;
+    const waits: Promise<void>[] = [];
+    for (const socket of sockets) {
+      waits.push(new Promise<void>((resolve) => socket.once('close', () => resolve())));
+      socket.destroy();
+    }
+    for (const session of sessions.keys()) session.destroy();
+    await Promise.all(waits);
+  }
+
+  function stats(): HboneServerStats {
+    return {
+      connections: sockets.size,
+      handshakes,
+      streams,
+      rejectedHandshakes: { ...rejectedHandshakes },
+      refusedStreams: { ...refusedStreams },
+    };
+  }
+
+  return { handleConnection, close, stats };
+}
+
+function withTimeout<T extends net.Socket>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let expired = false;
+    const timer = setTimeout(() => {
+      expired = true;
+      reject(
+        Object.assign(new Error(`upstream connect timed out after ${ms} ms`), {
+          code: 'ETIMEDOUT',
+        }),
+      );
+    }, ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        if (expired) value.destroy();
+        else resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}

@@ -1,0 +1,179 @@
+// Shared fixtures for HBONE tests: a test PKI (root -> node CA -> SVIDs),
+// an HBONE server on loopback fed by a plain TCP listener, upstream
+// servers, and tunnel requests.
+import net from 'node:net';
+import type { SecureContext } from 'node:tls';
+import {
+  generateRootCa,
+  issueNodeCa,
+  loadRootCa,
+  type LoadedRoot,
+  type SigningAuthority,
+} from '../../../src/identity/certificate-authority.js';
+import { buildSecureContext } from '../../../src/identity/secure-context.js';
+import { workloadSpiffeId } from '../../../src/identity/spiffe-id.js';
+import type { TrustBundle } from '../../../src/identity/trust-bundle.js';
+import { issueX509Svid, type X509Svid } from '../../../src/identity/x509-svid.js';
+import type { TunnelRequest } from '../../../src/hbone/hbone-client.js';
+import {
+  createHboneServer,
+  type HboneServer,
+  type HboneServerOptions,
+} from '../../../src/hbone/hbone-server.js';
+import type { ConnectionRecord } from '../../../src/hbone/connection-record.js';
+
+export const TD = 'cluster.local';
+export const ID_X = `spiffe://${TD}/ns/a/sa/x`;
+export const ID_Y = `spiffe://${TD}/ns/b/sa/y`;
+
+export interface TestPki extends LoadedRoot {
+  readonly nodeCa: SigningAuthority;
+  svid(namespace: string, sa: string): Promise<X509Svid>;
+  context(svid: X509Svid): SecureContext;
+}
+
+/** A root and a node CA for `td`, issuing SVIDs valid now. */
+export async function makeTestPki(td = TD, nodeName = 'node-a'): Promise<TestPki> {
+  const now = Date.now();
+  const material = await generateRootCa({ trustDomain: td, now });
+  const root = await loadRootCa(material, { trustDomain: td, now });
+  const nodeCa = await issueNodeCa(root.authority, { nodeName, now, ttlMs: 24 * 3_600_000 });
+  return {
+    ...root,
+    nodeCa,
+    svid: (ns, sa) => issueX509Svid(nodeCa, workloadSpiffeId(td, ns, sa), { now: Date.now() }),
+    context: (svid) => buildSecureContext(svid, root.bundle),
+  };
+}
+
+export interface RunningHbone {
+  readonly port: number;
+  readonly hbone: HboneServer;
+  readonly records: ConnectionRecord[];
+  close(): Promise<void>;
+}
+
+/** An HBONE server on 127.0.0.1:<random>, delivering to 127.0.0.1 upstreams. */
+export async function startHbone(
+  options: Partial<HboneServerOptions> & Pick<HboneServerOptions, 'secureContext' | 'trustBundle'>,
+): Promise<RunningHbone> {
+  const records: ConnectionRecord[] = [];
+  const hbone = createHboneServer({
+    trustDomain: TD,
+    localAddresses: () => ['127.0.0.1'],
+    connectUpstream: (target) => connectTcp(target.host, target.port),
+    onRecord: (r) => records.push(r),
+    ...options,
+  });
+  const listener = net.createServer((s) => hbone.handleConnection(s));
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const port = (listener.address() as net.AddressInfo).port;
+  return {
+    port,
+    hbone,
+    records,
+    close: async () => {
+      await new Promise<void>((resolve) => listener.close(() => resolve()));
+      await hbone.close();
+    },
+  };
+}
+
+/** A connected, half-open-capable TCP socket. */
+export function connectTcp(host: string, port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port, allowHalfOpen: true });
+    s.once('connect', () => {
+      s.removeListener('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+export interface Upstream {
+  readonly port: number;
+  readonly server: net.Server;
+  /** Connections accepted so far. */
+  accepted: number;
+  close(): Promise<void>;
+}
+
+/** A TCP server on 127.0.0.1 running `handler` per connection (half-open allowed). */
+export async function startUpstream(handler: (s: net.Socket) => void): Promise<Upstream> {
+  const sockets = new Set<net.Socket>();
+  const up: { accepted: number } = { accepted: 0 };
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    up.accepted++;
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    handler(s);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return Object.assign(up, {
+    port: (server.address() as net.AddressInfo).port,
+    server,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  });
+}
+
+/** Echoes every byte back, and ends when the client ends. */
+export function echo(s: net.Socket): void {
+  s.pipe(s);
+}
+
+/** A tunnel request from a/x to b/y at 127.0.0.1:`hbonePort`, for `targetPort`. */
+export function tunnelRequest(
+  pki: { bundle: TrustBundle },
+  clientContext: SecureContext,
+  hbonePort: number,
+  targetPort: number,
+  overrides: Partial<TunnelRequest> = {},
+): TunnelRequest {
+  return {
+    sourceIdentity: ID_X,
+    destinationIdentity: ID_Y,
+    sourceIp: '127.0.0.1',
+    hboneAddress: { host: '127.0.0.1', port: hbonePort },
+    target: { host: '127.0.0.1', port: targetPort },
+    forwardedFor: { ip: '127.0.0.1', port: 40000 },
+    secureContext: clientContext,
+    trustDomain: TD,
+    trustBundle: () => pki.bundle,
+    connectSocket: () => connectTcp('127.0.0.1', hbonePort),
+    ...overrides,
+  };
+}
+
+/** Reads a stream to its end. */
+export async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
+  return Buffer.concat(chunks);
+}
+
+/** Resolves when `predicate` holds, polling; rejects after `ms`. */
+export async function eventually(
+  predicate: () => boolean,
+  ms = 3000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A port nothing listens on (bound then released). */
+export async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
