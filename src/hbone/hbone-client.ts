@@ -156,6 +156,9 @@ export function connectHbone(
         // No SNI: Node sends none for an existing socket without servername.
       });
       tlsSocket = t;
+      // A TLS socket inherits allowHalfOpen from the raw one; HTTP/2 only
+      // notices a peer's FIN when the socket closes, so never stay half-open.
+      t.allowHalfOpen = false;
       t.once('error', (err) => {
         fail(
           new HboneError('tls-handshake', `TLS handshake with ${where} failed: ${err.message}`, {

@@ -320,6 +320,8 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
       rejectUnauthorized: false,
       ALPNProtocols: ['h2'],
     });
+    // Inherited from the listener's socket; HTTP/2 needs a FIN to close it.
+    socket.allowHalfOpen = false;
     sockets.add(socket);
     let secure = false;
     const timer = setTimeout(
