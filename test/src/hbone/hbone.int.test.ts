@@ -1,7 +1,7 @@
 // HBONE end to end in-process on loopback: pool -> server -> upstream.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import http2 from 'node:http2';
+import type http2 from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
@@ -13,7 +13,6 @@ import { HboneError } from '../../../src/hbone/hbone-error.js';
 import { HbonePool } from '../../../src/hbone/pool.js';
 import {
   ID_X,
-  ID_Y,
   closedPort,
   connectTcp,
   echo,

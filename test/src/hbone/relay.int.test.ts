@@ -1,6 +1,6 @@
 // The relay and the held-inline rule on loopback TCP.
 import assert from 'node:assert/strict';
-import net from 'node:net';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { proxyOverTunnel } from '../../../src/hbone/held-inline.js';
