@@ -5,10 +5,15 @@
 import { mkdir } from 'node:fs/promises';
 import { pino } from 'pino';
 import type { DaemonConfig } from '../src/config/daemon-config.js';
-import { MeshlessError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { DiscoverySource } from '../src/discovery/discovery-source.js';
 import { FileDiscoverySource } from '../src/discovery/file-source.js';
+import { KubernetesDiscoverySource } from '../src/discovery/kubernetes-source.js';
+import { createAdminServer } from './admin/admin-server.js';
+import { IdentityService } from './identity/identity-service.js';
+import { DaemonMetrics } from './observability/metrics.js';
+import { startMetricsServer, startReadinessServer } from './observability/probe-servers.js';
+import { ProxyService } from './proxy/proxy-service.js';
 import { startCniApiServer } from './registration/cni-api-server.js';
 import { RegistrationService } from './registration/registration-service.js';
 import { Registry } from './registration/registry.js';
@@ -17,6 +22,9 @@ export interface RunningDaemon {
   readonly log: Logger;
   readonly registry: Registry;
   readonly service: RegistrationService;
+  readonly identity: IdentityService;
+  readonly proxy: ProxyService;
+  /** Stops accepting, drains established connections up to the deadline, exits the services. */
   stop(): Promise<void>;
 }
 
@@ -33,10 +41,7 @@ export function redactedConfig(config: DaemonConfig): Record<string, unknown> {
 function discoveryFor(config: DaemonConfig, log: Logger): DiscoverySource {
   if (config.discovery.source === 'file')
     return new FileDiscoverySource(config.discovery.file, log);
-  throw new MeshlessError(
-    'MESHLESS_E_CONFIG',
-    'config key "discovery": the Kubernetes source is not available in this build; use "discovery.file"',
-  );
+  return new KubernetesDiscoverySource({ kubeconfig: config.discovery.kubeconfig, log });
 }
 
 export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<RunningDaemon> {
@@ -46,7 +51,20 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
 
   const discovery = discoveryFor(config, logger);
-  await discovery.start();
+  // The file source reads synchronously enough to wait for; the Kubernetes
+  // source may wait on an API that is down, and the node must keep serving
+  // (the CNI API answers 503 for enrolled pods until discovery has synced,
+  // and pods of plain namespaces keep starting).
+  const synced = discovery.start();
+  if (config.discovery.source === 'file') await synced;
+  else
+    synced.then(
+      () => logger.info({}, 'discovery synced'),
+      (err: unknown) => {
+        logger.error({ error: String(err) }, 'discovery failed for good; exiting');
+        process.exit(1);
+      },
+    );
   const registry = new Registry(config.stateDir, logger);
   const dropped = await registry.load();
   for (const r of dropped)
@@ -55,19 +73,72 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
       'dropped registration: netns is gone',
     );
 
+  const metrics = new DaemonMetrics();
+  const identity = await IdentityService.create(config, {
+    logger: logger.child({ component: 'identity' }),
+  });
+  const policy = { label: config.enrolmentLabel, excludeNamespaces: config.excludeNamespaces };
+  const proxy = new ProxyService({
+    trustDomain: config.trustDomain,
+    policy,
+    discovery,
+    identity,
+    log: logger.child({ component: 'proxy' }),
+    drainMs: config.drainTimeoutSeconds * 1000,
+    onRecord: (r) => metrics.connection(r),
+    onOpen: (direction) => metrics.connectionsOpened.inc({ direction }),
+    onHandshakeFailure: (side, reason) => metrics.handshakeFailures.inc({ side, reason }),
+  });
   const service = new RegistrationService({
     nodeName: config.nodeName,
     trustDomain: config.trustDomain,
-    policy: { label: config.enrolmentLabel, excludeNamespaces: config.excludeNamespaces },
+    policy,
     discovery,
     registry,
     log: logger.child({ component: 'registration' }),
   });
+  service.addObserver(proxy);
   await service.reattach();
+  const admin = createAdminServer({
+    address: config.adminAddress,
+    logger: logger.child({ component: 'admin' }),
+    routes: {
+      '/certs': () => identity.report(),
+      '/config': () => redactedConfig(config),
+      '/workloads': () =>
+        registry.all().map((r) => ({
+          ...r,
+          identity: r.enrolled ? (proxy.proxies.get(r.containerId)?.identity ?? null) : null,
+        })),
+    },
+  });
+  await admin.listen();
+  const readiness = await startReadinessServer(config.readinessAddress, () => {
+    const problems: string[] = [];
+    if (!discovery.synced) problems.push('discovery has not synced');
+    for (const r of registry.all())
+      if (r.enrolled && !proxy.proxies.has(r.containerId))
+        problems.push(`workload ${r.namespace}/${r.podName} has no listeners or identity yet`);
+    return problems;
+  });
+  const metricsServer = await startMetricsServer(config.metricsAddress, metrics.registry, () => {
+    const pool = proxy.pool.stats();
+    metrics.poolConnections.set(pool.connections);
+    metrics.poolStreams.set(pool.streams);
+    metrics.enrolledWorkloads.set(proxy.proxies.size);
+    metrics.certificateExpiry.reset();
+    const now = Date.now();
+    for (const id of identity.report().identities)
+      metrics.certificateExpiry.set(
+        { identity: id.spiffeId },
+        (Date.parse(id.notAfter) - now) / 1000,
+      );
+  });
   const api = await startCniApiServer(
     config.cniSocket,
     service,
     logger.child({ component: 'cni-api' }),
+    (command, seconds, outcome) => metrics.cniEvent(command, seconds, outcome),
   );
   logger.info({ workloads: registry.size }, 'meshlessd ready');
 
@@ -75,8 +146,15 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     log: logger,
     registry,
     service,
+    identity,
+    proxy,
     async stop() {
       await api.close();
+      await admin.close();
+      await readiness.close();
+      await metricsServer.close();
+      await proxy.close(config.drainTimeoutSeconds * 1000);
+      identity.close();
       discovery.close();
       await registry.flush();
     },

@@ -50,6 +50,11 @@ export interface ListenInNetnsOptions {
   readonly reusePort?: boolean;
   /** `IPV6_V6ONLY` for IPv6 listeners; default: the kernel's (dual-stack). */
   readonly v6Only?: boolean;
+  /**
+   * Accepted sockets stay writable after the peer's FIN (Node's
+   * `allowHalfOpen`); a proxy needs it to carry half-closes. Default false.
+   */
+  readonly allowHalfOpen?: boolean;
 }
 
 /** Options of {@link connectFromNetns}. */
@@ -75,6 +80,8 @@ export interface ConnectFromNetnsOptions {
   readonly noDelay?: boolean;
   /** Connect timeout in ms; default 10 000 (ztunnel's). Rejects with ETIMEDOUT. */
   readonly timeoutMs?: number;
+  /** Stay writable after the peer's FIN (Node's `allowHalfOpen`). Default false. */
+  readonly allowHalfOpen?: boolean;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -126,7 +133,7 @@ export async function listenInNetns(options: ListenInNetnsOptions): Promise<net.
     throw netnsError(what, netnsPath, cause);
   }
 
-  const server = net.createServer();
+  const server = net.createServer({ allowHalfOpen: options.allowHalfOpen ?? false });
   return await new Promise<net.Server>((resolve, reject) => {
     const onError = (cause: Error): void => {
       // Node closes the fd if listen() fails. Only if uv_tcp_open() failed
@@ -186,7 +193,12 @@ export async function connectFromNetns(options: ConnectFromNetnsOptions): Promis
 
   let socket: net.Socket;
   try {
-    socket = new net.Socket({ fd, readable: true, writable: true });
+    socket = new net.Socket({
+      fd,
+      readable: true,
+      writable: true,
+      allowHalfOpen: options.allowHalfOpen ?? false,
+    });
   } catch (cause) {
     closeSync(fd); // not adopted: still ours
     throw netnsError(what, netnsPath, cause);

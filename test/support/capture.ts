@@ -18,7 +18,24 @@ export class Capture {
   static async start(ns: string, iface: string, file: string, filter = 'tcp'): Promise<Capture> {
     const child = spawn(
       'ip',
-      ['netns', 'exec', ns, 'tcpdump', '-i', iface, '-U', '-n', '-s', '0', '-w', file, filter],
+      [
+        'netns',
+        'exec',
+        ns,
+        'tcpdump',
+        '-Z',
+        'root',
+        '--immediate-mode',
+        '-i',
+        iface,
+        '-U',
+        '-n',
+        '-s',
+        '0',
+        '-w',
+        file,
+        filter,
+      ],
       {
         stdio: ['ignore', 'ignore', 'pipe'],
       },

@@ -33,7 +33,7 @@ export interface TestServer {
 }
 
 export async function startTestServer(netnsPath: string, port: number): Promise<TestServer> {
-  const server = await listenInNetns({ netnsPath, port, host: '0.0.0.0' });
+  const server = await listenInNetns({ netnsPath, port, host: '0.0.0.0', allowHalfOpen: true });
   const peers: string[] = [];
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
@@ -80,7 +80,12 @@ export async function startTestServer(netnsPath: string, port: number): Promise<
 }
 
 /** Connects as the app in `netnsPath` would (no mark: captured by the pod's rules). */
-export function connectAsApp(netnsPath: string, host: string, port: number, timeoutMs = 15_000): Promise<Socket> {
+export function connectAsApp(
+  netnsPath: string,
+  host: string,
+  port: number,
+  timeoutMs = 15_000,
+): Promise<Socket> {
   return connectFromNetns({ netnsPath, host, port, timeoutMs });
 }
 

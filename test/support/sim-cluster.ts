@@ -7,6 +7,7 @@
  * dist/meshlessd.js on a shared file discovery source.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { generateRootCa } from '../../src/identity/certificate-authority.js';
 import { join } from 'node:path';
 import { callDaemon } from '../../src/registration/client.js';
 import type { StatusResponse } from '../../src/registration/protocol.js';
@@ -61,9 +62,16 @@ export class SimCluster {
     this.discoveryFile = join(opts.dir, 'cluster.yaml');
   }
 
-  /** Builds the nodes and the link (no daemons, no pods yet). */
-  static create(opts: SimClusterOptions): SimCluster {
+  /**
+   * Builds the nodes and the link (no daemons, no pods yet), and the cluster
+   * root CA every node's daemon loads (as a Kubernetes Secret would hand it).
+   */
+  static async create(opts: SimClusterOptions): Promise<SimCluster> {
     const c = new SimCluster(opts);
+    const root = await generateRootCa({ trustDomain: 'cluster.local', now: Date.now() });
+    mkdirSync(join(opts.dir, 'ca'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(opts.dir, 'ca', 'root.crt'), root.certPem);
+    writeFileSync(join(opts.dir, 'ca', 'root.key'), root.keyPem, { mode: 0o600 });
     if (opts.nodes < 1 || opts.nodes > 2) throw new Error('1 or 2 nodes');
     for (let i = 1; i <= opts.nodes; i++) {
       const dir = join(opts.dir, `node${i}`);

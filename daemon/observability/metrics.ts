@@ -1,0 +1,96 @@
+/**
+ * The daemon's Prometheus metrics (prom-client), one registry per daemon so
+ * several can run in one process (tests). Names follow Prometheus
+ * conventions with the `meshless_` prefix; README "Metrics" lists them.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  readonly connectionsOpened: Counter<'direction'>;
+  readonly connectionsClosed: Counter<'direction' | 'outcome'>;
+  readonly bytes: Counter<'direction' | 'way'>;
+  readonly handshakeFailures: Counter<'side' | 'reason'>;
+  readonly poolConnections: Gauge;
+  readonly poolStreams: Gauge;
+  readonly certificateExpiry: Gauge<'identity'>;
+  readonly enrolledWorkloads: Gauge;
+  readonly cniEvents: Counter<'command' | 'outcome'>;
+  readonly cniLatency: Histogram<'command'>;
+
+  constructor(defaults = true) {
+    const registers = [this.registry];
+    if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'meshless_process_' });
+    this.connectionsOpened = new Counter({
+      name: 'meshless_connections_opened_total',
+      help: 'Connections accepted by the proxy, by direction',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.connectionsClosed = new Counter({
+      name: 'meshless_connections_closed_total',
+      help: 'Connections finished, by direction and outcome (ok, refused, reset, timeout, denied, error)',
+      labelNames: ['direction', 'outcome'],
+      registers,
+    });
+    this.bytes = new Counter({
+      name: 'meshless_bytes_total',
+      help: 'Bytes proxied, by direction and way (sent: source to destination; received: back)',
+      labelNames: ['direction', 'way'],
+      registers,
+    });
+    this.handshakeFailures = new Counter({
+      name: 'meshless_hbone_handshake_failures_total',
+      help: 'HBONE handshakes refused, by side (client, server) and reason',
+      labelNames: ['side', 'reason'],
+      registers,
+    });
+    this.poolConnections = new Gauge({
+      name: 'meshless_hbone_pool_connections',
+      help: 'Open outbound HBONE connections in the pool',
+      registers,
+    });
+    this.poolStreams = new Gauge({
+      name: 'meshless_hbone_pool_streams',
+      help: 'Open CONNECT streams on pooled HBONE connections',
+      registers,
+    });
+    this.certificateExpiry = new Gauge({
+      name: 'meshless_certificate_expiry_seconds',
+      help: 'Seconds until each workload SVID (and the node CA) expires',
+      labelNames: ['identity'],
+      registers,
+    });
+    this.enrolledWorkloads = new Gauge({
+      name: 'meshless_enrolled_workloads',
+      help: 'Enrolled workloads on this node with their listeners bound',
+      registers,
+    });
+    this.cniEvents = new Counter({
+      name: 'meshless_cni_events_total',
+      help: 'Registration API calls from the CNI plugin, by command and outcome',
+      labelNames: ['command', 'outcome'],
+      registers,
+    });
+    this.cniLatency = new Histogram({
+      name: 'meshless_cni_event_duration_seconds',
+      help: 'Time the daemon took to answer a CNI event',
+      labelNames: ['command'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+  }
+
+  /** Accounts one finished connection. */
+  connection(r: ConnectionRecord): void {
+    this.connectionsClosed.inc({ direction: r.direction, outcome: r.outcome });
+    this.bytes.inc({ direction: r.direction, way: 'sent' }, r.bytesSent);
+    this.bytes.inc({ direction: r.direction, way: 'received' }, r.bytesReceived);
+  }
+
+  cniEvent(command: string, seconds: number, outcome: string): void {
+    this.cniEvents.inc({ command, outcome });
+    this.cniLatency.observe({ command }, seconds);
+  }
+}

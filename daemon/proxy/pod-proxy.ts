@@ -1,0 +1,386 @@
+/**
+ * The proxy of one enrolled pod: three listeners bound inside the pod's
+ * network namespace before the pod is reported enrolled, and what happens
+ * to each connection they accept.
+ *
+ * - 15001 outbound: the original destination decides (src/proxy): an
+ *   enrolled destination goes over HBONE (the app's bytes are held until the
+ *   tunnel answered 200; a failed tunnel resets the app's connection, never
+ *   plaintext), anything else is passed through in plaintext. Every socket
+ *   opened inside the pod carries SO_MARK 0x539 so the pod's rules let it out.
+ * - 15006 inbound plaintext: delivered to the app from inside the pod with
+ *   the peer's address as source (IP_TRANSPARENT + the connmark routing).
+ * - 15008 HBONE: mutual TLS + HTTP/2 CONNECT, delivered the same way.
+ *
+ * Invariant: a pod's listeners are either all bound or none is.
+ */
+import type { Server, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { errorMessage } from '../../src/errors.js';
+import type { Logger } from '../../src/logger.js';
+import { createHboneServer, type HboneServer } from '../../src/hbone/hbone-server.js';
+import type { HbonePool } from '../../src/hbone/pool.js';
+import { HboneError } from '../../src/hbone/hbone-error.js';
+import { relay } from '../../src/hbone/relay.js';
+import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
+import {
+  connectFromNetns,
+  listenInNetns,
+  originalDestination,
+} from '../../src/netns/socket-in-netns.js';
+import {
+  decideInboundPlaintext,
+  decideOutbound,
+  type Endpoint,
+} from '../../src/proxy/outbound-decision.js';
+import {
+  normalizeIp,
+  workloadIdentity,
+  type WorkloadIndex,
+} from '../../src/proxy/workload-index.js';
+import { PROXY_MARK, PROXY_PORTS } from '../../src/redirect/constants.js';
+import type { TrustBundle } from '../../src/identity/trust-bundle.js';
+import type { SecureContext } from 'node:tls';
+import type { Registration } from '../registration/registry.js';
+
+/** What a pod proxy needs from the rest of the daemon. */
+export interface PodProxyDeps {
+  readonly trustDomain: string;
+  /** The current SVID context of a workload identity on this node. */
+  secureContext(identity: string): SecureContext;
+  trustBundle(): TrustBundle;
+  index(): WorkloadIndex;
+  readonly pool: HbonePool;
+  readonly log: Logger;
+  record(r: ConnectionRecord): void;
+  opened(direction: ConnectionRecord['direction']): void;
+  handshakeFailed(side: 'client' | 'server', reason: string): void;
+  /** Connect timeout to applications and peers, ms. */
+  readonly connectTimeoutMs: number;
+}
+
+export class PodProxy {
+  readonly registration: Registration;
+  readonly identity: string;
+  readonly #deps: PodProxyDeps;
+  readonly #log: Logger;
+  readonly #servers: Server[] = [];
+  readonly #sockets = new Set<Socket | Duplex>();
+  #hbone: HboneServer | undefined;
+  #closed = false;
+
+  constructor(registration: Registration, deps: PodProxyDeps) {
+    this.registration = registration;
+    this.#deps = deps;
+    this.identity = workloadIdentity(
+      deps.trustDomain,
+      registration.namespace,
+      registration.serviceAccount ?? 'default',
+    );
+    this.#log = deps.log.child({ pod: `${registration.namespace}/${registration.podName}` });
+  }
+
+  get addresses(): string[] {
+    return this.registration.addresses.map((a) => normalizeIp(a.ip));
+  }
+
+  get activeConnections(): number {
+    return this.#sockets.size;
+  }
+
+  /** Binds every listener (all or none). */
+  async start(): Promise<void> {
+    const netnsPath = this.registration.netns;
+    const families = [...new Set(this.registration.addresses.map((a) => a.family))];
+    if (families.length === 0) families.push(4);
+    this.#hbone = createHboneServer({
+      secureContext: () => this.#deps.secureContext(this.identity),
+      trustDomain: this.#deps.trustDomain,
+      trustBundle: () => this.#deps.trustBundle(),
+      localAddresses: () => this.addresses,
+      forbiddenPorts: Object.values(PROXY_PORTS),
+      connectUpstream: (target, peer) =>
+        this.#deliver(
+          { address: target.host, port: target.port },
+          { address: peer.address, port: peer.port },
+        ),
+      identity: this.identity,
+      onHandshakeFailure: (reason) => this.#deps.handshakeFailed('server', reason),
+      onRecord: (r) => this.#deps.record(r),
+      log: this.#log,
+    });
+    try {
+      for (const family of families) {
+        const host = family === 4 ? '0.0.0.0' : '::';
+        const bind = (port: number): Promise<Server> =>
+          listenInNetns({
+            netnsPath,
+            allowHalfOpen: true,
+            host,
+            port,
+            family,
+            reusePort: true,
+            ...(family === 6 ? { v6Only: true } : {}),
+          });
+        const outbound = await bind(PROXY_PORTS.outbound);
+        this.#servers.push(outbound);
+        outbound.on('connection', (s: Socket) => this.#onOutbound(s));
+        const plaintext = await bind(PROXY_PORTS.inboundPlaintext);
+        this.#servers.push(plaintext);
+        plaintext.on('connection', (s: Socket) => this.#onInboundPlaintext(s));
+        const hbone = await bind(PROXY_PORTS.inboundHbone);
+        this.#servers.push(hbone);
+        hbone.on('connection', (s: Socket) => {
+          s.setNoDelay(true);
+          this.#hbone?.handleConnection(s);
+        });
+      }
+    } catch (err) {
+      await this.stop(0);
+      throw err;
+    }
+    for (const s of this.#servers)
+      s.on('error', (err) => this.#log.error({ error: errorMessage(err) }, 'listener error'));
+    this.#log.info(
+      { identity: this.identity, listeners: this.#servers.length },
+      'pod proxy listening',
+    );
+  }
+
+  #track<T extends Socket | Duplex>(s: T): T {
+    this.#sockets.add(s);
+    s.once('close', () => this.#sockets.delete(s));
+    return s;
+  }
+
+  /** Opens a marked socket from inside the pod to `target`, with `source` as its source address when given. */
+  #connectFromPod(target: Endpoint, source?: Endpoint): Promise<Socket> {
+    const sameFamily =
+      source !== undefined && source.address.includes(':') === target.address.includes(':');
+    return connectFromNetns({
+      netnsPath: this.registration.netns,
+      host: target.address,
+      port: target.port,
+      mark: PROXY_MARK.value,
+      noDelay: true,
+      allowHalfOpen: true,
+      timeoutMs: this.#deps.connectTimeoutMs,
+      ...(sameFamily ? { transparent: true, bindAddress: source.address } : {}),
+    });
+  }
+
+  /** Delivers to the app inside this pod, keeping the peer's address as source. */
+  #deliver(target: Endpoint, peer: Endpoint): Promise<Socket> {
+    return this.#connectFromPod(target, peer).then((s) => this.#track(s));
+  }
+
+  #onOutbound(app: Socket): void {
+    this.#track(app);
+    this.#deps.opened('outbound');
+    app.pause();
+    app.setNoDelay(true);
+    const started = Date.now();
+    const source = {
+      address: normalizeIp(app.remoteAddress ?? ''),
+      port: app.remotePort ?? 0,
+      identity: this.identity,
+    };
+    let dst: Endpoint;
+    try {
+      const o = originalDestination(app);
+      dst = { address: normalizeIp(o.address), port: o.port };
+    } catch (err) {
+      this.#log.warn(
+        { error: errorMessage(err) },
+        'outbound connection without an original destination',
+      );
+      app.resetAndDestroy();
+      return;
+    }
+    const decision = decideOutbound(dst, this.#deps.index());
+    const base = { direction: 'outbound' as const, source, started };
+    if (decision.kind === 'refuse') {
+      app.resetAndDestroy();
+      this.#emit(base, { address: dst.address, port: dst.port }, 0, 0, 'refused', decision.reason);
+      return;
+    }
+    if (decision.kind === 'passthrough') {
+      const destination = { address: dst.address, port: dst.port, identity: undefined };
+      this.#connectFromPod(dst).then(
+        (upstream) =>
+          this.#pump(
+            { ...base, direction: 'passthrough' },
+            destination,
+            app,
+            this.#track(upstream),
+          ),
+        (err: unknown) => {
+          app.resetAndDestroy();
+          this.#emit(
+            { ...base, direction: 'passthrough' },
+            destination,
+            0,
+            0,
+            outcomeOf(err),
+            errorMessage(err),
+          );
+        },
+      );
+      return;
+    }
+    const destination = {
+      address: dst.address,
+      port: dst.port,
+      identity: decision.destination.identity,
+    };
+    this.#deps.pool
+      .openTunnel({
+        sourceIdentity: this.identity,
+        destinationIdentity: decision.destination.identity,
+        sourceIp:
+          this.addresses.find((a) => a.includes(':') === dst.address.includes(':')) ??
+          source.address,
+        hboneAddress: { host: decision.hbone.address, port: decision.hbone.port },
+        target: { host: dst.address, port: dst.port },
+        forwardedFor: { ip: source.address, port: source.port },
+        secureContext: this.#deps.secureContext(this.identity),
+        trustDomain: this.#deps.trustDomain,
+        trustBundle: () => this.#deps.trustBundle(),
+        connectSocket: () => this.#connectFromPod(decision.hbone),
+      })
+      .then(
+        (tunnel) => this.#pump(base, destination, app, this.#track(tunnel)),
+        (err: unknown) => {
+          // Never a plaintext fallback to an enrolled destination.
+          app.resetAndDestroy();
+          if (
+            err instanceof HboneError &&
+            (err.reason === 'tls-handshake' ||
+              err.reason === 'peer-identity' ||
+              err.reason === 'alpn')
+          )
+            this.#deps.handshakeFailed('client', err.reason);
+          this.#emit(base, destination, 0, 0, outcomeOf(err), errorMessage(err));
+        },
+      );
+  }
+
+  #onInboundPlaintext(peer: Socket): void {
+    this.#track(peer);
+    this.#deps.opened('inbound-plaintext');
+    peer.pause();
+    peer.setNoDelay(true);
+    const started = Date.now();
+    const source = {
+      address: normalizeIp(peer.remoteAddress ?? ''),
+      port: peer.remotePort ?? 0,
+      identity: undefined,
+    };
+    let dst: Endpoint;
+    try {
+      const o = originalDestination(peer);
+      dst = { address: normalizeIp(o.address), port: o.port };
+    } catch {
+      peer.resetAndDestroy();
+      return;
+    }
+    const base = { direction: 'inbound-plaintext' as const, source, started };
+    const destination = { address: dst.address, port: dst.port, identity: this.identity };
+    const verdict = decideInboundPlaintext(dst, this.addresses);
+    if (!verdict.deliver) {
+      peer.resetAndDestroy();
+      this.#emit(base, destination, 0, 0, 'refused', verdict.reason);
+      return;
+    }
+    this.#deliver(dst, source).then(
+      (app) => this.#pump(base, destination, peer, app),
+      (err: unknown) => {
+        peer.resetAndDestroy();
+        this.#emit(base, destination, 0, 0, outcomeOf(err), errorMessage(err));
+      },
+    );
+  }
+
+  #pump(
+    base: {
+      direction: ConnectionRecord['direction'];
+      source: ConnectionRecord['source'];
+      started: number;
+    },
+    destination: ConnectionRecord['destination'],
+    a: Duplex,
+    b: Duplex,
+  ): void {
+    relay(a, b).then(
+      (r) => this.#emit(base, destination, r.bytesAtoB, r.bytesBtoA, r.outcome, undefined),
+      (err: unknown) => this.#emit(base, destination, 0, 0, 'error', errorMessage(err)),
+    );
+  }
+
+  #emit(
+    base: {
+      direction: ConnectionRecord['direction'];
+      source: ConnectionRecord['source'];
+      started: number;
+    },
+    destination: ConnectionRecord['destination'],
+    sent: number,
+    received: number,
+    outcome: ConnectionRecord['outcome'],
+    reason: string | undefined,
+  ): void {
+    this.#deps.record({
+      direction: base.direction,
+      source: base.source,
+      destination,
+      bytesSent: sent,
+      bytesReceived: received,
+      durationMs: Date.now() - base.started,
+      outcome,
+      ...(reason === undefined ? {} : { reason }),
+    });
+  }
+
+  /**
+   * Stops accepting at once; established connections may finish until
+   * `drainMs`, then are reset.
+   */
+  async stop(drainMs: number): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const hbone = this.#hbone;
+    if (this.#sockets.size > 0 && drainMs > 0) {
+      const deadline = Date.now() + drainMs;
+      while (this.#sockets.size > 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const s of this.#sockets) {
+      if ('resetAndDestroy' in s && typeof s.resetAndDestroy === 'function') s.resetAndDestroy();
+      else s.destroy();
+    }
+    await hbone?.close();
+    this.#log.info({}, 'pod proxy stopped');
+  }
+}
+
+function outcomeOf(err: unknown): ConnectionRecord['outcome'] {
+  if (err instanceof HboneError) {
+    if (err.reason === 'connect-timeout' || err.reason === 'response-timeout') return 'timeout';
+    if (
+      err.reason === 'peer-identity' ||
+      err.reason === 'tls-handshake' ||
+      err.reason === 'http-status-401'
+    )
+      return 'denied';
+    if (err.reason === 'connect-failed' || err.reason === 'http-status-503') return 'refused';
+    if (err.reason === 'reset' || err.reason === 'goaway' || err.reason === 'session-closed')
+      return 'reset';
+  }
+  const text = `${errorMessage(err)} ${String((err as { cause?: { code?: unknown } })?.cause?.code ?? '')}`;
+  if (/ETIMEDOUT|timed? ?out/i.test(text)) return 'timeout';
+  if (/ECONNREFUSED|refused|503/i.test(text)) return 'refused';
+  if (/ECONNRESET|reset/i.test(text)) return 'reset';
+  if (/identity|certificate|401|denied|rejected/i.test(text)) return 'denied';
+  return 'error';
+}

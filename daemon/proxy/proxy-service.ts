@@ -1,0 +1,106 @@
+/**
+ * The data plane of a node: one PodProxy per enrolled workload of this node,
+ * one HBONE connection pool shared by all of them, and the workload index
+ * rebuilt from every discovery snapshot. It is the WorkloadObserver the
+ * registration service tells about enrolled pods: enrolling issues the
+ * workload's identity and binds its listeners before the pod is reported
+ * enrolled; releasing drains and closes them.
+ */
+import type { Logger } from '../../src/logger.js';
+import type { ClusterSnapshot } from '../../src/discovery/cluster-state.js';
+import type { DiscoverySource } from '../../src/discovery/discovery-source.js';
+import type { EnrolmentPolicy } from '../../src/discovery/enrolment.js';
+import { HbonePool } from '../../src/hbone/pool.js';
+import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
+import { buildWorkloadIndex, type WorkloadIndex } from '../../src/proxy/workload-index.js';
+import type { IdentityService } from '../identity/identity-service.js';
+import type { Registration } from '../registration/registry.js';
+import type { WorkloadObserver } from '../registration/registration-service.js';
+import { PodProxy } from './pod-proxy.js';
+
+export interface ProxyServiceOptions {
+  readonly trustDomain: string;
+  readonly policy: EnrolmentPolicy;
+  readonly discovery: DiscoverySource;
+  readonly identity: IdentityService;
+  readonly log: Logger;
+  /** How long released pods' connections may finish, ms. */
+  readonly drainMs: number;
+  readonly connectTimeoutMs?: number;
+  /** Every finished connection (logging, metrics, admin). */
+  readonly onRecord?: (r: ConnectionRecord) => void;
+  /** Every accepted connection, by direction. */
+  readonly onOpen?: (direction: ConnectionRecord['direction']) => void;
+  /** A refused HBONE handshake, by side and reason. */
+  readonly onHandshakeFailure?: (side: 'client' | 'server', reason: string) => void;
+}
+
+export class ProxyService implements WorkloadObserver {
+  readonly pool: HbonePool;
+  readonly #o: ProxyServiceOptions;
+  readonly #proxies = new Map<string, PodProxy>();
+  readonly #log: Logger;
+  #index: WorkloadIndex;
+
+  constructor(o: ProxyServiceOptions) {
+    this.#o = o;
+    this.#log = o.log;
+    this.pool = new HbonePool({ log: o.log.child({ component: 'hbone-pool' }) });
+    this.#index = buildWorkloadIndex(o.discovery.snapshot(), o.policy, o.trustDomain);
+    o.discovery.onChange((s: ClusterSnapshot) => {
+      this.#index = buildWorkloadIndex(s, o.policy, o.trustDomain);
+    });
+  }
+
+  /** The proxies running now, by container ID. */
+  get proxies(): ReadonlyMap<string, PodProxy> {
+    return this.#proxies;
+  }
+
+  async workloadEnrolled(r: Registration): Promise<void> {
+    const existing = this.#proxies.get(r.containerId);
+    // Idempotent: ADD twice (or re-attach) keeps the one proxy.
+    if (existing && existing.registration.netns === r.netns) return;
+    if (existing) await this.workloadReleased(existing.registration);
+    const sa = r.serviceAccount ?? 'default';
+    await this.#o.identity.acquire(r.containerId, r.namespace, sa);
+    const proxy = new PodProxy(r, {
+      trustDomain: this.#o.trustDomain,
+      secureContext: (id) => this.#o.identity.secureContextFor(id),
+      trustBundle: () => this.#o.identity.trustBundle,
+      index: () => this.#index,
+      pool: this.pool,
+      log: this.#log,
+      record: (rec) => this.#record(rec),
+      opened: (direction) => this.#o.onOpen?.(direction),
+      handshakeFailed: (side, reason) => this.#o.onHandshakeFailure?.(side, reason),
+      connectTimeoutMs: this.#o.connectTimeoutMs ?? 10_000,
+    });
+    try {
+      await proxy.start();
+    } catch (err) {
+      this.#o.identity.release(r.containerId);
+      throw err;
+    }
+    this.#proxies.set(r.containerId, proxy);
+  }
+
+  async workloadReleased(r: Registration): Promise<void> {
+    const proxy = this.#proxies.get(r.containerId);
+    this.#proxies.delete(r.containerId);
+    if (proxy) await proxy.stop(this.#o.drainMs);
+    this.#o.identity.release(r.containerId);
+  }
+
+  #record(r: ConnectionRecord): void {
+    this.#log.info({ connection: r }, 'connection');
+    this.#o.onRecord?.(r);
+  }
+
+  /** Stops every proxy (draining up to `drainMs`) and the pool. */
+  async close(drainMs: number): Promise<void> {
+    await Promise.all([...this.#proxies.values()].map((p) => p.stop(drainMs)));
+    this.#proxies.clear();
+    await this.pool.close();
+  }
+}
