@@ -18,6 +18,9 @@ import { startCniApiServer } from './registration/cni-api-server.js';
 import { RegistrationService } from './registration/registration-service.js';
 import { Registry } from './registration/registry.js';
 
+/** The daemon's version, as package.json says (set by the build). */
+export const DAEMON_VERSION = process.env['MESHLESS_BUILD_VERSION'] ?? '0.1.0';
+
 export interface RunningDaemon {
   readonly log: Logger;
   readonly registry: Registry;
@@ -99,10 +102,46 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
   });
   service.addObserver(proxy);
   await service.reattach();
+  function readinessProblems(): string[] {
+    const problems: string[] = [];
+    if (!discovery.synced) problems.push('discovery has not synced');
+    for (const r of registry.all())
+      if (r.enrolled && !proxy.proxies.has(r.containerId))
+        problems.push(`workload ${r.namespace}/${r.podName} has no listeners or identity yet`);
+    return problems;
+  }
+  const startedAt = new Date().toISOString();
   const admin = createAdminServer({
     address: config.adminAddress,
     logger: logger.child({ component: 'admin' }),
     routes: {
+      '/status': () => ({
+        nodeName: config.nodeName,
+        trustDomain: config.trustDomain,
+        version: DAEMON_VERSION,
+        startedAt,
+        ready: readinessProblems().length === 0,
+        notReady: readinessProblems(),
+        discovery: {
+          source: config.discovery.source,
+          ...service.status().discovery,
+          synced: discovery.synced,
+        },
+        workloads: {
+          registered: registry.size,
+          enrolled: registry.all().filter((r) => r.enrolled).length,
+          proxied: proxy.proxies.size,
+        },
+        identities: identity.report().identities.length,
+        hbonePool: proxy.pool.stats(),
+        connections: [...proxy.proxies.values()].reduce((n, p) => n + p.connections().length, 0),
+      }),
+      '/connections': () =>
+        [...proxy.proxies.values()].flatMap((p) =>
+          p
+            .connections()
+            .map((c) => ({ pod: `${p.registration.namespace}/${p.registration.podName}`, ...c })),
+        ),
       '/certs': () => identity.report(),
       '/config': () => redactedConfig(config),
       '/workloads': () =>
@@ -113,14 +152,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     },
   });
   await admin.listen();
-  const readiness = await startReadinessServer(config.readinessAddress, () => {
-    const problems: string[] = [];
-    if (!discovery.synced) problems.push('discovery has not synced');
-    for (const r of registry.all())
-      if (r.enrolled && !proxy.proxies.has(r.containerId))
-        problems.push(`workload ${r.namespace}/${r.podName} has no listeners or identity yet`);
-    return problems;
-  });
+  const readiness = await startReadinessServer(config.readinessAddress, readinessProblems);
   const metricsServer = await startMetricsServer(config.metricsAddress, metrics.registry, () => {
     const pool = proxy.pool.stats();
     metrics.poolConnections.set(pool.connections);

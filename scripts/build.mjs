@@ -9,14 +9,18 @@
 // so every program behaves alike wherever it is run from.
 import { build } from 'esbuild';
 import { copyFileSync, existsSync } from 'node:fs';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { brotliCompressSync, constants as zlib } from 'node:zlib';
 
 mkdirSync('dist', { recursive: true });
 writeFileSync('dist/package.json', JSON.stringify({ type: 'commonjs' }) + '\n');
 
+const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
+
 const common = {
   bundle: true,
+  // The version the programs report (meshless status, /status).
+  define: { 'process.env.MESHLESS_BUILD_VERSION': JSON.stringify(version) },
   platform: 'node',
   target: 'node20',
   sourcemap: false,

@@ -43,6 +43,16 @@ import type { TrustBundle } from '../../src/identity/trust-bundle.js';
 import type { SecureContext } from 'node:tls';
 import type { Registration } from '../registration/registry.js';
 
+/** A connection being proxied now (admin `/connections`). */
+export interface ActiveConnection {
+  readonly direction: ConnectionRecord['direction'];
+  readonly source: ConnectionRecord['source'];
+  readonly destination: ConnectionRecord['destination'];
+  readonly startedAt: string;
+}
+
+let nextConnectionId = 0;
+
 /** What a pod proxy needs from the rest of the daemon. */
 export interface PodProxyDeps {
   readonly trustDomain: string;
@@ -66,6 +76,7 @@ export class PodProxy {
   readonly #log: Logger;
   readonly #servers: Server[] = [];
   readonly #sockets = new Set<Socket | Duplex>();
+  readonly #active = new Map<number, ActiveConnection>();
   #hbone: HboneServer | undefined;
   #closed = false;
 
@@ -84,8 +95,9 @@ export class PodProxy {
     return this.registration.addresses.map((a) => normalizeIp(a.ip));
   }
 
-  get activeConnections(): number {
-    return this.#sockets.size;
+  /** Connections being proxied now, oldest first. */
+  connections(): ActiveConnection[] {
+    return [...this.#active.values()];
   }
 
   /** Binds every listener (all or none). */
@@ -103,7 +115,17 @@ export class PodProxy {
         this.#deliver(
           { address: target.host, port: target.port },
           { address: peer.address, port: peer.port },
-        ),
+        ).then((upstream) => {
+          const id = ++nextConnectionId;
+          this.#active.set(id, {
+            direction: 'inbound',
+            source: { address: peer.address, port: peer.port, identity: peer.identity },
+            destination: { address: target.host, port: target.port, identity: this.identity },
+            startedAt: new Date().toISOString(),
+          });
+          upstream.once('close', () => this.#active.delete(id));
+          return upstream;
+        }),
       identity: this.identity,
       onHandshakeFailure: (reason) => this.#deps.handshakeFailed('server', reason),
       onRecord: (r) => this.#deps.record(r),
@@ -311,10 +333,20 @@ export class PodProxy {
     a: Duplex,
     b: Duplex,
   ): void {
-    relay(a, b).then(
-      (r) => this.#emit(base, destination, r.bytesAtoB, r.bytesBtoA, r.outcome, undefined),
-      (err: unknown) => this.#emit(base, destination, 0, 0, 'error', errorMessage(err)),
-    );
+    const id = ++nextConnectionId;
+    this.#active.set(id, {
+      direction: base.direction,
+      source: base.source,
+      destination,
+      startedAt: new Date(base.started).toISOString(),
+    });
+    const done = (): void => void this.#active.delete(id);
+    relay(a, b)
+      .finally(done)
+      .then(
+        (r) => this.#emit(base, destination, r.bytesAtoB, r.bytesBtoA, r.outcome, undefined),
+        (err: unknown) => this.#emit(base, destination, 0, 0, 'error', errorMessage(err)),
+      );
   }
 
   #emit(
