@@ -15,9 +15,9 @@ import {
   execPlugin,
   type Conflist,
   type PodAttachment,
-} from '../support/cni-chain.js';
-import { startDaemonProcess, type DaemonHandle } from '../support/daemon-process.js';
-import { Netns, RUN_TAG, canRunE2e, netnsSnapshot } from '../support/netns.js';
+} from '../../src/sim/cni-chain.js';
+import { startDaemonProcess, type DaemonHandle } from '../../src/sim/daemon-process.js';
+import { RUN_TAG, canRunE2e, netnsSnapshot, testNetns, type Netns } from '../support/netns.js';
 
 const skip = canRunE2e() ? false : 'needs root and /usr/lib/cni (the e2e tier)';
 
@@ -69,8 +69,8 @@ describe('meshless-cni in a real CNI chain', { skip, concurrency: false }, () =>
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshless-cni-e2e-'));
-    node = Netns.create('node1');
-    for (const p of ['web', 'late', 'cache', 'batch']) pods[p] = Netns.create(`pod-${p}`);
+    node = testNetns('node1');
+    for (const p of ['web', 'late', 'cache', 'batch']) pods[p] = testNetns(`pod-${p}`);
     writeFileSync(join(dir, 'cluster.yaml'), clusterYaml('node1'));
     daemon = await startDaemonProcess({
       dir,
@@ -79,6 +79,7 @@ describe('meshless-cni in a real CNI chain', { skip, concurrency: false }, () =>
         nodeName: 'node1',
         stateDir: join(dir, 'state'),
         discovery: { file: join(dir, 'cluster.yaml') },
+        ca: { generate: true },
         logLevel: 'debug',
       },
     });
@@ -177,7 +178,7 @@ describe('meshless-cni in a real CNI chain', { skip, concurrency: false }, () =>
   });
 
   test('DEL of a pod whose netns is already gone succeeds', () => {
-    const gone = Netns.create('pod-gone');
+    const gone = testNetns('pod-gone');
     const att = attachment('late', 'secure', gone.path);
     assert.equal(runtime.add(list, att).ok, true);
     gone.destroy();

@@ -1,59 +1,19 @@
 /**
- * Network namespaces for end-to-end tests: created with unique names (so
- * test files and parallel sessions never collide), always removed.
+ * Network namespaces for end-to-end tests: names carry a prefix unique to
+ * the test process (so test files and parallel sessions never collide).
+ * The netns itself is src/sim/netns.ts.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { Netns } from '../../src/sim/netns.js';
+import { defaultPrefix } from '../../src/sim/sim-cluster.js';
 
-/** A prefix unique to this test process. */
-export const RUN_TAG = `mlt${process.pid.toString(36)}`;
+export { Netns, canRunE2e, inNs, sh } from '../../src/sim/netns.js';
 
-export function sh(file: string, args: readonly string[], input?: string): string {
-  return execFileSync(file, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
-}
+/** A prefix unique to this test process (as {@link defaultPrefix}). */
+export const RUN_TAG = defaultPrefix();
 
-/** Runs `argv` inside the named netns; returns status and output without throwing. */
-export function inNs(
-  ns: string,
-  argv: readonly string[],
-  input?: string,
-): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8', input });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-export class Netns {
-  readonly name: string;
-  readonly path: string;
-
-  private constructor(name: string) {
-    this.name = name;
-    this.path = `/var/run/netns/${name}`;
-  }
-
-  static create(suffix: string): Netns {
-    const ns = new Netns(`${RUN_TAG}-${suffix}`);
-    if (existsSync(ns.path)) sh('ip', ['netns', 'del', ns.name]);
-    sh('ip', ['netns', 'add', ns.name]);
-    sh('ip', ['-n', ns.name, 'link', 'set', 'lo', 'up']);
-    return ns;
-  }
-
-  exec(
-    argv: readonly string[],
-    input?: string,
-  ): { status: number; stdout: string; stderr: string } {
-    return inNs(this.name, argv, input);
-  }
-
-  destroy(): void {
-    if (existsSync(this.path)) spawnSync('ip', ['netns', 'del', this.name]);
-  }
-}
-
-/** True when this process may create namespaces and run iptables (e2e tier). */
-export function canRunE2e(): boolean {
-  return process.getuid?.() === 0 && existsSync('/usr/lib/cni/bridge');
+/** Creates the netns `<RUN_TAG>-<suffix>`. */
+export function testNetns(suffix: string): Netns {
+  return Netns.create(`${RUN_TAG}-${suffix}`);
 }
 
 /**

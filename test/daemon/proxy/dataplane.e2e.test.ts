@@ -19,16 +19,16 @@ import {
 import { parseSpiffeId } from '../../../src/identity/spiffe-id.js';
 import { issueX509Svid } from '../../../src/identity/x509-svid.js';
 import { connectFromNetns } from '../../../src/netns/socket-in-netns.js';
-import { Capture } from '../../support/capture.js';
-import { canRunE2e } from '../../support/netns.js';
-import { payloadContains, tlsHandshakes } from '../../support/pcap.js';
+import { Capture } from '../../../src/sim/capture.js';
+import { RUN_TAG, canRunE2e } from '../../support/netns.js';
+import { payloadContains, tlsHandshakes } from '../../../src/sim/pcap.js';
 import {
   exchange,
   patternBytes,
   startTestServer,
   type TestServer,
-} from '../../support/pod-apps.js';
-import { SimCluster } from '../../support/sim-cluster.js';
+} from '../../../src/sim/pod-apps.js';
+import { SimCluster } from '../../../src/sim/sim-cluster.js';
 
 const skip = canRunE2e() ? false : 'needs root and /usr/lib/cni (the e2e tier)';
 const APP_PORT = 8080;
@@ -45,7 +45,6 @@ describe('HBONE data plane across two simulated nodes', { skip, concurrency: fal
     return v;
   };
   const netns = (pod: string): string => cluster.pod(pod).netns.path;
-
 
   /** Runs `fn` while capturing the node-to-node link on node1. */
   async function captured<T>(
@@ -71,6 +70,7 @@ describe('HBONE data plane across two simulated nodes', { skip, concurrency: fal
     dir = mkdtempSync(join(tmpdir(), 'meshless-dataplane-'));
     cluster = await SimCluster.create({
       dir,
+      prefix: RUN_TAG,
       nodes: 2,
       namespaces: { secure: true, plain: false },
     });

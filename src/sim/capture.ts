@@ -1,10 +1,14 @@
 /**
- * tcpdump on a link inside a netns for the length of a test step.
+ * tcpdump on a link inside a netns for the length of a step (a test, a
+ * demo row). `-Z root` so it can write into root-only directories,
+ * `--immediate-mode` and `-U` so nothing is buffered when it is stopped.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
+import { MeshlessError } from '../errors.js';
 import { readPcap, type TcpSegment } from './pcap.js';
 
+/** A running packet capture. */
 export class Capture {
   readonly #child: ChildProcess;
   readonly file: string;
@@ -41,7 +45,10 @@ export class Capture {
       },
     );
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('tcpdump did not start')), 10_000);
+      const timer = setTimeout(
+        () => reject(new MeshlessError('MESHLESS_E_SIM', 'tcpdump did not start within 10 s')),
+        10_000,
+      );
       child.stderr?.on('data', (c: Buffer) => {
         if (c.toString().includes('listening on')) {
           clearTimeout(timer);
@@ -50,7 +57,12 @@ export class Capture {
       });
       child.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new Error(`tcpdump exited with ${code}`));
+        reject(
+          new MeshlessError(
+            'MESHLESS_E_SIM',
+            `tcpdump exited with ${code} (is it installed? apt-get install tcpdump)`,
+          ),
+        );
       });
     });
     return new Capture(child, file);

@@ -1,5 +1,5 @@
 /**
- * Runs a CNI conflist the way libcni does, for end-to-end tests: each
+ * Runs a CNI conflist the way libcni does, for the simulated cluster: each
  * plugin executed with the CNI_* environment and its network config on
  * stdin, ADD in order with prevResult threaded through, DEL in reverse with
  * the cached result, CHECK in order; inside a simulated node's netns.
@@ -7,16 +7,28 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { MeshlessError } from '../errors.js';
+import { defaultBundles } from './bundles.js';
 
+/** Where Debian's containernetworking-plugins package puts the plugins. */
 export const DEBIAN_CNI_DIR = '/usr/lib/cni';
-export const PLUGIN_BUNDLE = join(process.cwd(), 'dist/meshless-cni');
 
+/** Where the plugins of a chain are found. */
+export interface PluginPaths {
+  /** Our plugin bundle; default: `meshless-cni` of {@link defaultBundles}. */
+  readonly meshlessPlugin?: string;
+  /** The other plugins (CNI_PATH); default {@link DEBIAN_CNI_DIR}. */
+  readonly cniDir?: string;
+}
+
+/** A network configuration list, as in `/etc/cni/net.d`. */
 export interface Conflist {
   readonly cniVersion: string;
   readonly name: string;
   readonly plugins: readonly Record<string, unknown>[];
 }
 
+/** What the runtime tells the chain about a pod's interface. */
 export interface PodAttachment {
   readonly containerId: string;
   /** Netns path of the pod ('' for a DEL without netns). */
@@ -26,6 +38,7 @@ export interface PodAttachment {
   readonly args: Readonly<Record<string, string>>;
 }
 
+/** One plugin's execution. */
 export interface PluginRun {
   readonly type: string;
   readonly status: number;
@@ -35,6 +48,7 @@ export interface PluginRun {
   readonly json: Record<string, unknown> | undefined;
 }
 
+/** The outcome of running a whole chain. */
 export interface ChainOutcome {
   readonly ok: boolean;
   readonly runs: readonly PluginRun[];
@@ -42,10 +56,15 @@ export interface ChainOutcome {
   readonly output: Record<string, unknown> | undefined;
 }
 
-function pluginPath(type: string): string {
-  if (type === 'meshless-cni') return PLUGIN_BUNDLE;
-  const p = join(DEBIAN_CNI_DIR, type);
-  if (!existsSync(p)) throw new Error(`CNI plugin ${type} not found in ${DEBIAN_CNI_DIR}`);
+function pluginPath(type: string, paths: PluginPaths): string {
+  if (type === 'meshless-cni') return paths.meshlessPlugin ?? defaultBundles().plugin;
+  const dir = paths.cniDir ?? DEBIAN_CNI_DIR;
+  const p = join(dir, type);
+  if (!existsSync(p))
+    throw new MeshlessError(
+      'MESHLESS_E_SIM',
+      `CNI plugin ${type} not found in ${dir} (install containernetworking-plugins)`,
+    );
   return p;
 }
 
@@ -55,6 +74,7 @@ export function execPlugin(
   command: string,
   att: PodAttachment,
   config: Record<string, unknown>,
+  paths: PluginPaths = {},
 ): PluginRun {
   const type = String(config['type']);
   const env: Record<string, string> = {
@@ -65,13 +85,13 @@ export function execPlugin(
     CNI_ARGS: Object.entries(att.args)
       .map(([k, v]) => `${k}=${v}`)
       .join(';'),
-    CNI_PATH: DEBIAN_CNI_DIR,
+    CNI_PATH: paths.cniDir ?? DEBIAN_CNI_DIR,
     PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
   };
   const argv =
     nodeNetns === undefined
-      ? [pluginPath(type)]
-      : ['ip', 'netns', 'exec', nodeNetns, pluginPath(type)];
+      ? [pluginPath(type, paths)]
+      : ['ip', 'netns', 'exec', nodeNetns, pluginPath(type, paths)];
   const r = spawnSync(argv[0] ?? '', argv.slice(1), {
     env,
     input: JSON.stringify(config),
@@ -101,20 +121,29 @@ function pluginConfig(
   };
 }
 
+/** A container runtime's CNI side on one node: ADD, CHECK and DEL of a conflist. */
 export class CniRuntime {
   readonly #nodeNetns: string | undefined;
+  readonly #paths: PluginPaths;
   /** The cached ADD result per container, as libcni keeps it for DEL/CHECK. */
   readonly #cache = new Map<string, Record<string, unknown>>();
 
-  constructor(nodeNetns: string | undefined) {
+  constructor(nodeNetns: string | undefined, paths: PluginPaths = {}) {
     this.#nodeNetns = nodeNetns;
+    this.#paths = paths;
   }
 
   add(list: Conflist, att: PodAttachment): ChainOutcome {
     let prev: Record<string, unknown> | undefined;
     const runs: PluginRun[] = [];
     for (const plugin of list.plugins) {
-      const run = execPlugin(this.#nodeNetns, 'ADD', att, pluginConfig(list, plugin, prev));
+      const run = execPlugin(
+        this.#nodeNetns,
+        'ADD',
+        att,
+        pluginConfig(list, plugin, prev),
+        this.#paths,
+      );
       runs.push(run);
       if (run.status !== 0) return { ok: false, runs, output: run.json };
       prev = run.json;
@@ -127,7 +156,13 @@ export class CniRuntime {
     const prev = this.#cache.get(att.containerId);
     const runs: PluginRun[] = [];
     for (const plugin of list.plugins) {
-      const run = execPlugin(this.#nodeNetns, 'CHECK', att, pluginConfig(list, plugin, prev));
+      const run = execPlugin(
+        this.#nodeNetns,
+        'CHECK',
+        att,
+        pluginConfig(list, plugin, prev),
+        this.#paths,
+      );
       runs.push(run);
       if (run.status !== 0) return { ok: false, runs, output: run.json };
     }
@@ -139,7 +174,13 @@ export class CniRuntime {
     const runs: PluginRun[] = [];
     let failed: PluginRun | undefined;
     for (const plugin of [...list.plugins].reverse()) {
-      const run = execPlugin(this.#nodeNetns, 'DEL', att, pluginConfig(list, plugin, prev));
+      const run = execPlugin(
+        this.#nodeNetns,
+        'DEL',
+        att,
+        pluginConfig(list, plugin, prev),
+        this.#paths,
+      );
       runs.push(run);
       failed ??= run.status !== 0 ? run : undefined;
     }

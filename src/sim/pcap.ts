@@ -4,7 +4,9 @@
  * appears in plaintext, TLS handshakes and their negotiated version.
  */
 import { readFileSync } from 'node:fs';
+import { MeshlessError } from '../errors.js';
 
+/** A captured TCP segment. */
 export interface TcpSegment {
   readonly src: string;
   readonly dst: string;
@@ -24,13 +26,14 @@ function ipv6(b: Buffer, o: number): string {
   return parts.join(':');
 }
 
+/** The TCP segments of a classic pcap file (Ethernet or Linux cooked frames). */
 export function readPcap(path: string): TcpSegment[] {
   const buf = readFileSync(path);
   if (buf.length < 24) return [];
   const magic = buf.readUInt32LE(0);
   const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
   if (!le && buf.readUInt32BE(0) !== 0xa1b2c3d4 && buf.readUInt32BE(0) !== 0xa1b23c4d)
-    throw new Error(`${path} is not a pcap file`);
+    throw new MeshlessError('MESHLESS_E_SIM', `${path} is not a pcap file`);
   const u32 = (o: number): number => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
   const linktype = u32(20);
   const out: TcpSegment[] = [];
@@ -100,6 +103,7 @@ export function payloadContains(segments: readonly TcpSegment[], marker: string)
   return false;
 }
 
+/** What TLS handshakes a capture shows. */
 export interface TlsHandshakeSeen {
   readonly clientHellos: number;
   /** Versions selected by ServerHellos (supported_versions, else legacy_version), e.g. 0x0304. */

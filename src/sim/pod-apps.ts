@@ -1,5 +1,5 @@
 /**
- * Applications inside simulated pods, for end-to-end tests. They use the
+ * Applications inside simulated pods (end-to-end tests). They use the
  * netns addon without SO_MARK, so the pod's own redirect rules capture them
  * exactly as they capture a real workload.
  *
@@ -11,8 +11,9 @@
  *   HALF\n          read to EOF, then answer "got <n>" and close (half-close)
  */
 import { createHash } from 'node:crypto';
+import { MeshlessError } from '../errors.js';
 import type { Server, Socket } from 'node:net';
-import { connectFromNetns, listenInNetns } from '../../src/netns/socket-in-netns.js';
+import { connectFromNetns, listenInNetns } from '../netns/socket-in-netns.js';
 
 /** Deterministic bytes: block i is sha256("meshless:" + i), repeated. */
 export function patternBytes(n: number): Buffer {
@@ -25,6 +26,7 @@ export function patternBytes(n: number): Buffer {
   return out;
 }
 
+/** A running test server. */
 export interface TestServer {
   readonly server: Server;
   /** Peer addresses seen, in order. */
@@ -32,6 +34,7 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** Starts the one-line-protocol server on `port` inside the netns at `netnsPath`. */
 export async function startTestServer(netnsPath: string, port: number): Promise<TestServer> {
   const server = await listenInNetns({ netnsPath, port, host: '0.0.0.0', allowHalfOpen: true });
   const peers: string[] = [];
@@ -103,7 +106,9 @@ export async function exchange(
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       s.destroy();
-      reject(new Error(`exchange ${command} with ${host}:${port} timed out`));
+      reject(
+        new MeshlessError('MESHLESS_E_SIM', `exchange ${command} with ${host}:${port} timed out`),
+      );
     }, timeoutMs);
     s.on('data', (c: Buffer) => chunks.push(c));
     s.on('error', (err) => {
