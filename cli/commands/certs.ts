@@ -4,14 +4,15 @@
  * document (certificate chains in PEM included).
  */
 import type { CommandModule } from 'yargs';
-import { MeshlessError, errorMessage } from '../../src/errors.js';
 import { parseCertsReport, type CertsReport } from '../../src/identity/certs-report.js';
-import { DEFAULT_ADMIN, getAdminJson } from '../admin-client.js';
-
-interface CertsArgs {
-  readonly admin: string;
-  readonly json: boolean;
-}
+import {
+  runAdminView,
+  withAdminOptions,
+  type AdminArgs,
+  type AdminView,
+  type CommandIo,
+} from '../admin-command.js';
+import { renderTable } from '../table.js';
 
 /** `2030-01-15 12:00:00Z`. */
 function shortTime(iso: string): string {
@@ -31,27 +32,13 @@ export function relativeTime(iso: string, now: number): string {
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
 
-function table(rows: readonly (readonly string[])[]): string {
-  const widths: number[] = [];
-  for (const row of rows)
-    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows
-    .map((row) =>
-      row
-        .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
-
 /** The human-readable view of a /certs report. Pure. */
 export function renderCertsTable(report: CertsReport, now: number): string {
   const out: string[] = [];
   out.push(`Trust domain ${report.trustDomain} on node ${report.nodeName}`);
   out.push('');
   out.push(
-    table([
+    renderTable([
       ['CERTIFICATE', 'SERIAL', 'NOT AFTER', 'NEXT ROTATION', 'SUBJECT'],
       ...report.trustBundle.map((r) => [
         'root',
@@ -74,7 +61,7 @@ export function renderCertsTable(report: CertsReport, now: number): string {
     out.push('No workload identities: no enrolled pod is registered on this node.');
   } else {
     out.push(
-      table([
+      renderTable([
         ['IDENTITY', 'WORKLOADS', 'SERIAL', 'NOT BEFORE', 'NOT AFTER', 'NEXT ROTATION'],
         ...report.identities.map((id) => [
           id.spiffeId,
@@ -91,39 +78,25 @@ export function renderCertsTable(report: CertsReport, now: number): string {
   return out.join('\n') + '\n';
 }
 
+/** `meshless certs` as an {@link AdminView}. */
+export const certsView: AdminView = {
+  verb: 'certs',
+  route: '/certs',
+  async render(fetch, view) {
+    return renderCertsTable(parseCertsReport(await fetch('/certs')), view.now);
+  },
+};
+
 /** Runs the command; returns the exit code. */
-export async function runCerts(args: CertsArgs, now = Date.now()): Promise<number> {
-  try {
-    const raw = await getAdminJson(args.admin, '/certs');
-    if (args.json) {
-      process.stdout.write(JSON.stringify(raw, null, 2) + '\n');
-    } else {
-      process.stdout.write(renderCertsTable(parseCertsReport(raw), now));
-    }
-    return 0;
-  } catch (err) {
-    const code = err instanceof MeshlessError ? ` (${err.code})` : '';
-    process.stderr.write(`meshless certs: ${errorMessage(err)}${code}\n`);
-    return 1;
-  }
+export function runCerts(args: AdminArgs, now = Date.now(), io?: CommandIo): Promise<number> {
+  return runAdminView(certsView, args, io, now);
 }
 
 /** yargs registration of `meshless certs`. */
-export const certsCommand: CommandModule<object, CertsArgs> = {
+export const certsCommand: CommandModule<object, AdminArgs> = {
   command: 'certs',
   describe: "show this node's workload identities and certificates",
-  builder: (y) =>
-    y
-      .option('admin', {
-        type: 'string',
-        default: DEFAULT_ADMIN,
-        describe: "the daemon's admin address (host:port)",
-      })
-      .option('json', {
-        type: 'boolean',
-        default: false,
-        describe: 'print the raw JSON, chains in PEM included',
-      }),
+  builder: (y) => withAdminOptions(y, 'print the raw JSON, chains in PEM included'),
   handler: async (args) => {
     process.exitCode = await runCerts(args);
   },
