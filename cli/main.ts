@@ -6,11 +6,19 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { certsCommand } from './commands/certs.js';
 import { cniCommand } from './commands/cni-install.js';
+import { configCommand } from './commands/config.js';
+import { connectionsCommand } from './commands/connections.js';
+import { statusCommand } from './commands/status.js';
+import { workloadsCommand } from './commands/workloads.js';
 
 void yargs(hideBin(process.argv))
   .scriptName('meshless')
   .command(cniCommand)
+  .command(statusCommand)
+  .command(workloadsCommand)
   .command(certsCommand)
+  .command(connectionsCommand)
+  .command(configCommand)
   .strict()
   .demandCommand(1, 'name a command; see --help')
   .recommendCommands()
