@@ -1,0 +1,349 @@
+/**
+ * Renders {@link BenchResults}: a Markdown report with ratios and the
+ * targets of the benchmark issue, and an SVG bar chart (throughput and
+ * latency per variant). Pure functions of the results.
+ */
+import { median } from './proc-stats.js';
+import {
+  VARIANTS,
+  VARIANT_LABEL,
+  type BenchResults,
+  type LatencyResult,
+  type ThroughputResult,
+  type Variant,
+} from './results.js';
+import type { ProcessUsage } from './proc-stats.js';
+
+const fmt = (n: number | undefined, digits = 2): string =>
+  n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
+const ratio = (a: number | undefined, b: number | undefined): string =>
+  a === undefined || b === undefined || !b ? '-' : `${(a / b).toFixed(2)}x`;
+
+function tp(r: BenchResults, v: Variant, streams: number, direction: string): number | undefined {
+  return r.throughput.find(
+    (t) => t.variant === v && t.streams === streams && t.direction === direction,
+  )?.medianGbps;
+}
+
+function lat(r: BenchResults, v: Variant, size: number): LatencyResult | undefined {
+  return r.latency.find((l) => l.variant === v && l.size === size);
+}
+
+function cps(r: BenchResults, v: Variant): number | undefined {
+  return r.connRate.find((c) => c.variant === v)?.medianCps;
+}
+
+/** Median CPU% and peak RSS of each proxy over runs. */
+function proxySummary(runs: readonly { readonly proxies: readonly ProcessUsage[] }[]): string {
+  const names = [...new Set(runs.flatMap((r) => r.proxies.map((p) => p.name)))];
+  if (names.length === 0) return '-';
+  return names
+    .map((n) => {
+      const ps = runs.flatMap((r) => r.proxies.filter((p) => p.name === n));
+      return `${n.split(' (')[0]}: ${median(ps.map((p) => p.cpuPercent)).toFixed(0)} % CPU, ${median(ps.map((p) => p.peakRssMb)).toFixed(0)} MB`;
+    })
+    .join('; ');
+}
+
+interface Target {
+  readonly goal: string;
+  readonly measured: string;
+  readonly met: boolean | undefined;
+}
+
+function targets(r: BenchResults): Target[] {
+  const out: Target[] = [];
+  for (const streams of [1, 4]) {
+    const m = tp(r, 'meshless', streams, 'forward');
+    const s = tp(r, 'stunnel', streams, 'forward');
+    if (m !== undefined && s !== undefined)
+      out.push({
+        goal: `throughput ${streams} conn >= 1.0x stunnel`,
+        measured: ratio(m, s),
+        met: m >= s,
+      });
+  }
+  for (const size of [1, 1024]) {
+    const p = lat(r, 'plain', size)?.median;
+    const s = lat(r, 'stunnel', size)?.median;
+    const m = lat(r, 'meshless', size)?.median;
+    if (p && s && m)
+      for (const q of ['p50', 'p99'] as const)
+        out.push({
+          goal: `added latency ${size} B ${q} <= stunnel's`,
+          measured: `+${fmt(m[q] - p[q], 0)} us vs +${fmt(s[q] - p[q], 0)} us`,
+          met: m[q] - p[q] <= s[q] - p[q],
+        });
+  }
+  const mc = cps(r, 'meshless');
+  const pc = cps(r, 'plain');
+  if (mc !== undefined && pc !== undefined)
+    out.push({
+      goal: 'new connections/s >= 0.5x direct',
+      measured: ratio(mc, pc),
+      met: mc >= 0.5 * pc,
+    });
+  if (r.cni) {
+    out.push({
+      goal: 'meshless-cni ADD p50 <= 60 ms',
+      measured: `${fmt(r.cni.meshlessAdd.p50, 1)} ms`,
+      met: r.cni.meshlessAdd.p50 <= 60,
+    });
+    out.push({
+      goal: 'meshless-cni ADD p99 <= 120 ms',
+      measured: `${fmt(r.cni.meshlessAdd.p99, 1)} ms`,
+      met: r.cni.meshlessAdd.p99 <= 120,
+    });
+  }
+  if (r.daemon) {
+    const idle = Math.max(...r.daemon.idleRssMb);
+    out.push({ goal: 'daemon RSS idle <= 60 MB', measured: `${fmt(idle, 1)} MB`, met: idle <= 60 });
+    out.push({
+      goal: 'daemon RSS per enrolled pod <= 0.5 MB',
+      measured: `${fmt(r.daemon.podsRss.perPodMb, 3)} MB`,
+      met: r.daemon.podsRss.perPodMb <= 0.5,
+    });
+  }
+  return out;
+}
+
+export function renderMarkdown(r: BenchResults): string {
+  const L: string[] = [];
+  const m = r.meta.machine;
+  L.push(`### meshless benchmark ${r.meta.date}${r.meta.quick ? ' (quick)' : ''}`, '');
+  L.push(
+    `Machine: ${m['cpu']}, ${m['memory']}, Linux ${m['kernel']}; Node ${m['node']}, ${m['openssl']}, ${m['stunnel']}, ${m['iperf3']}. ` +
+      `Commit ${r.meta.commit}; medians of ${r.meta.reps} alternating run(s); ${r.meta.seconds} s in all.` +
+      (r.meta.daemonNodeFlags.length
+        ? ` Daemon node flags: \`${r.meta.daemonNodeFlags.join(' ')}\`.`
+        : ''),
+    '',
+    'Pod -> pod across two simulated nodes (network namespaces, veth link, real CNI chain). ' +
+      'plain: two non-enrolled pods; stunnel: a stunnel4 client in the source pod and server in the destination pod, ' +
+      'mutual TLS 1.3, EC P-256; meshless: two enrolled pods (HBONE: mTLS 1.3 + HTTP/2 CONNECT, one daemon per node).',
+    '',
+  );
+  if (r.throughput.length) {
+    L.push('#### Throughput (iperf3, Gbit/s)', '');
+    L.push(
+      '| case | plain | stunnel | meshless | meshless / plain | meshless / stunnel |',
+      '|---|---|---|---|---|---|',
+    );
+    for (const [streams, dir] of [
+      [1, 'forward'],
+      [4, 'forward'],
+      [1, 'reverse'],
+    ] as const) {
+      const [p, s, mm] = VARIANTS.map((v) => tp(r, v, streams, dir));
+      if (mm === undefined) continue;
+      L.push(
+        `| ${streams} conn${dir === 'reverse' ? ' (reverse, -R)' : ''} | ${fmt(p)} | ${fmt(s)} | ${fmt(mm)} | ${ratio(mm, p)} | ${ratio(mm, s)} |`,
+      );
+    }
+    L.push('');
+  }
+  if (r.latency.length) {
+    L.push('#### Round-trip latency, one connection (us; added = minus plain)', '');
+    L.push(
+      '| size | quantile | plain | stunnel | meshless | stunnel added | meshless added | meshless / plain | meshless / stunnel |',
+      '|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const size of [1, 1024]) {
+      const [p, s, mm] = VARIANTS.map((v) => lat(r, v, size)?.median);
+      if (!p || !s || !mm) continue;
+      for (const q of ['p50', 'p99', 'p999'] as const)
+        L.push(
+          `| ${size === 1 ? '1 B' : '1 KiB'} | ${q} | ${fmt(p[q], 0)} | ${fmt(s[q], 0)} | ${fmt(mm[q], 0)} | +${fmt(s[q] - p[q], 0)} | +${fmt(mm[q] - p[q], 0)} | ${ratio(mm[q], p[q])} | ${ratio(mm[q], s[q])} |`,
+        );
+    }
+    L.push(
+      '',
+      `${r.latency[0]?.runs[0]?.count ?? '?'} round trips per run (C client and echo server, TCP_NODELAY).`,
+      '',
+    );
+  }
+  if (r.connRate.length) {
+    L.push('#### New connections per second (connect, 1 KiB echo, close; 4 client threads)', '');
+    L.push(
+      '| plain | stunnel | meshless | meshless / plain | meshless / stunnel |',
+      '|---|---|---|---|---|',
+    );
+    const [p, s, mm] = VARIANTS.map((v) => cps(r, v));
+    L.push(
+      `| ${fmt(p, 0)} | ${fmt(s, 0)} | ${fmt(mm, 0)} | ${ratio(mm, p)} | ${ratio(mm, s)} |`,
+      '',
+    );
+  }
+  const proxyRows: string[] = [];
+  for (const t of r.throughput as readonly ThroughputResult[])
+    if (t.variant !== 'plain')
+      proxyRows.push(
+        `| throughput ${t.streams} conn ${t.direction} | ${t.variant} | ${proxySummary(t.runs)} |`,
+      );
+  for (const l of r.latency)
+    if (l.variant !== 'plain')
+      proxyRows.push(`| latency ${l.size} B | ${l.variant} | ${proxySummary(l.runs)} |`);
+  for (const c of r.connRate)
+    if (c.variant !== 'plain')
+      proxyRows.push(`| new connections | ${c.variant} | ${proxySummary(c.runs)} |`);
+  if (proxyRows.length) {
+    L.push('#### Proxies: CPU (% of one core) and peak RSS per run (medians)', '');
+    L.push('| run | variant | proxies |', '|---|---|---|', ...proxyRows, '');
+  }
+  if (r.cni) {
+    const c = r.cni;
+    L.push(
+      `#### CNI (ms, ${c.pods} enrolled pods, bare environment, each run via \`ip netns exec <node>\`)`,
+      '',
+    );
+    L.push('| | p50 | p99 | max |', '|---|---|---|---|');
+    for (const [label, p] of [
+      ['meshless-cni ADD', c.meshlessAdd],
+      ['meshless-cni DEL', c.meshlessDel],
+      ['whole chain ADD (bridge + host-local + meshless-cni)', c.chainAdd],
+      ['whole chain DEL', c.chainDel],
+      ['`ip netns exec` alone (included above)', c.netnsExecOverhead],
+    ] as const)
+      L.push(`| ${label} | ${fmt(p.p50, 1)} | ${fmt(p.p99, 1)} | ${fmt(p.max, 1)} |`);
+    L.push('');
+  }
+  if (r.daemon) {
+    const d = r.daemon;
+    L.push('#### Daemon', '');
+    L.push(
+      `- RSS idle (no pod): ${d.idleRssMb.map((x) => `${fmt(x, 1)} MB`).join(' / ')} (node1 / node2)`,
+    );
+    L.push(
+      `- RSS with ${d.podsRss.pods} more enrolled pods (one identity each): ${fmt(d.podsRss.beforeMb, 1)} -> ${fmt(d.podsRss.afterMb, 1)} MB, ${fmt(d.podsRss.perPodMb, 3)} MB per pod`,
+    );
+    L.push(
+      `- CPU at ${fmt(d.load.achievedRps, 0)} requests/s of 1 KiB (one connection, paced): ${d.load.proxies.map((p) => `${p.name} ${fmt(p.cpuPercent, 1)} %`).join(', ')}`,
+      '',
+    );
+  }
+  if (r.identity) {
+    const i = r.identity;
+    L.push('#### Identity (bench/identity.bench.ts)', '');
+    L.push(
+      `- first SVID of a new pod: p50 ${fmt(i.firstSvidP50Ms)} ms, p99 ${fmt(i.firstSvidP99Ms)} ms`,
+      `- SVIDs issued per second: ${i.issuedPerSecondSequential} sequential, ${i.issuedPerSecondConcurrent} concurrent`,
+      '',
+    );
+  }
+  const ts = targets(r);
+  if (ts.length) {
+    L.push('#### Targets', '', '| target | measured | met |', '|---|---|---|');
+    for (const t of ts)
+      L.push(
+        `| ${t.goal} | ${t.measured} | ${t.met === undefined ? '-' : t.met ? 'yes' : '**no**'} |`,
+      );
+    L.push('');
+  }
+  return L.join('\n');
+}
+
+const COLORS: Readonly<Record<Variant, string>> = {
+  plain: '#8c8c8c',
+  stunnel: '#e0a030',
+  meshless: '#2f7ed8',
+};
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+
+interface Group {
+  readonly label: string;
+  readonly values: readonly (number | undefined)[];
+}
+
+/** One panel of grouped bars, one bar per variant. */
+function panel(x0: number, title: string, unit: string, groups: readonly Group[]): string {
+  const W = 440;
+  const H = 300;
+  const top = 40;
+  const bottom = 250;
+  const left = x0 + 50;
+  const max = Math.max(
+    1e-9,
+    ...groups.flatMap((g) => g.values.filter((v): v is number => v !== undefined)),
+  );
+  const nice = niceCeil(max);
+  const out: string[] = [];
+  out.push(
+    `<text x="${x0 + W / 2}" y="22" text-anchor="middle" font-weight="bold">${esc(title)}</text>`,
+  );
+  for (let i = 0; i <= 4; i++) {
+    const v = (nice * i) / 4;
+    const y = bottom - ((bottom - top) * i) / 4;
+    out.push(
+      `<line x1="${left}" y1="${y}" x2="${x0 + W - 10}" y2="${y}" stroke="#ddd"/>`,
+      `<text x="${left - 6}" y="${y + 4}" text-anchor="end" font-size="11">${trimNum(v)}</text>`,
+    );
+  }
+  out.push(
+    `<text x="${x0 + 12}" y="${(top + bottom) / 2}" font-size="11" transform="rotate(-90 ${x0 + 12} ${(top + bottom) / 2})" text-anchor="middle">${esc(unit)}</text>`,
+  );
+  const gw = (x0 + W - 10 - left) / groups.length;
+  const bw = (gw - 16) / VARIANTS.length;
+  groups.forEach((g, gi) => {
+    const gx = left + gi * gw + 8;
+    g.values.forEach((v, vi) => {
+      if (v === undefined) return;
+      const h = ((bottom - top) * v) / nice;
+      const variant = VARIANTS[vi] as Variant;
+      const x = gx + vi * bw;
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${(bottom - h).toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[variant]}"/>`,
+        `<text x="${(x + bw / 2 - 1).toFixed(1)}" y="${(bottom - h - 3).toFixed(1)}" text-anchor="middle" font-size="9">${trimNum(v)}</text>`,
+      );
+    });
+    out.push(
+      `<text x="${(gx + (gw - 16) / 2).toFixed(1)}" y="${bottom + 16}" text-anchor="middle" font-size="11">${esc(g.label)}</text>`,
+    );
+  });
+  void H;
+  return out.join('\n');
+}
+
+function niceCeil(v: number): number {
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+function trimNum(v: number): string {
+  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+}
+
+/** Throughput and latency per variant, as an SVG bar chart. */
+export function renderSvg(r: BenchResults): string {
+  const tgroups: Group[] = [];
+  for (const [streams, dir, label] of [
+    [1, 'forward', '1 conn'],
+    [4, 'forward', '4 conn'],
+    [1, 'reverse', '1 conn -R'],
+  ] as const) {
+    const values = VARIANTS.map((v) => tp(r, v, streams, dir));
+    if (values.some((v) => v !== undefined)) tgroups.push({ label, values });
+  }
+  const lgroups: Group[] = [];
+  for (const size of [1, 1024])
+    for (const q of ['p50', 'p99'] as const) {
+      const values = VARIANTS.map((v) => lat(r, v, size)?.median[q]);
+      if (values.some((v) => v !== undefined))
+        lgroups.push({ label: `${size === 1 ? '1 B' : '1 KiB'} ${q}`, values });
+    }
+  const legend = VARIANTS.map(
+    (v, i) =>
+      `<rect x="${60 + i * 190}" y="292" width="12" height="12" fill="${COLORS[v]}"/><text x="${78 + i * 190}" y="302" font-size="12">${esc(VARIANT_LABEL[v])}</text>`,
+  ).join('\n');
+  return [
+    '<svg xmlns="http://www.w3.org/2000/svg" width="900" height="340" viewBox="0 0 900 340" font-family="sans-serif" font-size="12">',
+    '<rect width="900" height="340" fill="white"/>',
+    panel(0, 'Throughput pod -> pod (higher is better)', 'Gbit/s', tgroups),
+    panel(450, 'Round-trip latency (lower is better)', 'us', lgroups),
+    legend,
+    `<text x="890" y="330" text-anchor="end" font-size="10" fill="#666">${esc(`${r.meta.date}, ${r.meta.machine['cpu'] ?? ''}, medians of ${r.meta.reps}`)}</text>`,
+    '</svg>',
+    '',
+  ].join('\n');
+}
