@@ -10,6 +10,8 @@ import type { DiscoverySource } from '../src/discovery/discovery-source.js';
 import { FileDiscoverySource } from '../src/discovery/file-source.js';
 import { KubernetesDiscoverySource } from '../src/discovery/kubernetes-source.js';
 import { createAdminServer } from './admin/admin-server.js';
+import { execaRunner } from '../src/exec/command-runner.js';
+import { PodRedirect } from '../src/redirect/pod-redirect.js';
 import { IdentityService } from './identity/identity-service.js';
 import { DaemonMetrics } from './observability/metrics.js';
 import { startMetricsServer, startReadinessServer } from './observability/probe-servers.js';
@@ -99,9 +101,16 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     discovery,
     registry,
     log: logger.child({ component: 'registration' }),
+    redirect: new PodRedirect(execaRunner()),
   });
   service.addObserver(proxy);
+  // Listeners first (a redirected pod without them is refused, never leaks),
+  // then, once discovery has synced, rules and enrolment against the labels.
   await service.reattach();
+  discovery.onChange(() => void service.scheduleReconcile());
+  const firstReconcile = synced.then(() => service.scheduleReconcile());
+  if (config.discovery.source === 'file') await firstReconcile;
+  else firstReconcile.catch(() => undefined); // a failed sync already exits
   function readinessProblems(): string[] {
     const problems: string[] = [];
     if (!discovery.synced) problems.push('discovery has not synced');

@@ -380,19 +380,19 @@ export class PodProxy {
   async stop(drainMs: number): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all(this.#servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-    const hbone = this.#hbone;
-    if (this.#sockets.size > 0 && drainMs > 0) {
-      const deadline = Date.now() + drainMs;
-      while (this.#sockets.size > 0 && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 50));
-    }
+    // Stop accepting now. (close()'s callback would wait for every accepted
+    // socket, including pooled HBONE connections that live for minutes.)
+    for (const s of this.#servers) s.close();
+    const deadline = Date.now() + drainMs;
+    while (this.#sockets.size > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    const cut = this.#sockets.size;
     for (const s of this.#sockets) {
       if ('resetAndDestroy' in s && typeof s.resetAndDestroy === 'function') s.resetAndDestroy();
       else s.destroy();
     }
-    await hbone?.close();
-    this.#log.info({}, 'pod proxy stopped');
+    await this.#hbone?.close();
+    this.#log.info({ reset: cut }, 'pod proxy stopped');
   }
 }
 

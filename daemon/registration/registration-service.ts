@@ -19,6 +19,8 @@ import type {
   GcResponse,
   StatusResponse,
 } from '../../src/registration/protocol.js';
+import type { PodRedirect } from '../../src/redirect/pod-redirect.js';
+import type { IpFamily } from '../../src/redirect/constants.js';
 import type { Registration, Registry } from './registry.js';
 
 /** Told when enrolled workloads of this node come and go (identity, proxy). */
@@ -36,6 +38,12 @@ export interface RegistrationServiceOptions {
   readonly registry: Registry;
   readonly log: Logger;
   readonly now?: () => Date;
+  /**
+   * The in-pod redirect rules, for enrolment changes the daemon makes
+   * itself (labels changed while pods run, reconciliation at start). The
+   * CNI plugin installs them at ADD.
+   */
+  readonly redirect?: Pick<PodRedirect, 'install' | 'remove' | 'verify' | 'present'>;
 }
 
 /** "Not now, retry": the plugin turns it into CNI error 11. */
@@ -48,8 +56,32 @@ export class RegistrationService {
   /** Serializes events per container so ADD/DEL storms stay ordered. */
   readonly #inflight = new Map<string, Promise<unknown>>();
 
+  #reconciling: Promise<void> | undefined;
+  #reconcileAgain = false;
+
   constructor(options: RegistrationServiceOptions) {
     this.#o = options;
+  }
+
+  /**
+   * Reconciles now, or once more after the run in progress: a burst of
+   * discovery changes costs at most two runs.
+   */
+  scheduleReconcile(): Promise<void> {
+    if (this.#reconciling) {
+      this.#reconcileAgain = true;
+      return this.#reconciling;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.#reconcileAgain = false;
+        await this.reconcile();
+      } while (this.#reconcileAgain);
+    };
+    this.#reconciling = run().finally(() => {
+      this.#reconciling = undefined;
+    });
+    return this.#reconciling;
   }
 
   addObserver(o: WorkloadObserver): void {
@@ -184,7 +216,11 @@ export class RegistrationService {
     };
   }
 
-  /** Re-announces every enrolled registration (daemon start). */
+  /**
+   * Daemon start: brings every enrolled registration's listeners and
+   * identity back at once (while they are missing, the pod's redirected
+   * connections are refused: fail closed), before discovery may have synced.
+   */
   async reattach(): Promise<void> {
     for (const r of this.#o.registry.all()) {
       if (!r.enrolled) continue;
@@ -196,6 +232,110 @@ export class RegistrationService {
           're-attaching a workload failed',
         );
       }
+    }
+  }
+
+  /**
+   * Brings every registration in line with discovery and the kernel:
+   * enrols pods whose namespace gained the label (listeners and identity
+   * first, then the rules), releases those that lost it (rules removed
+   * first, so new connections go direct, then listeners drained), and
+   * repairs rules that are missing for an enrolled pod or left behind for
+   * a pod that is not. Runs at start once discovery has synced and after
+   * every discovery change. Idempotent.
+   */
+  async reconcile(): Promise<void> {
+    if (!this.#o.discovery.synced) return;
+    const snap = this.#o.discovery.snapshot();
+    await Promise.all(
+      this.#o.registry.all().map((r) =>
+        this.#serial(r.containerId, async () => {
+          const current = this.#o.registry.get(r.containerId);
+          if (current === undefined) return;
+          const pod = snap.pods.get(podKey(current.namespace, current.podName));
+          const decision = decideEnrolment(
+            this.#o.policy,
+            current.namespace,
+            snap.namespaces.get(current.namespace),
+            pod,
+          );
+          if (decision.kind === 'unknown') return;
+          const enrolled = decision.kind === 'enrolled';
+          try {
+            if (enrolled && !current.enrolled)
+              await this.#enrolLive(current, decision.reason, pod?.serviceAccount);
+            else if (!enrolled && current.enrolled)
+              await this.#releaseLive(current, decision.reason);
+            else await this.#repairRules(current);
+          } catch (err) {
+            this.#o.log.error(
+              {
+                containerId: current.containerId,
+                pod: `${current.namespace}/${current.podName}`,
+                error: errorMessage(err),
+              },
+              'reconciling a workload failed; will retry on the next change',
+            );
+          }
+        }),
+      ),
+    );
+  }
+
+  #families(r: Registration): IpFamily[] {
+    const f = [...new Set(r.addresses.map((a) => a.family))].sort();
+    return f.length > 0 ? f : [4];
+  }
+
+  async #enrolLive(
+    r: Registration,
+    reason: string,
+    serviceAccount: string | undefined,
+  ): Promise<void> {
+    if (serviceAccount === undefined) return; // the pod is not known yet: next change
+    const next: Registration = { ...r, enrolled: true, reason, serviceAccount };
+    for (const o of this.#observers) await o.workloadEnrolled(next);
+    try {
+      await this.#o.redirect?.install(next.netns, this.#families(next));
+    } catch (err) {
+      await this.#notifyReleased(next);
+      throw err;
+    }
+    await this.#o.registry.put(next);
+    this.#o.log.info(
+      { containerId: r.containerId, pod: `${r.namespace}/${r.podName}`, reason },
+      'pod enrolled live',
+    );
+  }
+
+  async #releaseLive(r: Registration, reason: string): Promise<void> {
+    await this.#o.redirect?.remove(r.netns);
+    await this.#o.registry.put({ ...r, enrolled: false, reason });
+    await this.#notifyReleased(r);
+    this.#o.log.info(
+      { containerId: r.containerId, pod: `${r.namespace}/${r.podName}`, reason },
+      'pod released live',
+    );
+  }
+
+  /** Enrolled without its rules, or rules without enrolment: put it right. */
+  async #repairRules(r: Registration): Promise<void> {
+    const redirect = this.#o.redirect;
+    if (redirect === undefined) return;
+    if (r.enrolled) {
+      const problems = await redirect.verify(r.netns, this.#families(r));
+      if (problems.length === 0) return;
+      this.#o.log.warn(
+        { containerId: r.containerId, problems },
+        'redirect rules of an enrolled pod were not intact; reinstalling',
+      );
+      await redirect.install(r.netns, this.#families(r));
+    } else if (await redirect.present(r.netns)) {
+      this.#o.log.warn(
+        { containerId: r.containerId },
+        'a pod that is not enrolled had redirect rules; removing them',
+      );
+      await redirect.remove(r.netns);
     }
   }
 

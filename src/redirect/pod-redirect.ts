@@ -91,6 +91,19 @@ export class PodRedirect {
     }
   }
 
+  /** True when anything of ours (a chain, a jump, the policy rule or route) is in the netns. */
+  async present(netns: string): Promise<boolean> {
+    for (const family of [4, 6] as const) {
+      const [current, routes] = await Promise.all([
+        this.#ruleset(netns, family),
+        this.#routes(netns, family),
+      ]);
+      if (renderRemoval(current) !== undefined) return true;
+      if (removeCommands(family, routes.rules, routes.routes).length > 0) return true;
+    }
+    return false;
+  }
+
   /** What is missing or wrong for the given families ([] when intact). */
   async verify(netns: string, families: readonly IpFamily[]): Promise<string[]> {
     const problems: string[] = [];

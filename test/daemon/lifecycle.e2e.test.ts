@@ -1,0 +1,181 @@
+/**
+ * The daemon as an operator runs it, on two simulated nodes: namespaces
+ * labelled and unlabelled while their pods run, the daemon killed and
+ * restarted, rules repaired at start, and SIGTERM draining a transfer in
+ * flight. Encryption is always judged on a capture of the node link.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Capture } from '../../src/sim/capture.js';
+import { canRunE2e } from '../../src/sim/netns.js';
+import { payloadContains, tlsHandshakes } from '../../src/sim/pcap.js';
+import {
+  connectAsApp,
+  exchange,
+  patternBytes,
+  startTestServer,
+  type TestServer,
+} from '../../src/sim/pod-apps.js';
+import { SimCluster } from '../../src/sim/sim-cluster.js';
+
+const skip = canRunE2e() ? false : 'needs root and /usr/lib/cni (the e2e tier)';
+const PORT = 8080;
+
+async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('daemon lifecycle: live enrolment, restart, drain', { skip, concurrency: false }, () => {
+  let dir: string;
+  let cluster: SimCluster;
+  let server: TestServer;
+  let seq = 0;
+
+  const x = () => cluster.pod('x');
+  const yIp = (): string => cluster.pod('y').ip ?? '';
+  /** The nat jump that captures the pod's outbound traffic is in place. */
+  const rulesIn = (pod: string): boolean =>
+    cluster
+      .pod(pod)
+      .netns.exec(['iptables-save', '-t', 'nat'])
+      .stdout.includes('-A OUTPUT -j MESHLESS_OUTPUT');
+
+  /** One marked exchange x -> y while capturing node1's link. */
+  async function probe(): Promise<{ answer: string; tls: boolean; plaintext: boolean }> {
+    const node1 = cluster.node('node1');
+    const cap = await Capture.start(node1.netns.name, node1.linkIf, join(dir, `cap-${++seq}.pcap`));
+    const marker = `LIFE-${randomBytes(8).toString('hex')}`;
+    const answer = await exchange(
+      x().netns.path,
+      yIp(),
+      PORT,
+      'ECHO',
+      Buffer.from(marker),
+      15_000,
+    ).then(
+      (b) => b.toString(),
+      (e: Error) => `failed: ${e.message}`,
+    );
+    await new Promise((r) => setTimeout(r, 150));
+    const segments = await cap.stop();
+    return {
+      answer: answer === marker ? 'ok' : answer,
+      // The marker's bytes travelled inside the tunnel (a pooled connection
+      // may be reused, so a handshake in this window is not required).
+      tls:
+        !payloadContains(segments, marker) &&
+        segments.filter((s) => s.dstPort === 15008).reduce((n, s) => n + s.payload.length, 0) >
+          marker.length + 5 + 9 + 16,
+      plaintext: payloadContains(segments, marker),
+    };
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshless-lifecycle-'));
+    cluster = await SimCluster.create({
+      dir,
+      nodes: 2,
+      namespaces: { late: false },
+      daemonConfig: { drainTimeoutSeconds: 8 },
+    });
+    for (const n of cluster.nodes) await cluster.startDaemon(n);
+    await cluster.addPods([
+      { name: 'x', namespace: 'late', node: 'node1' },
+      { name: 'y', namespace: 'late', node: 'node2' },
+    ]);
+    server = await startTestServer(cluster.pod('y').netns.path, PORT);
+  });
+
+  after(async () => {
+    await server?.close();
+    await cluster?.destroy();
+    if (dir && process.env['MESHLESS_KEEP_TEST_DIR'] !== '1')
+      rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('labelling the namespace while its pods run switches them to mTLS, unlabelling back', async () => {
+    assert.equal(rulesIn('x'), false);
+    const before = await probe();
+    assert.deepEqual(before, { answer: 'ok', tls: false, plaintext: true });
+    void tlsHandshakes;
+
+    cluster.namespaces['late'] = true;
+    cluster.writeDiscovery();
+    await until('rules in both pods', () => rulesIn('x') && rulesIn('y'));
+    const enrolled = await probe();
+    assert.deepEqual(enrolled, { answer: 'ok', tls: true, plaintext: false });
+
+    cluster.namespaces['late'] = false;
+    cluster.writeDiscovery();
+    await until('rules gone from both pods', () => !rulesIn('x') && !rulesIn('y'));
+    const released = await probe();
+    assert.equal(released.answer, 'ok');
+    assert.equal(released.plaintext, true, 'released pods talk plaintext again');
+
+    cluster.namespaces['late'] = true;
+    cluster.writeDiscovery();
+    await until('rules back', () => rulesIn('x') && rulesIn('y'));
+  });
+
+  test('daemon killed: connections refused, never plaintext; restarted: mTLS again', async () => {
+    const node1 = cluster.node('node1');
+    await node1.daemon?.stop('SIGKILL');
+    const down = await probe();
+    assert.match(down.answer, /^failed: .*(ECONNREFUSED|ECONNRESET)/);
+    assert.equal(down.plaintext, false);
+    await cluster.startDaemon(node1);
+    const back = await probe();
+    assert.deepEqual(back, { answer: 'ok', tls: true, plaintext: false });
+  });
+
+  test('rules removed while the daemon was down are reinstalled at start', async () => {
+    const node1 = cluster.node('node1');
+    await node1.daemon?.stop('SIGKILL');
+    x().netns.exec(['iptables', '-t', 'nat', '-D', 'OUTPUT', '-j', 'MESHLESS_OUTPUT']);
+    assert.equal(rulesIn('x'), false);
+    await cluster.startDaemon(node1);
+    await until('rules repaired', () => rulesIn('x'));
+    assert.deepEqual(await probe(), { answer: 'ok', tls: true, plaintext: false });
+  });
+
+  test('SIGTERM drains an established transfer before exiting', async () => {
+    const node1 = cluster.node('node1');
+    const size = 40 * 1024 * 1024;
+    const s = await connectAsApp(x().netns.path, yIp(), PORT);
+    let received = 0;
+    const done = new Promise<number>((resolve, reject) => {
+      s.on('data', (c: Buffer) => {
+        received += c.length;
+        // A slow reader: the transfer outlives the SIGTERM.
+        s.pause();
+        setTimeout(() => s.resume(), 2);
+      });
+      s.on('end', () => resolve(received));
+      s.on('error', reject);
+    });
+    s.end(`SOURCE ${size}\n`);
+    await until('transfer under way', () => received > 1024 * 1024);
+    assert.equal(node1.daemon?.child.exitCode, null, 'the daemon is running');
+    const exited = node1.daemon?.stop('SIGTERM');
+    assert.equal(await done, size, 'the whole transfer arrived');
+    const code = await exited;
+    assert.equal(
+      code,
+      0,
+      `the daemon exited cleanly (signal ${String(node1.daemon?.child.signalCode)})`,
+    );
+    void patternBytes;
+  });
+});
