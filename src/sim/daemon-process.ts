@@ -33,6 +33,8 @@ export interface DaemonProcessOptions {
   readonly timeoutMs?: number;
   /** `dist/meshlessd.js`; default from {@link defaultBundles}. */
   readonly bundle?: string;
+  /** Extra `node` flags before the bundle, e.g. `--cpu-prof` (bench/). */
+  readonly nodeFlags?: readonly string[];
   /** Start it in its own session, not waited for (it outlives this process). */
   readonly detached?: boolean;
 }
@@ -68,9 +70,8 @@ export async function startDaemonProcess(opts: DaemonProcessOptions): Promise<Da
   writeFileSync(configFile, JSON.stringify(opts.config, null, 2));
   const logFile = join(opts.dir, 'meshlessd.log');
   const bundle = opts.bundle ?? defaultBundles().daemon;
-  const argv = opts.netns
-    ? ['ip', 'netns', 'exec', opts.netns, process.execPath, bundle, '--config', configFile]
-    : [process.execPath, bundle, '--config', configFile];
+  const node = [process.execPath, ...(opts.nodeFlags ?? []), bundle, '--config', configFile];
+  const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...node] : node;
   const socket = String(
     opts.config['cniSocket'] ?? join(String(opts.config['stateDir']), 'cni.sock'),
   );

@@ -86,6 +86,8 @@ export interface SimClusterOptions {
   readonly bundles?: Bundles;
   /** Daemons in their own session, outliving this process (the demo). */
   readonly detachedDaemons?: boolean;
+  /** Extra `node` flags for every daemon, e.g. `--cpu-prof` (bench/). */
+  readonly daemonNodeFlags?: readonly string[];
 }
 
 /** A pod as the discovery file describes it. */
@@ -300,6 +302,7 @@ export class SimCluster {
       config: this.daemonConfig(node),
       ...(this.#opts.bundles ? { bundle: this.#opts.bundles.daemon } : {}),
       detached: this.#opts.detachedDaemons ?? false,
+      ...(this.#opts.daemonNodeFlags ? { nodeFlags: this.#opts.daemonNodeFlags } : {}),
     });
     return node.daemon;
   }
