@@ -34,14 +34,15 @@ function textOf(cell: Cell): string {
   return typeof cell === 'string' ? cell : cell.text;
 }
 
-/** `text` cut to `width` characters with an ellipsis, keeping its start or both its ends. */
+/** `text` cut to at most `width` characters with an ellipsis, keeping its start or both its ends. */
 export function truncate(text: string, width: number, keep: 'start' | 'ends' = 'start'): string {
   if (text.length <= width) return text;
   if (width <= 1) return text.slice(0, width);
-  if (keep === 'start') return text.slice(0, width - 1) + ELLIPSIS;
+  // Blanks beside the ellipsis are dropped: `the long…`, not `the long …`.
+  if (keep === 'start') return text.slice(0, width - 1).trimEnd() + ELLIPSIS;
   const tail = Math.floor((width - 1) / 2);
   const head = width - 1 - tail;
-  return text.slice(0, head) + ELLIPSIS + text.slice(text.length - tail);
+  return text.slice(0, head).trimEnd() + ELLIPSIS + text.slice(text.length - tail).trimStart();
 }
 
 function columnWidths(rows: readonly (readonly Cell[])[]): number[] {

@@ -82,7 +82,7 @@ export function runStatus(args: AdminArgs, io?: CommandIo, now?: number): Promis
 /** yargs registration of `meshless status`. */
 export const statusCommand: CommandModule<object, AdminArgs> = {
   command: 'status',
-  describe: "show this node's daemon: readiness, discovery, workloads, connections",
+  describe: "show this node's daemon: readiness, discovery, workloads, pool",
   builder: (y) => withAdminOptions(y),
   handler: async (args) => {
     process.exitCode = await runStatus(args);
