@@ -8,6 +8,7 @@ import { certsCommand } from './commands/certs.js';
 import { cniCommand } from './commands/cni-install.js';
 import { configCommand } from './commands/config.js';
 import { connectionsCommand } from './commands/connections.js';
+import { demoCommand } from './commands/demo.js';
 import { statusCommand } from './commands/status.js';
 import { workloadsCommand } from './commands/workloads.js';
 
@@ -19,6 +20,7 @@ void yargs(hideBin(process.argv))
   .command(certsCommand)
   .command(connectionsCommand)
   .command(configCommand)
+  .command(demoCommand)
   .strict()
   .demandCommand(1, 'name a command; see --help')
   .recommendCommands()
