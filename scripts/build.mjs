@@ -8,7 +8,7 @@
 // package.json says otherwise, and dist/package.json marks dist/ the same way
 // so every program behaves alike wherever it is run from.
 import { build } from 'esbuild';
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync } from 'node:fs';
 import { readFileSync, chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { brotliCompressSync, constants as zlib } from 'node:zlib';
 
@@ -95,5 +95,10 @@ console.log(
 // The daemon's native addon (node-gyp builds it at npm install) goes beside
 // dist/meshlessd.js, where src/netns/native-binding.ts looks for it first.
 const addon = 'build/Release/meshless_netns.node';
-if (existsSync(addon)) copyFileSync(addon, 'dist/meshless_netns.node');
+// Copy then rename: overwriting the file in place would crash every running
+// daemon that has it mapped (a demo left running, a test in another shell).
+if (existsSync(addon)) {
+  copyFileSync(addon, 'dist/.meshless_netns.node.tmp');
+  renameSync('dist/.meshless_netns.node.tmp', 'dist/meshless_netns.node');
+}
 else console.warn(`warning: ${addon} is missing (run npm install): the daemon needs it`);
