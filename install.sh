@@ -30,6 +30,13 @@ Usage: install.sh [--uninstall] [options]
   --log-level LEVEL           debug|info|warn|error|silent
   --exclude-namespaces A,B    namespaces never enrolled (replaces the default kube-system)
 
+The local demo (root; see README "Demo"):
+  --demo                      install what is missing (apt packages, npm ci, build), then
+                              bring up a two-node cluster in network namespaces and show,
+                              on a capture, which traffic is mutual TLS; it keeps running
+  --demo-down                 remove the demo (same as: node dist/meshless.js demo down)
+                              (env MESHLESS_DEMO_DIR, MESHLESS_DEMO_PREFIX: state dir, name prefix)
+
 Node mode (the DaemonSet):
   --node                      also write the plugin's kubeconfig from this pod's service
                               account (to --kubeconfig, default CONF_DIR/meshless-kubeconfig)
@@ -85,11 +92,14 @@ while (($# > 0)); do
     --cni-bin-dir=* | --cni-conf-dir=* | --conf-file=* | --plugin=* | --socket-path=* | --kubeconfig=* | --log-file=* | --log-level=* | --exclude-namespaces=* | --service-account-dir=* | --recheck-interval=* | --owner-daemonset=*)
       set -- "${flag%%=*}" "${flag#*=}" "${@:2}"
       ;;
-    # --- Later work goes here (not implemented yet) -------------------------
-    # --demo: bring up the local two-node demo (see DESIGN.md "Operating it").
-    #         Parse it here (mode=demo), then dispatch on it below, before the
-    #         install/uninstall exec.
-    # ------------------------------------------------------------------------
+    --demo)
+      mode=demo
+      shift
+      ;;
+    --demo-down)
+      mode=demo-down
+      shift
+      ;;
     *)
       usage >&2
       die "unknown argument: $flag"
@@ -114,13 +124,54 @@ fi
 
 command -v node >/dev/null 2>&1 || die "node (>= 20.10) is required"
 
+# What the demo needs from Debian/Ubuntu; python3 make g++ build the addon at npm ci.
+DEMO_PACKAGES=(iproute2 iptables util-linux containernetworking-plugins tcpdump openssl python3 make g++)
+
+# demo_prepare: packages, node_modules and dist/, each only when missing or stale.
+demo_prepare() {
+  [[ "$(id -u)" -eq 0 ]] || die "--demo creates network namespaces and iptables rules: run it as root (sudo ./install.sh --demo)"
+  node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+    die "Node.js 20 or later is required (this is $(node --version)); see https://nodejs.org or NodeSource's Debian packages"
+  if command -v apt-get >/dev/null 2>&1; then
+    local missing=() p
+    for p in "${DEMO_PACKAGES[@]}"; do
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if ((${#missing[@]} > 0)); then
+      echo "install.sh: installing ${missing[*]}" >&2
+      apt-get update -qq >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+        die "apt-get install ${missing[*]} failed"
+    fi
+  else
+    echo "install.sh: no apt-get; assuming ${DEMO_PACKAGES[*]} are installed" >&2
+  fi
+  command -v npm >/dev/null 2>&1 || die "npm is required (it comes with Node.js)"
+  # npm ci writes node_modules/.package-lock.json: older than package-lock.json means stale.
+  if [[ ! -f "$repo_dir/node_modules/.package-lock.json" || "$repo_dir/package-lock.json" -nt "$repo_dir/node_modules/.package-lock.json" ]]; then
+    echo "install.sh: running npm ci in $repo_dir" >&2
+    (cd "$repo_dir" && npm ci --no-audit --no-fund >&2) || die "npm ci failed"
+  fi
+  if [[ ! -f "$repo_dir/dist/meshless.js" || ! -f "$repo_dir/dist/meshlessd.js" || ! -f "$repo_dir/dist/meshless-cni" || ! -f "$repo_dir/dist/meshless_netns.node" ]]; then
+    echo "install.sh: running npm run build in $repo_dir" >&2
+    (cd "$repo_dir" && npm run build >&2) || die "npm run build failed"
+  fi
+}
+
+if [[ "$mode" == demo ]]; then
+  demo_prepare
+  exec node "$repo_dir/dist/meshless.js" demo up
+fi
+if [[ "$mode" == demo-down ]]; then
+  [[ -f "$repo_dir/dist/meshless.js" ]] || die "dist/meshless.js is missing: nothing was built, so no demo can be running"
+  exec node "$repo_dir/dist/meshless.js" demo down
+fi
+
 cli="$repo_dir/dist/meshless.js"
 if [[ ! -f "$cli" || ! -f "$repo_dir/dist/meshless-cni" ]]; then
   echo "install.sh: dist/ is incomplete; running npm run build in $repo_dir" >&2
   (cd "$repo_dir" && npm run build >&2) || die "npm run build failed"
 fi
-
-# --- demo dispatch goes here (see --demo above) ------------------------------
 
 echo "install.sh: ${mode}ing meshless-cni (bin dir $bin_dir, conf dir $conf_dir)"
 # exec: in node mode SIGTERM must reach node itself (it uninstalls or not on exit).

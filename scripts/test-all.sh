@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  iproute2 iptables util-linux containernetworking-plugins openssl
+  iproute2 iptables util-linux containernetworking-plugins openssl tcpdump
   python3 make g++
 )
 
