@@ -100,5 +100,4 @@ const addon = 'build/Release/meshless_netns.node';
 if (existsSync(addon)) {
   copyFileSync(addon, 'dist/.meshless_netns.node.tmp');
   renameSync('dist/.meshless_netns.node.tmp', 'dist/meshless_netns.node');
-}
-else console.warn(`warning: ${addon} is missing (run npm install): the daemon needs it`);
+} else console.warn(`warning: ${addon} is missing (run npm install): the daemon needs it`);
