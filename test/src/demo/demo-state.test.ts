@@ -26,9 +26,12 @@ describe('demo state', () => {
 
   test('round trip through JSON, pids and IPs included', () => {
     const withPids = structuredClone(plan);
-    withPids.nodes[0]!.daemonPid = 42;
-    withPids.pods[0]!.ip = '10.248.1.2';
-    withPids.pods[0]!.serverPid = 43;
+    const [node] = withPids.nodes;
+    const [pod] = withPids.pods;
+    assert.ok(node && pod);
+    node.daemonPid = 42;
+    pod.ip = '10.248.1.2';
+    pod.serverPid = 43;
     assert.deepEqual(parseDemoState(JSON.parse(JSON.stringify(withPids)), 'f'), withPids);
   });
 
@@ -38,11 +41,12 @@ describe('demo state', () => {
     [
       'a bad pid',
       (d: Record<string, unknown>) =>
-        ((d['nodes'] as Record<string, unknown>[])[0]!['daemonPid'] = -1),
+        Object.assign((d['nodes'] as Record<string, unknown>[])[0] ?? {}, { daemonPid: -1 }),
     ],
     [
       'a pod without netns',
-      (d: Record<string, unknown>) => delete (d['pods'] as Record<string, unknown>[])[0]!['netns'],
+      (d: Record<string, unknown>) =>
+        delete ((d['pods'] as Record<string, unknown>[])[0] ?? {})['netns'],
     ],
   ] as const)
     test(`refused: ${name}`, () => {
