@@ -5,6 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import { pino } from 'pino';
 import type { DaemonConfig } from '../src/config/daemon-config.js';
+import { MeshlessError, errorMessage, isErrno } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { DiscoverySource } from '../src/discovery/discovery-source.js';
 import { FileDiscoverySource } from '../src/discovery/file-source.js';
@@ -16,7 +17,7 @@ import { IdentityService } from './identity/identity-service.js';
 import { DaemonMetrics } from './observability/metrics.js';
 import { startMetricsServer, startReadinessServer } from './observability/probe-servers.js';
 import { ProxyService } from './proxy/proxy-service.js';
-import { startCniApiServer } from './registration/cni-api-server.js';
+import { isSocketServed, startCniApiServer } from './registration/cni-api-server.js';
 import { RegistrationService } from './registration/registration-service.js';
 import { Registry } from './registration/registry.js';
 
@@ -71,6 +72,9 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
       },
     );
   const registry = new Registry(config.stateDir, logger);
+  // Another daemon serving our socket means an upgrade is under way: its
+  // view of the registrations is the one on disk until we take over.
+  registry.readOnly = await isSocketServed(config.cniSocket);
   const dropped = await registry.load();
   for (const r of dropped)
     logger.info(
@@ -160,27 +164,100 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
         })),
     },
   });
-  await admin.listen();
-  const readiness = await startReadinessServer(config.readinessAddress, readinessProblems);
-  const metricsServer = await startMetricsServer(config.metricsAddress, metrics.registry, () => {
-    const pool = proxy.pool.stats();
-    metrics.poolConnections.set(pool.connections);
-    metrics.poolStreams.set(pool.streams);
-    metrics.enrolledWorkloads.set(proxy.proxies.size);
-    metrics.certificateExpiry.reset();
-    const now = Date.now();
-    for (const id of identity.report().identities)
-      metrics.certificateExpiry.set(
-        { identity: id.spiffeId },
-        (Date.parse(id.notAfter) - now) / 1000,
-      );
-  });
-  const api = await startCniApiServer(
-    config.cniSocket,
-    service,
-    logger.child({ component: 'cni-api' }),
-    (command, seconds, outcome) => metrics.cniEvent(command, seconds, outcome),
+  // During an upgrade (DaemonSet maxSurge) the old daemon still holds the
+  // CNI socket and the probe ports; this one serves the data plane already
+  // (its pod listeners share ports through SO_REUSEPORT) and takes the rest
+  // over as soon as the old one has left.
+  let stopping = false;
+  const closers: (() => Promise<void>)[] = [];
+  const whenFree = <T>(
+    what: string,
+    busy: (err: unknown) => boolean,
+    bind: () => Promise<T>,
+  ): Promise<T> =>
+    (async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await bind();
+        } catch (err) {
+          if (stopping || !busy(err)) throw err;
+          if (attempt === 0)
+            logger.warn({ what }, 'taken by another daemon (an upgrade?); waiting for it to leave');
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    })();
+  const inUse = (err: unknown): boolean =>
+    isErrno(err, 'EADDRINUSE') ||
+    isErrno((err as { cause?: unknown })?.cause, 'EADDRINUSE') ||
+    /EADDRINUSE|in use/.test(String(err));
+  const background = (p: Promise<unknown>, what: string): void => {
+    p.catch((err: unknown) => {
+      if (!stopping) logger.error({ what, error: errorMessage(err) }, 'could not bind');
+    });
+  };
+  background(
+    whenFree('admin address', inUse, () => admin.listen()).then(() =>
+      closers.push(() => admin.close()),
+    ),
+    'admin',
   );
+  background(
+    whenFree('readiness address', inUse, () =>
+      startReadinessServer(config.readinessAddress, readinessProblems),
+    ).then((srv) => closers.push(() => srv.close())),
+    'readiness',
+  );
+  background(
+    whenFree('metrics address', inUse, () =>
+      startMetricsServer(config.metricsAddress, metrics.registry, () => {
+        const pool = proxy.pool.stats();
+        metrics.poolConnections.set(pool.connections);
+        metrics.poolStreams.set(pool.streams);
+        metrics.enrolledWorkloads.set(proxy.proxies.size);
+        metrics.certificateExpiry.reset();
+        const now = Date.now();
+        for (const id of identity.report().identities)
+          metrics.certificateExpiry.set(
+            { identity: id.spiffeId },
+            (Date.parse(id.notAfter) - now) / 1000,
+          );
+      }),
+    ).then((srv) => closers.push(() => srv.close())),
+    'metrics',
+  );
+  const socketBusy = (err: unknown): boolean =>
+    err instanceof MeshlessError && err.code === 'MESHLESS_E_SOCKET_BUSY';
+  let tookOver = false;
+  const api = whenFree('CNI socket', socketBusy, async () => {
+    try {
+      return await startCniApiServer(
+        config.cniSocket,
+        service,
+        logger.child({ component: 'cni-api' }),
+        (command, seconds, outcome) => metrics.cniEvent(command, seconds, outcome),
+      );
+    } catch (err) {
+      if (socketBusy(err)) {
+        tookOver = true;
+        registry.readOnly = true;
+      }
+      throw err;
+    }
+  }).then(async (server) => {
+    closers.unshift(() => server.close());
+    if (tookOver) {
+      // The old daemon kept registrations.json up to date until it left.
+      await registry.reload();
+      await service.reattach();
+      await service.scheduleReconcile();
+      logger.info({ workloads: registry.size }, 'took over from the previous daemon');
+    }
+    return server;
+  });
+  // A fresh start waits for its socket; an upgrade goes on and takes it later.
+  await Promise.race([api, new Promise((r) => setTimeout(r, 1000))]);
+  background(api, 'CNI socket');
   logger.info({ workloads: registry.size }, 'meshlessd ready');
 
   return {
@@ -190,10 +267,8 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     identity,
     proxy,
     async stop() {
-      await api.close();
-      await admin.close();
-      await readiness.close();
-      await metricsServer.close();
+      stopping = true;
+      for (const close of closers) await close();
       await proxy.close(config.drainTimeoutSeconds * 1000);
       identity.close();
       discovery.close();

@@ -72,6 +72,18 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** True when a live process accepts connections on the socket at `path`. */
+export function isSocketServed(path: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const c = createConnection(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
 /** Removes a socket file left by a dead daemon; refuses to steal a live one. */
 async function clearStaleSocket(path: string): Promise<void> {
   try {
@@ -90,7 +102,8 @@ async function clearStaleSocket(path: string): Promise<void> {
     });
     c.once('error', () => resolve(false));
   });
-  if (alive) throw new MeshlessError('MESHLESS_E_SOCKET', `another daemon already serves ${path}`);
+  if (alive)
+    throw new MeshlessError('MESHLESS_E_SOCKET_BUSY', `another daemon already serves ${path}`);
   await unlink(path);
 }
 

@@ -34,6 +34,11 @@ export class Registry {
   readonly #log: Logger;
   readonly #byContainer = new Map<string, Registration>();
   #writing: Promise<void> = Promise.resolve();
+  /**
+   * While another daemon owns the file (an upgrade in progress), changes stay
+   * in memory: the owner's view is the one on disk, reloaded on take-over.
+   */
+  readOnly = false;
   #dirty = false;
 
   constructor(stateDir: string, log: Logger) {
@@ -83,6 +88,17 @@ export class Registry {
     return dropped;
   }
 
+  /**
+   * Forgets what is in memory and loads the file again (after another
+   * daemon, during an upgrade, kept it up to date).
+   */
+  async reload(netnsExists: (path: string) => boolean = existsSync): Promise<Registration[]> {
+    await this.flush().catch(() => undefined);
+    this.#byContainer.clear();
+    this.readOnly = false;
+    return this.load(netnsExists);
+  }
+
   get(containerId: string): Registration | undefined {
     return this.#byContainer.get(containerId);
   }
@@ -116,6 +132,7 @@ export class Registry {
   }
 
   #persist(): Promise<void> {
+    if (this.readOnly) return Promise.resolve();
     if (this.#dirty) return this.#writing;
     this.#dirty = true;
     this.#writing = this.#writing

@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Capture } from '../../src/sim/capture.js';
@@ -21,6 +21,8 @@ import {
   type TestServer,
 } from '../../src/sim/pod-apps.js';
 import { SimCluster } from '../../src/sim/sim-cluster.js';
+import { startDaemonProcess } from '../../src/sim/daemon-process.js';
+import { callDaemon } from '../../src/registration/client.js';
 
 const skip = canRunE2e() ? false : 'needs root and /usr/lib/cni (the e2e tier)';
 const PORT = 8080;
@@ -147,6 +149,70 @@ describe('daemon lifecycle: live enrolment, restart, drain', { skip, concurrency
     assert.equal(rulesIn('x'), false);
     await cluster.startDaemon(node1);
     await until('rules repaired', () => rulesIn('x'));
+    assert.deepEqual(await probe(), { answer: 'ok', tls: true, plaintext: false });
+  });
+
+  test('upgrade: a new daemon starts beside the old one, which leaves; connections keep working', async () => {
+    const node1 = cluster.node('node1');
+    const old = node1.daemon;
+    assert.ok(old);
+    const bDir = join(node1.dir, 'upgrade');
+    mkdirSync(bDir, { recursive: true });
+    // The old daemon still answers on the socket, so this returns at once.
+    const next = await startDaemonProcess({
+      dir: bDir,
+      netns: node1.netns.name,
+      config: cluster.daemonConfig(node1),
+    });
+    const bLog = join(bDir, 'meshlessd.log');
+    await until(
+      'the new daemon listening in the pod',
+      () => existsSync(bLog) && readFileSync(bLog, 'utf8').includes('pod proxy listening'),
+    );
+    let ok = 0;
+    const failures: string[] = [];
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        const r = await exchange(
+          x().netns.path,
+          yIp(),
+          PORT,
+          'ECHO',
+          Buffer.from('during-upgrade'),
+          10_000,
+        ).then(
+          (b) => b.toString(),
+          (e: Error) => `failed: ${e.message}`,
+        );
+        if (r === 'during-upgrade') ok++;
+        else failures.push(r);
+      }
+    })();
+    await until('some traffic through both', () => ok > 20);
+    assert.equal(await old.stop('SIGTERM'), 0, 'the old daemon drained and exited');
+    await until('the new daemon took over the CNI socket', () =>
+      readFileSync(bLog, 'utf8').includes('took over from the previous daemon'),
+    );
+    const atTakeover = ok;
+    await until('traffic after the take-over', () => ok > atTakeover + 20);
+    running = false;
+    await loop;
+    node1.daemon = next;
+    assert.deepEqual(
+      failures,
+      [],
+      `${failures.length} of ${ok + failures.length} connections failed during the upgrade`,
+    );
+    // The new daemon owns the socket and the registrations now.
+    const status = await callDaemon<{ workloads: number }>(
+      next.socket,
+      'GET',
+      '/v1/status',
+      undefined,
+      2000,
+    );
+    assert.equal(status.kind === 'ok' ? status.body.workloads : -1, 1, 'node1 hosts pod x');
     assert.deepEqual(await probe(), { answer: 'ok', tls: true, plaintext: false });
   });
 

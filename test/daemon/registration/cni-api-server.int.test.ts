@@ -517,7 +517,7 @@ describe('the socket', () => {
 
   it('a second server on the same live socket refuses to start', async () => {
     await assert.rejects(startCniApiServer(socket, service, silentLogger), (err: unknown) => {
-      return err instanceof MeshlessError && err.code === 'MESHLESS_E_SOCKET';
+      return err instanceof MeshlessError && err.code === 'MESHLESS_E_SOCKET_BUSY';
     });
     // The first one still answers.
     okBody(await check('c-app'));
