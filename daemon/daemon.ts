@@ -3,8 +3,7 @@
  * order, and tears them down in reverse. Nothing here decides anything.
  */
 import { mkdir } from 'node:fs/promises';
-import { pino } from 'pino';
-import type { DaemonConfig } from '../src/config/daemon-config.js';
+import { LOG_LEVELS, type DaemonConfig, type LogLevel } from '../src/config/daemon-config.js';
 import { MeshlessError, errorMessage, isErrno } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { DiscoverySource } from '../src/discovery/discovery-source.js';
@@ -14,6 +13,7 @@ import { createAdminServer } from './admin/admin-server.js';
 import { execaRunner } from '../src/exec/command-runner.js';
 import { PodRedirect } from '../src/redirect/pod-redirect.js';
 import { IdentityService } from './identity/identity-service.js';
+import { createDaemonLogger } from './observability/daemon-logger.js';
 import { DaemonMetrics } from './observability/metrics.js';
 import { startMetricsServer, startReadinessServer } from './observability/probe-servers.js';
 import { ProxyService } from './proxy/proxy-service.js';
@@ -51,8 +51,10 @@ function discoveryFor(config: DaemonConfig, log: Logger): DiscoverySource {
 }
 
 export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<RunningDaemon> {
-  const logger: Logger =
-    log ?? (pino({ level: config.logLevel, base: { node: config.nodeName } }) as unknown as Logger);
+  const daemonLog = createDaemonLogger(config.logLevel, { node: config.nodeName });
+  const setLogLevel = (level: LogLevel): void => daemonLog.setLevel(level);
+  const currentLogLevel = (): string => (log ? 'external' : daemonLog.level());
+  const logger: Logger = log ?? daemonLog.logger;
   logger.info({ config: redactedConfig(config) }, 'meshlessd starting');
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
 
@@ -127,6 +129,22 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
   const admin = createAdminServer({
     address: config.adminAddress,
     logger: logger.child({ component: 'admin' }),
+    actions: {
+      // POST /logging?level=debug (as ztunnel's admin): the level at run time.
+      '/logging': (query) => {
+        const level = query.get('level');
+        if (level !== null) {
+          if (!(LOG_LEVELS as readonly string[]).includes(level))
+            throw new MeshlessError(
+              'MESHLESS_E_ADMIN_REQUEST',
+              `level must be one of ${LOG_LEVELS.join(', ')}`,
+            );
+          setLogLevel(level as LogLevel);
+          logger.info({ level }, 'log level changed');
+        }
+        return { level: currentLogLevel() };
+      },
+    },
     routes: {
       '/status': () => ({
         nodeName: config.nodeName,

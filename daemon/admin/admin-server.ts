@@ -18,6 +18,13 @@ import { MeshlessError, errorMessage } from '../../src/errors.js';
 /** A route: returns the JSON-serialisable answer (or a promise of it). */
 export type AdminRoute = () => unknown;
 
+/**
+ * An action (POST): changes something at run time, e.g. the log level.
+ * Gets the query parameters; throws MeshlessError `MESHLESS_E_ADMIN_REQUEST`
+ * for a bad request (400).
+ */
+export type AdminAction = (query: URLSearchParams) => unknown;
+
 /** Logger subset used (pino-compatible). */
 export interface AdminLogger {
   warn(obj: object, msg?: string): void;
@@ -30,6 +37,8 @@ export interface AdminServerOptions {
   readonly address?: string;
   /** Path (e.g. `/certs`) to route. More can be added with `route()`. */
   readonly routes?: Readonly<Record<string, AdminRoute>>;
+  /** POST paths (e.g. `/logging`). */
+  readonly actions?: Readonly<Record<string, AdminAction>>;
   /** Permit a non-loopback address. Off by default. */
   readonly allowNonLoopback?: boolean;
   readonly logger?: AdminLogger;
@@ -89,10 +98,28 @@ export function createAdminServer(options: AdminServerOptions = {}): AdminServer
         "node's workloads and certificates, so it listens on 127.0.0.1 or ::1 only",
     );
   const routes = new Map<string, AdminRoute>(Object.entries(options.routes ?? {}));
+  const actions = new Map<string, AdminAction>(Object.entries(options.actions ?? {}));
   const log = options.logger;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const [path = '/', query = ''] = (req.url ?? '/').split('?');
+    const action = actions.get(path);
+    if (action) {
+      if (req.method !== 'POST') {
+        send(res, 405, { error: `use POST ${path}` }, { allow: 'POST' });
+        return;
+      }
+      try {
+        send(res, 200, await action(new URLSearchParams(query)));
+      } catch (err) {
+        const code = err instanceof MeshlessError ? err.code : undefined;
+        send(res, code === 'MESHLESS_E_ADMIN_REQUEST' ? 400 : 500, {
+          error: errorMessage(err),
+          ...(code ? { code } : {}),
+        });
+      }
+      return;
+    }
     if (req.method !== 'GET') {
       send(
         res,

@@ -21,7 +21,7 @@ export class DaemonMetrics {
 
   constructor(defaults = true) {
     const registers = [this.registry];
-    if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'meshless_process_' });
+    if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'meshless_' });
     this.connectionsOpened = new Counter({
       name: 'meshless_connections_opened_total',
       help: 'Connections accepted by the proxy, by direction',
