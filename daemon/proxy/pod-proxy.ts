@@ -33,6 +33,7 @@ import {
   decideOutbound,
   type Endpoint,
 } from '../../src/proxy/outbound-decision.js';
+import type { PodAddressSpace } from '../../src/proxy/pod-address-space.js';
 import {
   normalizeIp,
   workloadIdentity,
@@ -67,6 +68,12 @@ export interface PodProxyDeps {
   handshakeFailed(side: 'client' | 'server', reason: string): void;
   /** Connect timeout to applications and peers, ms. */
   readonly connectTimeoutMs: number;
+  /** The cluster's pod address space (config `podCidrs`); default none. */
+  readonly podSpace?: PodAddressSpace;
+  /** Resolves at the next workload index change, or after `ms`. */
+  indexChanged?(ms: number): Promise<void>;
+  /** How long a connection to an unknown pod address waits for discovery, ms; default 2000. */
+  readonly discoveryWaitMs?: number;
 }
 
 export class PodProxy {
@@ -219,8 +226,44 @@ export class PodProxy {
       app.resetAndDestroy();
       return;
     }
-    const decision = decideOutbound(dst, this.#deps.index());
-    const base = { direction: 'outbound' as const, source, started };
+    this.#route(app, dst, { direction: 'outbound' as const, source, started }, 0);
+  }
+
+  /**
+   * Routes a captured outbound connection. A destination in the pod address
+   * space discovery does not know yet is decided again at every index
+   * change until `waitedMs` reaches `discoveryWaitMs`; then the
+   * app is reset (fail closed: never plaintext to what may be an enrolled pod).
+   */
+  #route(
+    app: Socket,
+    dst: Endpoint,
+    base: { direction: 'outbound'; source: ConnectionRecord['source']; started: number },
+    waitedMs: number,
+  ): void {
+    const source = base.source;
+    const decision = decideOutbound(dst, this.#deps.index(), this.#deps.podSpace);
+    if (decision.kind === 'wait-for-discovery') {
+      const budget = (this.#deps.discoveryWaitMs ?? 2000) - waitedMs;
+      if (budget <= 0 || !this.#deps.indexChanged || this.#closed) {
+        app.resetAndDestroy();
+        this.#emit(
+          base,
+          { address: dst.address, port: dst.port },
+          0,
+          0,
+          'refused',
+          'destination in the pod address space unknown to discovery',
+        );
+        return;
+      }
+      const t0 = Date.now();
+      void this.#deps.indexChanged(budget).then(() => {
+        if (app.destroyed) return;
+        this.#route(app, dst, base, waitedMs + Math.max(1, Date.now() - t0));
+      });
+      return;
+    }
     if (decision.kind === 'refuse') {
       app.resetAndDestroy();
       this.#emit(base, { address: dst.address, port: dst.port }, 0, 0, 'refused', decision.reason);

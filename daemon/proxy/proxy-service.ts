@@ -13,6 +13,7 @@ import type { EnrolmentPolicy } from '../../src/discovery/enrolment.js';
 import { HbonePool } from '../../src/hbone/pool.js';
 import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
 import { buildWorkloadIndex, type WorkloadIndex } from '../../src/proxy/workload-index.js';
+import { podAddressSpace, type PodAddressSpace } from '../../src/proxy/pod-address-space.js';
 import type { IdentityService } from '../identity/identity-service.js';
 import type { Registration } from '../registration/registry.js';
 import type { WorkloadObserver } from '../registration/registration-service.js';
@@ -33,6 +34,10 @@ export interface ProxyServiceOptions {
   readonly onOpen?: (direction: ConnectionRecord['direction']) => void;
   /** A refused HBONE handshake, by side and reason. */
   readonly onHandshakeFailure?: (side: 'client' | 'server', reason: string) => void;
+  /** The cluster's pod CIDRs (config `podCidrs`): unknown addresses in them fail closed. */
+  readonly podCidrs?: readonly string[];
+  /** How long a connection to an unknown pod address waits for discovery, ms; default 2000. */
+  readonly discoveryWaitMs?: number;
 }
 
 export class ProxyService implements WorkloadObserver {
@@ -41,14 +46,21 @@ export class ProxyService implements WorkloadObserver {
   readonly #proxies = new Map<string, PodProxy>();
   readonly #log: Logger;
   #index: WorkloadIndex;
+  readonly #podSpace: PodAddressSpace;
+  /** Connections waiting for the next index (discovery lagging behind a new pod). */
+  readonly #indexWaiters = new Set<() => void>();
 
   constructor(o: ProxyServiceOptions) {
     this.#o = o;
     this.#log = o.log;
     this.pool = new HbonePool({ log: o.log.child({ component: 'hbone-pool' }) });
     this.#index = buildWorkloadIndex(o.discovery.snapshot(), o.policy, o.trustDomain);
+    this.#podSpace = podAddressSpace(o.podCidrs ?? []);
     o.discovery.onChange((s: ClusterSnapshot) => {
       this.#index = buildWorkloadIndex(s, o.policy, o.trustDomain);
+      const waiters = [...this.#indexWaiters];
+      this.#indexWaiters.clear();
+      for (const wake of waiters) wake();
     });
   }
 
@@ -75,6 +87,11 @@ export class ProxyService implements WorkloadObserver {
       opened: (direction) => this.#o.onOpen?.(direction),
       handshakeFailed: (side, reason) => this.#o.onHandshakeFailure?.(side, reason),
       connectTimeoutMs: this.#o.connectTimeoutMs ?? 10_000,
+      podSpace: this.#podSpace,
+      indexChanged: (ms) => this.#indexChanged(ms),
+      ...(this.#o.discoveryWaitMs === undefined
+        ? {}
+        : { discoveryWaitMs: this.#o.discoveryWaitMs }),
     });
     try {
       await proxy.start();
@@ -90,6 +107,18 @@ export class ProxyService implements WorkloadObserver {
     this.#proxies.delete(r.containerId);
     if (proxy) await proxy.stop(this.#o.drainMs);
     this.#o.identity.release(r.containerId);
+  }
+
+  #indexChanged(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.#indexWaiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#indexWaiters.add(wake);
+    });
   }
 
   #record(r: ConnectionRecord): void {

@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { MeshlessError, errorMessage } from '../errors.js';
+import { parseCidr } from '../proxy/pod-address-space.js';
 import { parseLabelSelector, type LabelRequirement } from './label.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -63,6 +64,13 @@ export interface DaemonConfig {
    * 30 s termination grace period.
    */
   readonly drainTimeoutSeconds: number;
+  /**
+   * The cluster's pod address ranges (CIDRs). An enrolled pod's connection
+   * to an address in them that discovery does not know yet waits briefly
+   * for discovery, then is reset: never plaintext. Empty (the default):
+   * unknown addresses are outside the cluster and passed through.
+   */
+  readonly podCidrs: readonly string[];
 }
 
 type Kind =
@@ -103,6 +111,7 @@ const FIELDS: readonly Field[] = [
   { key: 'readinessAddress', kind: 'address' },
   { key: 'logLevel', kind: 'logLevel' },
   { key: 'drainTimeoutSeconds', kind: 'duration' },
+  { key: 'podCidrs', kind: 'list' },
 ];
 
 /** The environment variable that overrides `key`. */
@@ -290,6 +299,10 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
   };
   if (identity.svidTtlSeconds >= identity.intermediateTtlSeconds)
     throw configError('identity.svidTtlSeconds', 'must be shorter than intermediateTtlSeconds');
+  const podCidrs = get<string[]>('podCidrs', []);
+  for (const cidr of podCidrs)
+    if (!parseCidr(cidr))
+      throw configError('podCidrs', `"${cidr}" is not a CIDR (a.b.c.d/n, v6/n)`);
 
   return Object.freeze({
     nodeName: get('nodeName', hostname()),
@@ -306,5 +319,6 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
     readinessAddress: get('readinessAddress', ':15021'),
     logLevel: get<LogLevel>('logLevel', 'info'),
     drainTimeoutSeconds: get('drainTimeoutSeconds', 25),
+    podCidrs: Object.freeze(podCidrs),
   });
 }

@@ -4,6 +4,7 @@
  * index alone, never touching a socket.
  */
 import { PROXY_PORTS } from '../redirect/constants.js';
+import { NO_POD_ADDRESS_SPACE, type PodAddressSpace } from './pod-address-space.js';
 import type { WorkloadEntry, WorkloadIndex } from './workload-index.js';
 
 export interface Endpoint {
@@ -21,6 +22,12 @@ export type OutboundDecision =
       readonly hbone: Endpoint;
       readonly target: Endpoint;
     }
+  /**
+   * An address of the pod address space discovery does not know (yet): a
+   * new pod discovery lags behind. Hold the connection, decide again when
+   * discovery changes, and reset it when the wait runs out: never plaintext.
+   */
+  | { readonly kind: 'wait-for-discovery'; readonly target: Endpoint }
   /** Anything else: plaintext, untouched, from inside the pod. */
   | {
       readonly kind: 'passthrough';
@@ -30,7 +37,16 @@ export type OutboundDecision =
 
 const OWN_PORTS: readonly number[] = Object.values(PROXY_PORTS);
 
-export function decideOutbound(originalDst: Endpoint, index: WorkloadIndex): OutboundDecision {
+/**
+ * The decision for one captured connection. `podSpace` is the cluster's
+ * pod address space (config `podCidrs`); without one, an unknown address
+ * is treated as outside the cluster (passthrough).
+ */
+export function decideOutbound(
+  originalDst: Endpoint,
+  index: WorkloadIndex,
+  podSpace: PodAddressSpace = NO_POD_ADDRESS_SPACE,
+): OutboundDecision {
   if (OWN_PORTS.includes(originalDst.port))
     return {
       kind: 'refuse',
@@ -44,6 +60,8 @@ export function decideOutbound(originalDst: Endpoint, index: WorkloadIndex): Out
       hbone: { address: originalDst.address, port: PROXY_PORTS.inboundHbone },
       target: originalDst,
     };
+  if (destination === undefined && podSpace.contains(originalDst.address))
+    return { kind: 'wait-for-discovery', target: originalDst };
   return { kind: 'passthrough', target: originalDst, destination };
 }
 

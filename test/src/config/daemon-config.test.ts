@@ -58,7 +58,13 @@ describe('loadDaemonConfig: defaults', () => {
       readinessAddress: ':15021',
       logLevel: 'info',
       drainTimeoutSeconds: 25,
+      podCidrs: [],
     });
+  });
+
+  it('podCidrs: a list of CIDRs, from the file or MESHLESS_POD_CIDRS', () => {
+    const env = { ...MIN_ENV, MESHLESS_POD_CIDRS: '10.244.0.0/16, fd00:10:244::/56' };
+    assert.deepEqual(loadDaemonConfig({ env }).podCidrs, ['10.244.0.0/16', 'fd00:10:244::/56']);
   });
 
   it('is frozen', () => {
@@ -99,6 +105,7 @@ metricsAddress: "[::]:16020"
 readinessAddress: 0.0.0.0:16021
 logLevel: debug
 drainTimeoutSeconds: 10
+podCidrs: [10.244.0.0/16]
 `;
 
 const FULL: DaemonConfig = {
@@ -121,6 +128,7 @@ const FULL: DaemonConfig = {
   readinessAddress: '0.0.0.0:16021',
   logLevel: 'debug',
   drainTimeoutSeconds: 10,
+  podCidrs: ['10.244.0.0/16'],
 };
 
 describe('loadDaemonConfig: files', () => {
@@ -324,6 +332,7 @@ describe('loadDaemonConfig: errors name the key', () => {
       'excludeNamespaces',
     ],
     ['bad ca.secret', 'discovery:\n  file: /c\nca:\n  secret: just-a-name\n', 'ca.secret'],
+    ['podCidrs entry not a CIDR', 'discovery:\n  file: /c\npodCidrs: [10.0.0.0]\n', 'podCidrs'],
   ];
   for (const [what, text, key] of fileCases)
     it(`file: ${what}`, () => {
