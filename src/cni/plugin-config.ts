@@ -59,7 +59,27 @@ function optionalAbsolutePath(doc: Record<string, unknown>, field: string): stri
   return v;
 }
 
-/** Decodes stdin; code 6 when it is not a JSON object. */
+/**
+ * How deep a network config may nest. Real ones nest about five levels;
+ * JSON.parse takes any depth, but printing the result back (JSON.stringify
+ * of prevResult) overflows the stack near 10,000, so deeper documents are
+ * refused as undecodable, as Go's encoding/json refuses them past 10,000.
+ */
+export const MAX_CONFIG_DEPTH = 256;
+
+/** True when `doc` nests deeper than `limit` (iterative: no stack to overflow). */
+function nestsDeeperThan(doc: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[doc, 1]];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const [value, depth] = item;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(value)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** Decodes stdin; code 6 when it is not a JSON object or nests too deep. */
 export function decodeStdin(stdin: string): Record<string, unknown> {
   let doc: unknown;
   try {
@@ -73,6 +93,11 @@ export function decodeStdin(stdin: string): Record<string, unknown> {
   }
   if (!isRecord(doc))
     throw new CniError(CNI_CODES.decodeFailure, 'network config on stdin must be a JSON object');
+  if (nestsDeeperThan(doc, MAX_CONFIG_DEPTH))
+    throw new CniError(
+      CNI_CODES.decodeFailure,
+      `network config on stdin nests deeper than ${MAX_CONFIG_DEPTH} levels`,
+    );
   return doc;
 }
 
