@@ -297,7 +297,10 @@ try {
     ]);
     const proxies = stop();
     const json = JSON.parse(out) as { end?: { sum_received?: { bits_per_second?: number } } };
-    return { gbps: round1((json.end?.sum_received?.bits_per_second ?? NaN) / 1e8) / 10, proxies };
+    return {
+      gbps: Math.round((json.end?.sum_received?.bits_per_second ?? NaN) / 1e7) / 100,
+      proxies,
+    };
   };
 
   const pingpong = (
