@@ -92,8 +92,16 @@ export function resetStream(stream: Duplex): void {
 /** True when `stream` has ended both ways on its own (no reset, no error). */
 function closedCleanly(stream: Duplex): boolean {
   if (stream.errored) return false;
-  if (isHttp2Stream(stream) && (stream.rstCode ?? 0) !== http2.constants.NGHTTP2_NO_ERROR)
-    return false;
+  if (isHttp2Stream(stream)) {
+    // Node emits 'close' on an HTTP/2 stream before 'finish' even when both
+    // END_STREAMs went through: a stream closed with NO_ERROR after end()
+    // and after its readable ended has finished cleanly.
+    return (
+      (stream.rstCode ?? 0) === http2.constants.NGHTTP2_NO_ERROR &&
+      stream.readableEnded &&
+      stream.writableEnded
+    );
+  }
   return stream.readableEnded && stream.writableFinished;
 }
 
