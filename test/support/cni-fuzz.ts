@@ -154,8 +154,27 @@ const argPair: fc.Arbitrary<Part<string>> = fc.oneof(
   },
 );
 
+/** A value a pod name or namespace could hold, hostile ones included (never ";" or "="). */
+const podArgValue = fc.oneof(
+  fc.constantFrom('demo', 'web-0', 'kube-system', 'plain', 'Web', '-x', 'a.b', '$(reboot)', '`id`'),
+  fc.constantFrom('a && rm -rf /', '-j ACCEPT', '../../etc', '\'"', '\n-A OUTPUT -j DROP', ''),
+  fc.string({ unit: 'binary', maxLength: 30 }).map((s) => s.replace(/[;=\0]/g, '')),
+);
+
 const cniArgs: fc.Arbitrary<Part<string | undefined>> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(undefined, '', ';', ';;').map(fine) },
+  {
+    weight: 6,
+    // What kubelet passes, with hostile values.
+    arbitrary: fc
+      .tuple(podArgValue, podArgValue, podArgValue)
+      .map(([ns, name, uid]) =>
+        fine(
+          `IgnoreUnknown=1;K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=${name};` +
+            `K8S_POD_INFRA_CONTAINER_ID=c1;K8S_POD_UID=${uid}`,
+        ),
+      ),
+  },
   {
     weight: 6,
     arbitrary: fc
@@ -281,7 +300,7 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     'daemonTimeoutMs',
     fc.oneof(
       fc.constantFrom(99, 60001, 0, -1, 0.5, 1e308, -1e308, '5000', true, [], {}),
-      fc.double({ noInteger: true }),
+      fc.double({ noInteger: true, noNaN: true, noDefaultInfinity: true }),
     ),
   ),
   set('prevResult', fc.oneof(fc.integer(), fc.string(), fc.constant([]), fc.boolean())),
