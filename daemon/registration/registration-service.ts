@@ -4,6 +4,7 @@
  * a workload of this node becomes enrolled or goes away. The HTTP layer
  * (cni-api-server.ts) only parses and answers.
  */
+import { existsSync } from 'node:fs';
 import { MeshlessError, errorMessage } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
 import { podKey } from '../../src/discovery/cluster-state.js';
@@ -43,7 +44,9 @@ export interface RegistrationServiceOptions {
    * itself (labels changed while pods run, reconciliation at start). The
    * CNI plugin installs them at ADD.
    */
-  readonly redirect?: Pick<PodRedirect, 'install' | 'remove' | 'verify' | 'present'>;
+  readonly redirect?: Pick<PodRedirect, 'install' | 'repair' | 'remove' | 'verify' | 'present'>;
+  /** Whether a netns path exists (default fs.existsSync); tests pass a fake. */
+  readonly netnsExists?: (path: string) => boolean;
 }
 
 /** "Not now, retry": the plugin turns it into CNI error 11. */
@@ -124,6 +127,14 @@ export class RegistrationService {
     const enrolled = decision.kind === 'enrolled';
     if (enrolled && pod === undefined)
       throw notReady(`pod ${req.pod.namespace}/${req.pod.name} is not known to discovery yet`);
+    // Refused here, clearly, rather than failing later when binding the
+    // pod's listeners inside it (and never retried: the runtime's netns is gone).
+    if (enrolled && !(this.#o.netnsExists ?? existsSync)(req.netns))
+      throw new MeshlessError(
+        'MESHLESS_E_NETNS_MISSING',
+        `netns ${req.netns} of pod ${req.pod.namespace}/${req.pod.name} does not exist on this ` +
+          'node (as the daemon sees it: is /var/run/netns mounted into the daemon?)',
+      );
 
     const previous = registry.get(req.containerId);
     const registration: Registration = {
@@ -329,7 +340,7 @@ export class RegistrationService {
         { containerId: r.containerId, problems },
         'redirect rules of an enrolled pod were not intact; reinstalling',
       );
-      await redirect.install(r.netns, this.#families(r));
+      await redirect.repair(r.netns, this.#families(r));
     } else if (await redirect.present(r.netns)) {
       this.#o.log.warn(
         { containerId: r.containerId },

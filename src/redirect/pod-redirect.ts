@@ -10,7 +10,9 @@ import type { IpFamily } from './constants.js';
 import { parseIptablesSave, type RulesetState } from './iptables-state.js';
 import {
   inspectCommands,
+  installBatch,
   installCommands,
+  onlyAlreadyExists,
   removeCommands,
   verifyPolicyRoutes,
 } from './policy-routes.js';
@@ -58,8 +60,35 @@ export class PodRedirect {
     return { rules, routes: routes.exitCode === 0 ? routes.stdout : '' };
   }
 
-  /** Installs the rules for each family (idempotent). */
+  /**
+   * Installs the rules for each family (idempotent). On the ADD path every
+   * exec counts (it is pod start-up time): per family one iptables-save, then
+   * the restore and one `ip -batch` for the policy rule and route, families
+   * in parallel.
+   */
   async install(netns: string, families: readonly IpFamily[]): Promise<void> {
+    await Promise.all(
+      families.map(async (family) => {
+        const [current] = await Promise.all([
+          this.#ruleset(netns, family),
+          this.#policyRoutes(netns, family),
+        ]);
+        await this.#must(
+          netns,
+          [restore(family), '--noflush'],
+          `${restore(family)} --noflush`,
+          renderInstall(family, current),
+        );
+      }),
+    );
+  }
+
+  /**
+   * Like install, but inspects everything first and also trims doubled
+   * jumps and policy rules (someone else's restore): the reconciliation path,
+   * where thoroughness matters more than a few milliseconds.
+   */
+  async repair(netns: string, families: readonly IpFamily[]): Promise<void> {
     for (const family of families) {
       const [current, routes] = await Promise.all([
         this.#ruleset(netns, family),
@@ -76,19 +105,34 @@ export class PodRedirect {
     }
   }
 
+  async #policyRoutes(netns: string, family: IpFamily): Promise<void> {
+    const r = await this.#runner.run(
+      inNetns(netns, ['ip', `-${family}`, '-force', '-batch', '-']),
+      installBatch(family),
+    );
+    if (r.exitCode !== 0 && !onlyAlreadyExists(r.stderr))
+      throw new MeshlessError(
+        'MESHLESS_E_REDIRECT',
+        `ip -batch (policy rule and route) in netns ${netns} failed (exit ${r.exitCode}): ${r.stderr.trim()}`,
+        { details: { netns } },
+      );
+  }
+
   /** Removes everything of ours for both families (idempotent). */
   async remove(netns: string): Promise<void> {
-    for (const family of [4, 6] as const) {
-      const [current, routes] = await Promise.all([
-        this.#ruleset(netns, family),
-        this.#routes(netns, family),
-      ]);
-      const text = renderRemoval(current);
-      if (text !== undefined)
-        await this.#must(netns, [restore(family), '--noflush'], `${restore(family)}`, text);
-      for (const args of removeCommands(family, routes.rules, routes.routes))
-        await this.#must(netns, ['ip', ...args], `ip ${args.slice(1).join(' ')}`);
-    }
+    await Promise.all(
+      ([4, 6] as const).map(async (family) => {
+        const [current, routes] = await Promise.all([
+          this.#ruleset(netns, family),
+          this.#routes(netns, family),
+        ]);
+        const text = renderRemoval(current);
+        if (text !== undefined)
+          await this.#must(netns, [restore(family), '--noflush'], `${restore(family)}`, text);
+        for (const args of removeCommands(family, routes.rules, routes.routes))
+          await this.#must(netns, ['ip', ...args], `ip ${args.slice(1).join(' ')}`);
+      }),
+    );
   }
 
   /** True when anything of ours (a chain, a jump, the policy rule or route) is in the netns. */

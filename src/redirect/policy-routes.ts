@@ -85,3 +85,24 @@ export function verifyPolicyRoutes(
     problems.push(`IPv${family} local route in table ${POLICY_ROUTE.table} missing`);
   return problems;
 }
+
+/**
+ * One `ip -force -batch -` input that installs the rule and route without
+ * inspecting first: the kernel refuses a second identical rule (EEXIST) and
+ * `route replace` is idempotent. Accept the run with
+ * {@link onlyAlreadyExists} when it exits non-zero.
+ */
+export function installBatch(family: IpFamily): string {
+  const rule = ruleArgs(family).map((a) => (a === 'ZZ' ? 'add' : a));
+  const route = routeArgs(family, 'replace');
+  // Batch lines take the command without the program name; `-4`/`-6` is a global option.
+  return [rule.slice(1).join(' '), route.slice(1).join(' ')].join('\n') + '\n';
+}
+
+/** True when every failure reported by `ip -batch` is "File exists" (the rule is there). */
+export function onlyAlreadyExists(stderr: string): boolean {
+  const lines = stderr
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.startsWith('Command failed'));
+  return lines.length > 0 && lines.every((l) => /File exists/.test(l));
+}

@@ -3,7 +3,9 @@ import { describe, it } from 'node:test';
 import type { IpFamily } from '../../../src/redirect/constants.js';
 import {
   inspectCommands,
+  installBatch,
   installCommands,
+  onlyAlreadyExists,
   removeCommands,
   verifyPolicyRoutes,
 } from '../../../src/redirect/policy-routes.js';
@@ -141,4 +143,29 @@ describe('policy routes: rule lines with trailing attributes', () => {
     const withProto = '32764:\tfrom all fwmark 0x111/0xfff lookup 100 proto static\n';
     assert.deepEqual(installCommands(4, withProto, ROUTE[4]), []);
   });
+});
+
+describe('policy routes: the one-exec install batch', () => {
+  for (const f of [4, 6] as const) {
+    it(`IPv${f}: a rule add and a route replace, as ip -batch lines`, () => {
+      const lines = installBatch(f).trim().split('\n');
+      assert.deepEqual(lines, [
+        'rule add fwmark 0x111/0xfff pref 32764 lookup 100',
+        `route replace local ${f === 4 ? '0.0.0.0/0' : '::/0'} dev lo table 100`,
+      ]);
+    });
+  }
+  const cases: [string, boolean][] = [
+    ['RTNETLINK answers: File exists\nCommand failed -:1\n', true],
+    ['RTNETLINK answers: Operation not permitted\nCommand failed -:1\n', false],
+    [
+      'RTNETLINK answers: File exists\nError: Nexthop device is not up.\nCommand failed -:2\n',
+      false,
+    ],
+    ['', false],
+  ];
+  for (const [stderr, ok] of cases)
+    it(`${JSON.stringify(stderr.split('\n')[0])} -> ${ok ? 'already there' : 'a failure'}`, () => {
+      assert.equal(onlyAlreadyExists(stderr), ok);
+    });
 });
