@@ -21,6 +21,7 @@ import type { RegistrationService } from './registration-service.js';
 
 const STATUS_OF: Record<string, number> = {
   MESHLESS_E_API_REQUEST: 400,
+  MESHLESS_E_NETNS_MISSING: 400,
   MESHLESS_E_WRONG_NODE: 409,
   MESHLESS_E_NOT_READY: 503,
   MESHLESS_E_ENROL: 500,
@@ -150,7 +151,10 @@ export async function startCniApiServer(
     }
   };
 
-  const server = createServer((req, res) => {
+  // Node checks headersTimeout and requestTimeout only every
+  // connectionsCheckingInterval (30 s by default): a client trickling its
+  // headers would hold its connection ~35 s instead of 5.
+  const server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
     const started = process.hrtime.bigint();
     const command = (req.url ?? '').replace('/v1/', '');
     route(req.method, req.url, req).then(
