@@ -1,11 +1,12 @@
 /**
  * What every admin-reading verb (`status`, `workloads`, `connections`,
  * `certs`, `config`) shares: the `--admin` and `--json` options, the output
- * settings (width, colour only on a terminal) and the runner that fetches,
+ * settings (width, colour only on a terminal), the runner that fetches,
  * renders or prints the raw JSON, and turns any failure into one line on
- * stderr and exit code 1.
+ * stderr and exit code 1, and the yargs registration that wires the three.
+ * A verb's own file keeps only its view.
  */
-import type { Argv } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
 import { MeshlessError, errorMessage } from '../src/errors.js';
 import { DEFAULT_ADMIN, getAdminJson } from './admin-client.js';
 import type { ViewOptions } from './format.js';
@@ -100,4 +101,24 @@ export async function runAdminView(
     io.stderr.write(`meshless ${view.verb}: ${errorMessage(err)}${code}\n`);
     return 1;
   }
+}
+
+/**
+ * The yargs registration of an admin-reading verb: `meshless <view.verb>`
+ * with `--admin` and `--json` (described by `jsonDescribe`), run by
+ * {@link runAdminView}; the exit code becomes `process.exitCode`.
+ */
+export function adminCommand(
+  view: AdminView,
+  describe: string,
+  jsonDescribe?: string,
+): CommandModule<object, AdminArgs> {
+  return {
+    command: view.verb,
+    describe,
+    builder: (y) => withAdminOptions(y, jsonDescribe),
+    handler: async (args) => {
+      process.exitCode = await runAdminView(view, args);
+    },
+  };
 }

@@ -3,15 +3,8 @@
  * endpoint's `GET /certs`. A table by default; `--json` prints the raw
  * document (certificate chains in PEM included).
  */
-import type { CommandModule } from 'yargs';
 import { parseCertsReport, type CertsReport } from '../../src/identity/certs-report.js';
-import {
-  runAdminView,
-  withAdminOptions,
-  type AdminArgs,
-  type AdminView,
-  type CommandIo,
-} from '../admin-command.js';
+import { adminCommand, type AdminView } from '../admin-command.js';
 import { renderTable } from '../table.js';
 
 /** `2030-01-15 12:00:00Z`. */
@@ -87,17 +80,9 @@ export const certsView: AdminView = {
   },
 };
 
-/** Runs the command; returns the exit code. */
-export function runCerts(args: AdminArgs, now = Date.now(), io?: CommandIo): Promise<number> {
-  return runAdminView(certsView, args, io, now);
-}
-
 /** yargs registration of `meshless certs`. */
-export const certsCommand: CommandModule<object, AdminArgs> = {
-  command: 'certs',
-  describe: "show this node's workload identities and certificates",
-  builder: (y) => withAdminOptions(y, 'print the raw JSON, chains in PEM included'),
-  handler: async (args) => {
-    process.exitCode = await runCerts(args);
-  },
-};
+export const certsCommand = adminCommand(
+  certsView,
+  "show this node's workload identities and certificates",
+  'print the raw JSON, chains in PEM included',
+);

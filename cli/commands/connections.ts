@@ -5,14 +5,7 @@
  * (address and identity, when known), age. `--json` prints the raw
  * `/connections` answer.
  */
-import type { CommandModule } from 'yargs';
-import {
-  runAdminView,
-  withAdminOptions,
-  type AdminArgs,
-  type AdminView,
-  type CommandIo,
-} from '../admin-command.js';
+import { adminCommand, type AdminView } from '../admin-command.js';
 import {
   parseConnectionsReport,
   parseNodeInfo,
@@ -88,17 +81,8 @@ export const connectionsView: AdminView = {
   },
 };
 
-/** Runs the command; returns the exit code. */
-export function runConnections(args: AdminArgs, io?: CommandIo, now?: number): Promise<number> {
-  return runAdminView(connectionsView, args, io, now);
-}
-
 /** yargs registration of `meshless connections`. */
-export const connectionsCommand: CommandModule<object, AdminArgs> = {
-  command: 'connections',
-  describe: 'list the connections proxied on this node now',
-  builder: (y) => withAdminOptions(y),
-  handler: async (args) => {
-    process.exitCode = await runConnections(args);
-  },
-};
+export const connectionsCommand = adminCommand(
+  connectionsView,
+  'list the connections proxied on this node now',
+);

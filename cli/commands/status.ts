@@ -4,14 +4,7 @@
  * workloads, identities, the HBONE pool and active connections. `--json`
  * prints the raw answer.
  */
-import type { CommandModule } from 'yargs';
-import {
-  runAdminView,
-  withAdminOptions,
-  type AdminArgs,
-  type AdminView,
-  type CommandIo,
-} from '../admin-command.js';
+import { adminCommand, type AdminView } from '../admin-command.js';
 import { parseStatusReport, type StatusReport } from '../admin-reports.js';
 import { age, painted, type ViewOptions } from '../format.js';
 import { renderTable, type Cell } from '../table.js';
@@ -74,17 +67,8 @@ export const statusView: AdminView = {
   },
 };
 
-/** Runs the command; returns the exit code. */
-export function runStatus(args: AdminArgs, io?: CommandIo, now?: number): Promise<number> {
-  return runAdminView(statusView, args, io, now);
-}
-
 /** yargs registration of `meshless status`. */
-export const statusCommand: CommandModule<object, AdminArgs> = {
-  command: 'status',
-  describe: "show this node's daemon: readiness, discovery, workloads, pool",
-  builder: (y) => withAdminOptions(y),
-  handler: async (args) => {
-    process.exitCode = await runStatus(args);
-  },
-};
+export const statusCommand = adminCommand(
+  statusView,
+  "show this node's daemon: readiness, discovery, workloads, pool",
+);

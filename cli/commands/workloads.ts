@@ -5,14 +5,7 @@
  * why not, identity, addresses, netns, and how long ago it was registered.
  * `--json` prints the raw `/workloads` answer.
  */
-import type { CommandModule } from 'yargs';
-import {
-  runAdminView,
-  withAdminOptions,
-  type AdminArgs,
-  type AdminView,
-  type CommandIo,
-} from '../admin-command.js';
+import { adminCommand, type AdminView } from '../admin-command.js';
 import {
   parseNodeInfo,
   parseWorkloadsReport,
@@ -105,17 +98,8 @@ export const workloadsView: AdminView = {
   },
 };
 
-/** Runs the command; returns the exit code. */
-export function runWorkloads(args: AdminArgs, io?: CommandIo, now?: number): Promise<number> {
-  return runAdminView(workloadsView, args, io, now);
-}
-
 /** yargs registration of `meshless workloads`. */
-export const workloadsCommand: CommandModule<object, AdminArgs> = {
-  command: 'workloads',
-  describe: 'list the pods registered on this node, enrolled or not, with their identities',
-  builder: (y) => withAdminOptions(y),
-  handler: async (args) => {
-    process.exitCode = await runWorkloads(args);
-  },
-};
+export const workloadsCommand = adminCommand(
+  workloadsView,
+  'list the pods registered on this node, enrolled or not, with their identities',
+);
