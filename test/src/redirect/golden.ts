@@ -1,30 +1,7 @@
-/**
- * Golden files of the redirect renderers. UPDATE_GOLDEN=1 rewrites them
- * from the current output; review the diff before committing.
- */
-import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+/** The redirect renderers' golden files (testdata/; UPDATE_GOLDEN=1 rewrites them). */
+import { testdata } from '../../support/golden.js';
 
-export const TESTDATA = fileURLToPath(new URL('./testdata', import.meta.url));
+const redirect = testdata(new URL('./testdata', import.meta.url));
 
-export function readTestdata(name: string): string {
-  return readFileSync(join(TESTDATA, name), 'utf8');
-}
-
-/** Asserts `actual` equals testdata/`name` exactly (or rewrites it under UPDATE_GOLDEN=1). */
-export function assertGolden(name: string, actual: string): void {
-  const path = join(TESTDATA, name);
-  if (process.env['UPDATE_GOLDEN'] === '1') {
-    writeFileSync(path, actual);
-    return;
-  }
-  let expected: string;
-  try {
-    expected = readFileSync(path, 'utf8');
-  } catch {
-    assert.fail(`golden file ${path} is missing; run with UPDATE_GOLDEN=1 to create it`);
-  }
-  assert.equal(actual, expected, `output differs from ${path} (UPDATE_GOLDEN=1 rewrites it)`);
-}
+export const TESTDATA = redirect.dir;
+export const { read: readTestdata, assertGolden } = redirect;
