@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { callDaemon } from '../src/registration/client.js';
-import { execaRunner } from '../src/exec/command-runner.js';
+import { childProcessRunner } from '../src/exec/command-runner.js';
 import { PodRedirect } from '../src/redirect/pod-redirect.js';
 import packedKubeFallback from 'meshless-embedded:kube-fallback';
 import { runPlugin } from './dispatch.js';
@@ -32,7 +32,7 @@ process.on('uncaughtException', emergency);
 process.on('unhandledRejection', emergency);
 
 runPlugin(process.env, readStdin(), {
-  redirect: new PodRedirect(execaRunner()),
+  redirect: new PodRedirect(childProcessRunner()),
   callDaemon,
   namespaceVerdict: (...args) =>
     loadEmbeddedModule<typeof KubeFallback>(

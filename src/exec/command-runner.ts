@@ -42,6 +42,49 @@ export function execaRunner(timeoutMs = 10_000): CommandRunner {
   };
 }
 
+/**
+ * A lean runner on node:child_process, for the CNI plugin: execa costs
+ * ~15 ms to initialise inside the plugin bundle and ~2 ms more per call,
+ * and the plugin runs once per pod event, on the pod's start-up path.
+ * Same contract as {@link execaRunner}: no shell, bounded time, bare PATH.
+ */
+export function childProcessRunner(timeoutMs = 10_000): CommandRunner {
+  return {
+    async run(argv, input) {
+      const [file, ...args] = argv;
+      if (file === undefined) throw new MeshlessError('MESHLESS_E_EXEC', 'empty command');
+      const { execFile } = await import('node:child_process');
+      return new Promise((resolve, reject) => {
+        const child = execFile(
+          file,
+          args,
+          {
+            timeout: timeoutMs,
+            maxBuffer: 16 * 1024 * 1024,
+            env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+          },
+          (err, stdout, stderr) => {
+            const code = (err as { code?: unknown } | null)?.code;
+            if (err && typeof code !== 'number')
+              reject(
+                new MeshlessError(
+                  'MESHLESS_E_EXEC',
+                  `${argv.join(' ')} could not run: ${err.message}`,
+                  {
+                    cause: err,
+                  },
+                ),
+              );
+            else resolve({ exitCode: typeof code === 'number' ? code : 0, stdout, stderr });
+          },
+        );
+        child.stdin?.on('error', () => undefined);
+        child.stdin?.end(input ?? '');
+      });
+    },
+  };
+}
+
 /** Prefixes a command so it runs inside the network namespace at `netnsPath`. */
 export function inNetns(netnsPath: string, argv: readonly string[]): string[] {
   return ['nsenter', `--net=${netnsPath}`, '--', ...argv];
