@@ -14,8 +14,8 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { MeshlessError } from '../errors.js';
+import { callerModuleFile } from '../module-file.js';
 
 /** What the addon's `openSocket` builds. Mirrors `socket_spec` in netns.c. */
 export interface RawSocketSpec {
@@ -76,34 +76,15 @@ export function addonCandidates(moduleFile: string): string[] {
 }
 
 /**
- * The file this code runs from: the bundle (dist/meshlessd.js) or this
- * source file. The bundles are CommonJS, where esbuild leaves `import.meta`
- * empty, and ESM (the sources under tsx) has no `__filename`; V8's call
- * site of this function knows the file in both.
- */
-function thisModuleFile(): string {
-  if (typeof __filename === 'string') return __filename;
-  const saved = Error.prepareStackTrace;
-  let file: string | null | undefined;
-  try {
-    Error.prepareStackTrace = (_err, sites) => sites;
-    const sites = new Error().stack as unknown as NodeJS.CallSite[] | undefined;
-    file = sites?.[0]?.getFileName();
-  } finally {
-    Error.prepareStackTrace = saved;
-  }
-  if (file === undefined || file === null)
-    throw new MeshlessError('MESHLESS_E_NETNS', 'cannot tell where the running module is');
-  return file.startsWith('file:') ? fileURLToPath(file) : file;
-}
-
-/**
  * The addon, loaded on first use.
  * @throws MeshlessError `MESHLESS_E_NETNS` when it is not built or cannot load.
  */
 export function netnsBinding(): NetnsBinding {
   if (loaded !== undefined) return loaded;
-  const candidates = addonCandidates(thisModuleFile());
+  const moduleFile = callerModuleFile();
+  if (moduleFile === undefined)
+    throw new MeshlessError('MESHLESS_E_NETNS', 'cannot tell where the running module is');
+  const candidates = addonCandidates(moduleFile);
   const path = candidates.find((p) => existsSync(p));
   if (path === undefined)
     throw new MeshlessError(

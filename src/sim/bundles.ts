@@ -8,8 +8,8 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { MeshlessError } from '../errors.js';
+import { callerModuleFile } from '../module-file.js';
 
 /** Paths of the three built programs. */
 export interface Bundles {
@@ -25,22 +25,6 @@ export function bundlesIn(distDir: string): Bundles {
     daemon: join(distDir, 'meshlessd.js'),
     cli: join(distDir, 'meshless.js'),
   };
-}
-
-/** The file this code runs from (the CLI bundle, or this source file under tsx). */
-function thisModuleFile(): string | undefined {
-  if (typeof __filename === 'string') return __filename;
-  const saved = Error.prepareStackTrace;
-  let file: string | null | undefined;
-  try {
-    Error.prepareStackTrace = (_err, sites) => sites;
-    const sites = new Error().stack as unknown as NodeJS.CallSite[] | undefined;
-    file = sites?.[0]?.getFileName();
-  } finally {
-    Error.prepareStackTrace = saved;
-  }
-  if (file === undefined || file === null) return undefined;
-  return file.startsWith('file:') ? fileURLToPath(file) : file;
 }
 
 /** The candidate dist directories, best first. */
@@ -64,7 +48,7 @@ export function distCandidates(
  *   (run `npm run build`).
  */
 export function defaultBundles(): Bundles {
-  const candidates = distCandidates(thisModuleFile());
+  const candidates = distCandidates(callerModuleFile());
   for (const dir of candidates)
     if (existsSync(join(dir, 'meshlessd.js')) && existsSync(join(dir, 'meshless-cni')))
       return bundlesIn(dir);
