@@ -12,14 +12,13 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Socket } from 'node:net';
 import { MeshlessError, errorMessage } from '../errors.js';
 import type { ConnectionDirection } from '../hbone/connection-record.js';
 import { PROXY_PORTS } from '../redirect/constants.js';
-import { connectFromNetns } from '../netns/socket-in-netns.js';
 import { Capture } from '../sim/capture.js';
 import { NETNS_DIR } from '../sim/netns.js';
 import { payloadContains, tlsHandshakes, type TcpSegment } from '../sim/pcap.js';
+import { converse } from '../sim/pod-apps.js';
 import type { DemoNode, DemoPod, DemoState } from './demo-state.js';
 import { peerOfGreeting } from './pod-server.js';
 import type { TrafficPair } from './topology.js';
@@ -238,38 +237,20 @@ function readFrom(file: string, offset: number): string {
 }
 
 /** Sends `data`, half-closes, and collects the whole answer. */
-async function converse(
+async function converseText(
   netnsPath: string,
   host: string,
   port: number,
   data: string,
   timeoutMs: number,
 ): Promise<string> {
-  const s: Socket = await connectFromNetns({
-    netnsPath,
-    host,
-    port,
+  const answer = await converse(netnsPath, host, port, [data], {
+    connectTimeoutMs: timeoutMs,
     timeoutMs,
     allowHalfOpen: true,
+    timeoutError: () => new Error(`no complete answer from ${host}:${port} within ${timeoutMs} ms`),
   });
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`no complete answer from ${host}:${port} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    s.on('end', () => {
-      clearTimeout(timer);
-      s.end();
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    });
-    s.end(data);
-  });
+  return answer.toString('utf8');
 }
 
 /** Options of {@link runTraffic}. */
@@ -339,9 +320,15 @@ export async function runTraffic(
     let error: string | undefined;
     let segments: TcpSegment[];
     try {
-      const echo = await converse(netnsPath, destination.ip, dstPod.port, `${marker}\n`, timeoutMs);
+      const echo = await converseText(
+        netnsPath,
+        destination.ip,
+        dstPod.port,
+        `${marker}\n`,
+        timeoutMs,
+      );
       echoed = echo === `${marker}\n`;
-      const http = await converse(
+      const http = await converseText(
         netnsPath,
         destination.ip,
         dstPod.port,

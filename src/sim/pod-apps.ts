@@ -82,18 +82,71 @@ export async function startTestServer(netnsPath: string, port: number): Promise<
   };
 }
 
+/** How long an app waits for its connection to open. */
+const CONNECT_TIMEOUT_MS = 15_000;
+
 /** Connects as the app in `netnsPath` would (no mark: captured by the pod's rules). */
 export function connectAsApp(
   netnsPath: string,
   host: string,
   port: number,
-  timeoutMs = 15_000,
+  timeoutMs = CONNECT_TIMEOUT_MS,
 ): Promise<Socket> {
   return connectFromNetns({ netnsPath, host, port, timeoutMs });
 }
 
+/** How {@link converse} reaches its peer and how long it waits. */
+export interface ConverseOptions {
+  /** Connect timeout in ms. */
+  readonly connectTimeoutMs: number;
+  /** For the whole answer once connected, in ms. */
+  readonly timeoutMs: number;
+  /** Node's `allowHalfOpen` for the socket; default false. */
+  readonly allowHalfOpen?: boolean;
+  /** The rejection when `timeoutMs` passes. */
+  readonly timeoutError: () => Error;
+}
+
+/**
+ * Connects as the app in `netnsPath` would, sends `chunks` in order,
+ * half-closes, and collects the whole answer (to the peer's FIN).
+ */
+export async function converse(
+  netnsPath: string,
+  host: string,
+  port: number,
+  chunks: readonly (string | Buffer)[],
+  options: ConverseOptions,
+): Promise<Buffer> {
+  const s = await connectFromNetns({
+    netnsPath,
+    host,
+    port,
+    timeoutMs: options.connectTimeoutMs,
+    ...(options.allowHalfOpen === undefined ? {} : { allowHalfOpen: options.allowHalfOpen }),
+  });
+  return new Promise((resolve, reject) => {
+    const answer: Buffer[] = [];
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(options.timeoutError());
+    }, options.timeoutMs);
+    s.on('data', (c: Buffer) => answer.push(c));
+    s.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    s.on('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(answer));
+    });
+    for (const chunk of chunks) s.write(chunk);
+    s.end();
+  });
+}
+
 /** Sends `payload` (after the command line), half-closes, collects the whole answer. */
-export async function exchange(
+export function exchange(
   netnsPath: string,
   host: string,
   port: number,
@@ -101,25 +154,10 @@ export async function exchange(
   payload: Buffer = Buffer.alloc(0),
   timeoutMs = 60_000,
 ): Promise<Buffer> {
-  const s = await connectAsApp(netnsPath, host, port);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(
-        new MeshlessError('MESHLESS_E_SIM', `exchange ${command} with ${host}:${port} timed out`),
-      );
-    }, timeoutMs);
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    s.on('end', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks));
-    });
-    s.write(`${command}\n`);
-    s.end(payload);
+  return converse(netnsPath, host, port, [`${command}\n`, payload], {
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    timeoutMs,
+    timeoutError: () =>
+      new MeshlessError('MESHLESS_E_SIM', `exchange ${command} with ${host}:${port} timed out`),
   });
 }
