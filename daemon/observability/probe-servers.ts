@@ -19,7 +19,9 @@ async function serve(
   handler: (path: string) => Promise<{ status: number; type: string; body: string }>,
 ): Promise<ProbeServer> {
   const { host, port } = parseListenAddress(address, key);
-  const server = createServer((req, res) => {
+  // Timeouts are enforced every connectionsCheckingInterval (30 s by
+  // default): check every second so a slow client is cut off in time.
+  const server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
     if (req.method !== 'GET') {
       res.writeHead(405, { allow: 'GET' }).end();
       return;

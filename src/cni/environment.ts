@@ -28,7 +28,7 @@ export interface PodRef {
 }
 
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-// Linux IFNAMSIZ is 16 including the NUL.
+// Linux IFNAMSIZ is 16 bytes including the NUL.
 const IFNAME_FORBIDDEN = /[/:\s]/;
 
 function invalid(name: string, why: string): CniError {
@@ -73,7 +73,7 @@ export function parseEnvironment(env: NodeJS.ProcessEnv): CniEnvironment {
         'must start with a letter or digit and hold only letters, digits, "_", "." and "-"',
       );
     if (ifname === '') throw invalid('CNI_IFNAME', `is required for ${cmd}`);
-    if (ifname.length > 15 || ifname === '.' || ifname === '..' || IFNAME_FORBIDDEN.test(ifname))
+    if (Buffer.byteLength(ifname) > 15 || ifname === '.' || ifname === '..' || IFNAME_FORBIDDEN.test(ifname))
       throw invalid('CNI_IFNAME', `"${ifname}" is not a valid Linux interface name`);
     if (cmd !== 'DEL' && netns === '') throw invalid('CNI_NETNS', `is required for ${cmd}`);
     if (netns !== '' && !netns.startsWith('/'))
