@@ -109,6 +109,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     registry,
     log: logger.child({ component: 'registration' }),
     redirect: new PodRedirect(execaRunner()),
+    hostProcPath: config.hostProcPath,
   });
   service.addObserver(proxy);
   // Listeners first (a redirected pod without them is refused, never leaks),

@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { MeshlessError, errorMessage } from '../../src/errors.js';
+import { daemonNetnsPath } from '../../src/netns/netns-path.js';
 import type { Logger } from '../../src/logger.js';
 import { podKey } from '../../src/discovery/cluster-state.js';
 import type { DiscoverySource } from '../../src/discovery/discovery-source.js';
@@ -39,6 +40,8 @@ export interface RegistrationServiceOptions {
   readonly registry: Registry;
   readonly log: Logger;
   readonly now?: () => Date;
+  /** Where the host's /proc is mounted in the daemon's view (config `hostProcPath`). */
+  readonly hostProcPath?: string | undefined;
   /**
    * The in-pod redirect rules, for enrolment changes the daemon makes
    * itself (labels changed while pods run, reconciliation at start). The
@@ -129,10 +132,11 @@ export class RegistrationService {
       throw notReady(`pod ${req.pod.namespace}/${req.pod.name} is not known to discovery yet`);
     // Refused here, clearly, rather than failing later when binding the
     // pod's listeners inside it (and never retried: the runtime's netns is gone).
-    if (enrolled && !(this.#o.netnsExists ?? existsSync)(req.netns))
+    const netns = daemonNetnsPath(req.netns, this.#o.hostProcPath);
+    if (enrolled && !(this.#o.netnsExists ?? existsSync)(netns))
       throw new MeshlessError(
         'MESHLESS_E_NETNS_MISSING',
-        `netns ${req.netns} of pod ${req.pod.namespace}/${req.pod.name} does not exist on this ` +
+        `netns ${netns} of pod ${req.pod.namespace}/${req.pod.name} does not exist on this ` +
           'node (as the daemon sees it: is /var/run/netns mounted into the daemon?)',
       );
 
@@ -140,7 +144,7 @@ export class RegistrationService {
     const registration: Registration = {
       containerId: req.containerId,
       ifname: req.ifname,
-      netns: req.netns,
+      netns,
       network: req.network,
       namespace: req.pod.namespace,
       podName: req.pod.name,

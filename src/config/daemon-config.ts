@@ -59,6 +59,11 @@ export interface DaemonConfig {
   readonly readinessAddress: string;
   readonly logLevel: LogLevel;
   /**
+   * Where the host's /proc is mounted for a daemon in a container (e.g.
+   * /host/proc), for runtimes that name netns as /proc/<pid>/ns/net.
+   */
+  readonly hostProcPath: string | undefined;
+  /**
    * How long established connections may finish on shutdown or when a pod
    * is released, seconds. Default 25: 5 s less than Kubernetes' default
    * 30 s termination grace period.
@@ -111,6 +116,7 @@ const FIELDS: readonly Field[] = [
   { key: 'readinessAddress', kind: 'address' },
   { key: 'logLevel', kind: 'logLevel' },
   { key: 'drainTimeoutSeconds', kind: 'duration' },
+  { key: 'hostProcPath', kind: 'path' },
   { key: 'podCidrs', kind: 'list' },
 ];
 
@@ -319,6 +325,7 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
     readinessAddress: get('readinessAddress', ':15021'),
     logLevel: get<LogLevel>('logLevel', 'info'),
     drainTimeoutSeconds: get('drainTimeoutSeconds', 25),
+    hostProcPath: values.get('hostProcPath') as string | undefined,
     podCidrs: Object.freeze(podCidrs),
   });
 }

@@ -106,6 +106,7 @@ readinessAddress: 0.0.0.0:16021
 logLevel: debug
 drainTimeoutSeconds: 10
 podCidrs: [10.244.0.0/16]
+hostProcPath: /host/proc
 `;
 
 const FULL: DaemonConfig = {
@@ -128,6 +129,7 @@ const FULL: DaemonConfig = {
   readinessAddress: '0.0.0.0:16021',
   logLevel: 'debug',
   drainTimeoutSeconds: 10,
+  hostProcPath: '/host/proc',
   podCidrs: ['10.244.0.0/16'],
 };
 
