@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { snapshotFiles } from './support/file-snapshot.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const TESTDATA = join(REPO, 'test/src/installer/testdata');
@@ -99,19 +100,8 @@ function ok(r: Run): Run {
   return r;
 }
 
-/** Every file under the conf and bin dirs: mode and bytes. */
-async function snapshot(): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const dir of [confDir, binDir]) {
-    const names = await readdir(dir).catch(() => [] as string[]);
-    for (const name of names.sort()) {
-      const p = join(dir, name);
-      const st = await stat(p);
-      out[p] = `${(st.mode & 0o7777).toString(8)}\n${(await readFile(p)).toString('base64')}`;
-    }
-  }
-  return out;
-}
+/** Every file in the conf and bin dirs: mode, owner and bytes. */
+const snapshot = () => snapshotFiles([confDir, binDir]);
 
 async function ourEntries(file: string): Promise<unknown[]> {
   const doc = JSON.parse(await readFile(join(confDir, file), 'utf8')) as { plugins: unknown[] };

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { installCni, uninstallCni, type InstallResult } from '../../../src/installer/install.js';
+import { snapshotFiles } from '../../support/file-snapshot.js';
 import { readTestdata } from './golden.js';
 
 let root: string;
@@ -34,25 +35,8 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** Every file in the conf and bin dirs with its bytes and mode. */
-async function snapshot(): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const dir of [confDir, binDir]) {
-    let names: string[] = [];
-    try {
-      names = await readdir(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names.sort()) {
-      const p = join(dir, name);
-      const st = await stat(p);
-      out[p] =
-        `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}\n${await readFile(p, 'utf8')}`;
-    }
-  }
-  return out;
-}
+/** Every file in the conf and bin dirs: mode, owner and bytes. */
+const snapshot = () => snapshotFiles([confDir, binDir]);
 
 const install = (extra: { confFile?: string } = {}) =>
   installCni({ binDir, confDir, pluginSource, entryOptions: { logLevel: 'info' }, ...extra });
