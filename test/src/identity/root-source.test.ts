@@ -3,7 +3,6 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { MeshlessError } from '../../../src/errors.js';
 import { generateRootCa, type RootMaterial } from '../../../src/identity/certificate-authority.js';
 import {
   KubernetesSecretRootSource,
@@ -14,6 +13,7 @@ import {
   GeneratedRootStore,
   resolveRoot,
 } from '../../../src/identity/root-source.js';
+import { meshlessError } from '../../support/meshless-error.js';
 import { NOW, TD } from './pki-fixtures.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -60,12 +60,7 @@ describe('decodeRootSecret', () => {
   ];
   for (const [name, fn, message] of bad) {
     it(`refuses ${name}`, () => {
-      assert.throws(fn, (err: unknown) => {
-        assert.ok(err instanceof MeshlessError);
-        assert.equal(err.code, 'MESHLESS_E_CA');
-        assert.match(err.message, message);
-        return true;
-      });
+      assert.throws(fn, meshlessError('MESHLESS_E_CA', message));
     });
   }
 

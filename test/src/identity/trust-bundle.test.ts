@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { before, describe, it } from 'node:test';
-import { MeshlessError } from '../../../src/errors.js';
 import {
   TrustBundle,
   derToPem,
   parsePemCertificates,
   pemCertificatesToDer,
 } from '../../../src/identity/trust-bundle.js';
+import { meshlessError } from '../../support/meshless-error.js';
 import { makeLeaf, makePki, TD, type Pki } from './pki-fixtures.js';
 
 describe('TrustBundle', () => {
@@ -64,12 +64,7 @@ describe('TrustBundle', () => {
   ];
   for (const [name, fn, message] of refusals) {
     it(`refuses ${name}`, () => {
-      assert.throws(fn, (err: unknown) => {
-        assert.ok(err instanceof MeshlessError);
-        assert.equal(err.code, 'MESHLESS_E_CA');
-        assert.match(err.message, message);
-        return true;
-      });
+      assert.throws(fn, meshlessError('MESHLESS_E_CA', message));
     });
   }
 });
