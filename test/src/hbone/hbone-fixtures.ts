@@ -3,13 +3,6 @@
 // servers, and tunnel requests.
 import net from 'node:net';
 import type { SecureContext } from 'node:tls';
-import {
-  generateRootCa,
-  issueNodeCa,
-  loadRootCa,
-  type LoadedRoot,
-  type SigningAuthority,
-} from '../../../src/identity/certificate-authority.js';
 import { buildSecureContext } from '../../../src/identity/secure-context.js';
 import { workloadSpiffeId } from '../../../src/identity/spiffe-id.js';
 import type { TrustBundle } from '../../../src/identity/trust-bundle.js';
@@ -21,28 +14,25 @@ import {
   type HboneServerOptions,
 } from '../../../src/hbone/hbone-server.js';
 import type { ConnectionRecord } from '../../../src/hbone/connection-record.js';
+import { until } from '../../support/until.js';
+import { TD, makePki, type Pki } from '../identity/pki-fixtures.js';
 
-export const TD = 'cluster.local';
+export { TD };
 export const ID_X = `spiffe://${TD}/ns/a/sa/x`;
 export const ID_Y = `spiffe://${TD}/ns/b/sa/y`;
 
-export interface TestPki extends LoadedRoot {
-  readonly nodeCa: SigningAuthority;
+export interface TestPki extends Pki {
   svid(namespace: string, sa: string): Promise<X509Svid>;
   context(svid: X509Svid): SecureContext;
 }
 
-/** A root and a node CA for `td`, issuing SVIDs valid now. */
-export async function makeTestPki(td = TD, nodeName = 'node-a'): Promise<TestPki> {
-  const now = Date.now();
-  const material = await generateRootCa({ trustDomain: td, now });
-  const root = await loadRootCa(material, { trustDomain: td, now });
-  const nodeCa = await issueNodeCa(root.authority, { nodeName, now, ttlMs: 24 * 3_600_000 });
+/** A root and a node CA for `td` (the identity tests' {@link makePki}, valid now), issuing SVIDs valid now. */
+export async function makeTestPki(td = TD): Promise<TestPki> {
+  const pki = await makePki(td, Date.now());
   return {
-    ...root,
-    nodeCa,
-    svid: (ns, sa) => issueX509Svid(nodeCa, workloadSpiffeId(td, ns, sa), { now: Date.now() }),
-    context: (svid) => buildSecureContext(svid, root.bundle),
+    ...pki,
+    svid: (ns, sa) => issueX509Svid(pki.nodeCa, workloadSpiffeId(td, ns, sa), { now: Date.now() }),
+    context: (svid) => buildSecureContext(svid, pki.bundle),
   };
 }
 
@@ -156,17 +146,9 @@ export async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Resolves when `predicate` holds, polling; rejects after `ms`. */
-export async function eventually(
-  predicate: () => boolean,
-  ms = 3000,
-  what = 'condition',
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Resolves when `predicate` holds, polling; rejects after `ms` ({@link until}). */
+export function eventually(predicate: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
+  return until(what, predicate, ms);
 }
 
 /** A port nothing listens on (bound then released). */
