@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { loadDaemonConfig } from '../../src/config/daemon-config.js';
 import { callDaemon } from '../../src/registration/client.js';
 import { startDaemon, type RunningDaemon } from '../../daemon/daemon.js';
+import { until } from '../support/until.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -36,14 +37,6 @@ function http(
     req.on('error', reject);
     req.end();
   });
-}
-
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe('meshlessd operator endpoints', () => {
@@ -76,8 +69,14 @@ describe('meshlessd operator endpoints', () => {
     });
     daemon = await startDaemon(config);
     await until(
-      async () => (await http('GET', ports.readiness, '/healthz/ready')).status === 200,
       'readiness',
+      () =>
+        http('GET', ports.readiness, '/healthz/ready').then(
+          (r) => r.status === 200,
+          () => false,
+        ),
+      10_000,
+      25,
     );
   });
 

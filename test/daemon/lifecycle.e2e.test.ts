@@ -7,11 +7,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Capture } from '../../src/sim/capture.js';
-import { canRunE2e } from '../../src/sim/netns.js';
+import { E2E_SKIP, captureDuring, removeTestDir } from '../support/netns.js';
 import { payloadContains, tlsHandshakes } from '../../src/sim/pcap.js';
 import {
   connectAsApp,
@@ -23,21 +22,14 @@ import {
 import { SimCluster } from '../../src/sim/sim-cluster.js';
 import { startDaemonProcess } from '../../src/sim/daemon-process.js';
 import { callDaemon } from '../../src/registration/client.js';
+import { until } from '../support/until.js';
 
-const skip = canRunE2e() ? false : 'needs root and /usr/lib/cni (the e2e tier)';
+const skip = E2E_SKIP;
 const PORT = 8080;
 
-async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls every 50 ms (the checks run iptables-save in a pod); 15 s unless told. */
+const waitFor = (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000) =>
+  until(what, check, timeoutMs, 50);
 
 describe('daemon lifecycle: live enrolment, restart, drain', { skip, concurrency: false }, () => {
   let dir: string;
@@ -56,22 +48,17 @@ describe('daemon lifecycle: live enrolment, restart, drain', { skip, concurrency
 
   /** One marked exchange x -> y while capturing node1's link. */
   async function probe(): Promise<{ answer: string; tls: boolean; plaintext: boolean }> {
-    const node1 = cluster.node('node1');
-    const cap = await Capture.start(node1.netns.name, node1.linkIf, join(dir, `cap-${++seq}.pcap`));
     const marker = `LIFE-${randomBytes(8).toString('hex')}`;
-    const answer = await exchange(
-      x().netns.path,
-      yIp(),
-      PORT,
-      'ECHO',
-      Buffer.from(marker),
-      15_000,
-    ).then(
-      (b) => b.toString(),
-      (e: Error) => `failed: ${e.message}`,
+    const { result: answer, segments } = await captureDuring(
+      cluster.node('node1'),
+      join(dir, `cap-${++seq}.pcap`),
+      () =>
+        exchange(x().netns.path, yIp(), PORT, 'ECHO', Buffer.from(marker), 15_000).then(
+          (b) => b.toString(),
+          (e: Error) => `failed: ${e.message}`,
+        ),
+      150,
     );
-    await new Promise((r) => setTimeout(r, 150));
-    const segments = await cap.stop();
     return {
       answer: answer === marker ? 'ok' : answer,
       // The marker's bytes travelled inside the tunnel (a pooled connection
@@ -103,8 +90,7 @@ describe('daemon lifecycle: live enrolment, restart, drain', { skip, concurrency
   after(async () => {
     await server?.close();
     await cluster?.destroy();
-    if (dir && process.env['MESHLESS_KEEP_TEST_DIR'] !== '1')
-      rmSync(dir, { recursive: true, force: true });
+    removeTestDir(dir);
   });
 
   test('labelling the namespace while its pods run switches them to mTLS, unlabelling back', async () => {
@@ -115,20 +101,20 @@ describe('daemon lifecycle: live enrolment, restart, drain', { skip, concurrency
 
     cluster.namespaces['late'] = true;
     cluster.writeDiscovery();
-    await until('rules in both pods', () => rulesIn('x') && rulesIn('y'));
+    await waitFor('rules in both pods', () => rulesIn('x') && rulesIn('y'));
     const enrolled = await probe();
     assert.deepEqual(enrolled, { answer: 'ok', tls: true, plaintext: false });
 
     cluster.namespaces['late'] = false;
     cluster.writeDiscovery();
-    await until('rules gone from both pods', () => !rulesIn('x') && !rulesIn('y'));
+    await waitFor('rules gone from both pods', () => !rulesIn('x') && !rulesIn('y'));
     const released = await probe();
     assert.equal(released.answer, 'ok');
     assert.equal(released.plaintext, true, 'released pods talk plaintext again');
 
     cluster.namespaces['late'] = true;
     cluster.writeDiscovery();
-    await until('rules back', () => rulesIn('x') && rulesIn('y'));
+    await waitFor('rules back', () => rulesIn('x') && rulesIn('y'));
   });
 
   test('daemon killed: connections refused, never plaintext; restarted: mTLS again', async () => {
@@ -148,7 +134,7 @@ describe('daemon lifecycle: live enrolment, restart, drain', { skip, concurrency
     x().netns.exec(['iptables', '-t', 'nat', '-D', 'OUTPUT', '-j', 'MESHLESS_OUTPUT']);
     assert.equal(rulesIn('x'), false);
     await cluster.startDaemon(node1);
-    await until('rules repaired', () => rulesIn('x'));
+    await waitFor('rules repaired', () => rulesIn('x'));
     assert.deepEqual(await probe(), { answer: 'ok', tls: true, plaintext: false });
   });
 
@@ -165,7 +151,7 @@ describe('daemon lifecycle: live enrolment, restart, drain', { skip, concurrency
       config: cluster.daemonConfig(node1),
     });
     const bLog = join(bDir, 'meshlessd.log');
-    await until(
+    await waitFor(
       'the new daemon listening in the pod',
       () => existsSync(bLog) && readFileSync(bLog, 'utf8').includes('pod proxy listening'),
     );
@@ -189,13 +175,13 @@ describe('daemon lifecycle: live enrolment, restart, drain', { skip, concurrency
         else failures.push(r);
       }
     })();
-    await until('some traffic through both', () => ok > 20);
+    await waitFor('some traffic through both', () => ok > 20);
     assert.equal(await old.stop('SIGTERM'), 0, 'the old daemon drained and exited');
-    await until('the new daemon took over the CNI socket', () =>
+    await waitFor('the new daemon took over the CNI socket', () =>
       readFileSync(bLog, 'utf8').includes('took over from the previous daemon'),
     );
     const atTakeover = ok;
-    await until('traffic after the take-over', () => ok > atTakeover + 20);
+    await waitFor('traffic after the take-over', () => ok > atTakeover + 20);
     running = false;
     await loop;
     node1.daemon = next;
@@ -232,7 +218,7 @@ describe('daemon lifecycle: live enrolment, restart, drain', { skip, concurrency
       s.on('error', reject);
     });
     s.end(`SOURCE ${size}\n`);
-    await until('transfer under way', () => received > 1024 * 1024);
+    await waitFor('transfer under way', () => received > 1024 * 1024);
     assert.equal(node1.daemon?.child.exitCode, null, 'the daemon is running');
     const exited = node1.daemon?.stop('SIGTERM');
     assert.equal(await done, size, 'the whole transfer arrived');

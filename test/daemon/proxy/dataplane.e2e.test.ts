@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -19,8 +19,7 @@ import {
 import { parseSpiffeId } from '../../../src/identity/spiffe-id.js';
 import { issueX509Svid } from '../../../src/identity/x509-svid.js';
 import { connectFromNetns } from '../../../src/netns/socket-in-netns.js';
-import { Capture } from '../../../src/sim/capture.js';
-import { RUN_TAG, canRunE2e } from '../../support/netns.js';
+import { E2E_SKIP, RUN_TAG, captureDuring, removeTestDir } from '../../support/netns.js';
 import { payloadContains, tlsHandshakes } from '../../../src/sim/pcap.js';
 import {
   exchange,
@@ -30,7 +29,7 @@ import {
 } from '../../../src/sim/pod-apps.js';
 import { SimCluster } from '../../../src/sim/sim-cluster.js';
 
-const skip = canRunE2e() ? false : 'needs root and /usr/lib/cni (the e2e tier)';
+const skip = E2E_SKIP;
 const APP_PORT = 8080;
 
 describe('HBONE data plane across two simulated nodes', { skip, concurrency: false }, () => {
@@ -47,24 +46,8 @@ describe('HBONE data plane across two simulated nodes', { skip, concurrency: fal
   const netns = (pod: string): string => cluster.pod(pod).netns.path;
 
   /** Runs `fn` while capturing the node-to-node link on node1. */
-  async function captured<T>(
-    fn: () => Promise<T>,
-  ): Promise<{ result: T; segments: Awaited<ReturnType<Capture['stop']>> }> {
-    const node1 = cluster.node('node1');
-    const cap = await Capture.start(
-      node1.netns.name,
-      node1.linkIf,
-      join(dir, `cap-${++capSeq}.pcap`),
-    );
-    try {
-      const result = await fn();
-      await new Promise((r) => setTimeout(r, 200));
-      return { result, segments: await cap.stop() };
-    } catch (err) {
-      await cap.stop();
-      throw err;
-    }
-  }
+  const captured = <T>(fn: () => Promise<T>) =>
+    captureDuring(cluster.node('node1'), join(dir, `cap-${++capSeq}.pcap`), fn);
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshless-dataplane-'));
@@ -88,10 +71,7 @@ describe('HBONE data plane across two simulated nodes', { skip, concurrency: fal
   after(async () => {
     for (const s of servers) await s.close();
     await cluster?.destroy();
-    // MESHLESS_KEEP_TEST_DIR=1 keeps the daemons' logs and captures for a post-mortem.
-    if (dir && process.env['MESHLESS_KEEP_TEST_DIR'] !== '1')
-      rmSync(dir, { recursive: true, force: true });
-    else if (dir) console.log(`kept ${dir}`);
+    removeTestDir(dir);
   });
 
   test('enrolled -> enrolled across nodes: mutual TLS 1.3 on the wire, no plaintext byte, real peer address', async () => {

@@ -7,6 +7,7 @@ import type { ClusterSnapshot } from '../../../src/discovery/cluster-state.js';
 import { FileDiscoverySource } from '../../../src/discovery/file-source.js';
 import { MeshlessError } from '../../../src/errors.js';
 import type { Logger } from '../../../src/logger.js';
+import { until } from '../../support/until.js';
 
 const WAIT_MS = 5000;
 
@@ -54,13 +55,7 @@ function recordingLogger(): Logger & { events: { level: string; msg: string }[] 
 }
 
 /** Polls `cond` on a short timer until true; rejects after WAIT_MS. */
-async function eventually(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const eventually = (cond: () => boolean, what: string): Promise<void> => until(what, cond, WAIT_MS);
 
 describe('FileDiscoverySource', () => {
   let dir = '';

@@ -20,6 +20,7 @@ import { lookUpDaemonSet, type DaemonSetState } from '../../../src/installer/exi
 import { installCni } from '../../../src/installer/install.js';
 import { RepairWatcher } from '../../../src/installer/repair-watcher.js';
 import { readTestdata } from './golden.js';
+import { until } from '../../support/until.js';
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 const CLI = join(REPO, 'test/src/installer/run-cni-cli.ts');
@@ -50,14 +51,6 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function eventually(what: string, check: () => Promise<boolean>, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-    await sleep(20);
-  }
-}
 
 async function pluginTypes(file: string): Promise<string[]> {
   try {
@@ -113,7 +106,7 @@ describe('RepairWatcher', () => {
     const tmp = join(confDir, '.10-podnet.conflist.calico-tmp');
     await writeFile(tmp, REWRITTEN);
     await rename(tmp, join(confDir, '10-podnet.conflist'));
-    await eventually('our entry is back', () => hasOurEntry('10-podnet.conflist'));
+    await until('our entry is back', () => hasOurEntry('10-podnet.conflist'));
     const text = await readFile(join(confDir, '10-podnet.conflist'), 'utf8');
     assert.ok(text.includes('10.99.0.0/16'), 'their change is kept');
     const after = await settled(w);
@@ -133,7 +126,7 @@ describe('RepairWatcher', () => {
     await sleep(150); // longer than the debounce: a pass may see the torn file and retry
     await fh.write(REWRITTEN.slice(half), half);
     await fh.close();
-    await eventually('our entry is back', () => hasOurEntry('10-podnet.conflist'));
+    await until('our entry is back', () => hasOurEntry('10-podnet.conflist'));
     const after = await settled(w);
     assert.ok(
       (await readFile(join(confDir, '10-podnet.conflist'), 'utf8')).includes('10.99.0.0/16'),
@@ -148,7 +141,7 @@ describe('RepairWatcher', () => {
       join(confDir, '05-cilium.conflist'),
       '{"cniVersion":"1.0.0","name":"c","plugins":[{"type":"cilium-cni"}]}\n',
     );
-    await eventually('our entry is in the new primary', () => hasOurEntry('05-cilium.conflist'));
+    await until('our entry is in the new primary', () => hasOurEntry('05-cilium.conflist'));
     await settled(w);
     assert.deepEqual(await pluginTypes('05-cilium.conflist'), ['cilium-cni', 'meshless-cni']);
   });
@@ -157,9 +150,9 @@ describe('RepairWatcher', () => {
     const w = await startWatcher();
     await settled(w);
     await rm(join(confDir, '10-podnet.conflist'));
-    await eventually('a failed pass', async () => w.stats.failures > 0);
+    await until('a failed pass', async () => w.stats.failures > 0);
     await writeFile(join(confDir, '10-podnet.conflist'), REWRITTEN);
-    await eventually('our entry is back', () => hasOurEntry('10-podnet.conflist'));
+    await until('our entry is back', () => hasOurEntry('10-podnet.conflist'));
   });
 
   it('ignores files no runtime loads (the kubeconfig, hidden temp files)', async () => {
@@ -350,16 +343,12 @@ describe('meshless cni install --node --watch (process)', () => {
     answers = [{ status: 200, body: { kind: 'DaemonSet', metadata: {} } }];
     asked = 0;
     const { child, output } = startCli();
-    await eventually(
-      'watching',
-      async () => output().includes('watching the CNI conf dir'),
-      20_000,
-    );
+    await until('watching', async () => output().includes('watching the CNI conf dir'), 20_000);
     assert.ok(await hasOurEntry('10-podnet.conflist'));
     assert.ok((await readFile(kubeconfig(), 'utf8')).includes('token: test-token'));
     // Still repairing while it runs.
     await writeFile(join(confDir, '10-podnet.conflist'), REWRITTEN);
-    await eventually('our entry is back', () => hasOurEntry('10-podnet.conflist'));
+    await until('our entry is back', () => hasOurEntry('10-podnet.conflist'));
     assert.equal(await stopCli(child), 0, output());
     assert.match(output(), /the DaemonSet still exists/);
     assert.ok(await hasOurEntry('10-podnet.conflist'), 'entry kept for the next pod');
@@ -371,11 +360,7 @@ describe('meshless cni install --node --watch (process)', () => {
     answers = [{ status: 200, body: { kind: 'DaemonSet', metadata: {} } }, { status: 404 }];
     asked = 0;
     const { child, output } = startCli();
-    await eventually(
-      'watching',
-      async () => output().includes('watching the CNI conf dir'),
-      20_000,
-    );
+    await until('watching', async () => output().includes('watching the CNI conf dir'), 20_000);
     assert.equal(await stopCli(child), 0, output());
     assert.match(output(), /the DaemonSet was deleted/);
     assert.deepEqual(await readdir(confDir), ['10-podnet.conflist']);
