@@ -73,7 +73,12 @@ export function parseEnvironment(env: NodeJS.ProcessEnv): CniEnvironment {
         'must start with a letter or digit and hold only letters, digits, "_", "." and "-"',
       );
     if (ifname === '') throw invalid('CNI_IFNAME', `is required for ${cmd}`);
-    if (Buffer.byteLength(ifname) > 15 || ifname === '.' || ifname === '..' || IFNAME_FORBIDDEN.test(ifname))
+    if (
+      Buffer.byteLength(ifname) > 15 ||
+      ifname === '.' ||
+      ifname === '..' ||
+      IFNAME_FORBIDDEN.test(ifname)
+    )
       throw invalid('CNI_IFNAME', `"${ifname}" is not a valid Linux interface name`);
     if (cmd !== 'DEL' && netns === '') throw invalid('CNI_NETNS', `is required for ${cmd}`);
     if (netns !== '' && !netns.startsWith('/'))
