@@ -81,10 +81,21 @@ export interface HboneServerOptions {
   onRecord?(record: ConnectionRecord): void;
   /** A refused handshake, with its reason (a metric label). */
   onHandshakeFailure?(reason: HandshakeRejectReason): void;
+  /** A stream not delivered, with its reason (a metric label). */
+  onStreamRefused?(reason: StreamRefuseReason): void;
+  /** An HTTP/2 session killed for a protocol violation or a flood (a metric label). */
+  onSessionError?(reason: SessionErrorReason): void;
   /** The pod's SPIFFE ID, for records. */
   readonly identity?: string;
   /** Deadline for the TLS handshake; default 10 s. */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * A session with no stream open and no frame received for this long is
+   * closed; default 5 min. Pooled clients PING every 10 s, so only dead
+   * sessions hit it, e.g. one nghttp2 ended with GOAWAY after a flood: Node
+   * then stops reading the socket and would never notice the peer leave.
+   */
+  readonly sessionIdleTimeoutMs?: number;
   /** Deadline for `connectUpstream`; default 10 s (then 503). */
   readonly upstreamTimeoutMs?: number;
   readonly log?: Logger;
@@ -108,6 +119,18 @@ export type StreamRefuseReason =
   | 'upstream-error'
   | 'cancelled';
 
+/**
+ * Why an established session was cut: nghttp2 detected a flood (SETTINGS,
+ * PING, RST_STREAM, too many rejected streams), or the peer broke the
+ * protocol (e.g. more than {@link MAX_SESSION_INVALID_FRAMES} invalid frames).
+ */
+export type SessionErrorReason = 'flood' | 'protocol-error';
+
+/** Invalid frames (bad pseudo-headers, ...) a session may send before it is cut; Node's default is 1000. */
+export const MAX_SESSION_INVALID_FRAMES = 100;
+/** Streams refused (beyond maxConcurrentStreams) before a session is cut; Node's default 100. */
+export const MAX_SESSION_REJECTED_STREAMS = 100;
+
 /** Counts of {@link HboneServer.stats}. */
 export interface HboneServerStats {
   /** TLS connections open (handshaking or established). */
@@ -120,6 +143,8 @@ export interface HboneServerStats {
   readonly rejectedHandshakes: Readonly<Partial<Record<HandshakeRejectReason, number>>>;
   /** Refused streams by reason, since start. */
   readonly refusedStreams: Readonly<Partial<Record<StreamRefuseReason, number>>>;
+  /** Sessions cut for a protocol violation or a flood, by reason, since start. */
+  readonly sessionErrors: Readonly<Partial<Record<SessionErrorReason, number>>>;
 }
 
 /** An HBONE server fed with accepted sockets. */
@@ -152,20 +177,27 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
   const forbiddenPorts = options.forbiddenPorts ?? DEFAULT_FORBIDDEN_PORTS;
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
   const upstreamTimeoutMs = options.upstreamTimeoutMs ?? 10_000;
+  const sessionIdleTimeoutMs = options.sessionIdleTimeoutMs ?? 300_000;
+  /** Open streams per session (idle sessions are closed, busy ones never). */
+  const sessionStreams = new Map<Http2Session, number>();
 
   const sockets = new Set<tls.TLSSocket>();
   const sessions = new Map<Http2Session, HbonePeer>();
   const rejectedHandshakes: Partial<Record<HandshakeRejectReason, number>> = {};
   const refusedStreams: Partial<Record<StreamRefuseReason, number>> = {};
+  const sessionErrors: Partial<Record<SessionErrorReason, number>> = {};
   let handshakes = 0;
   let streams = 0;
   let closed = false;
   /** The peer of the connection being handed to `h2` (set around a synchronous emit). */
   let handingOver: HbonePeer | undefined;
+  let handingOverSocket: tls.TLSSocket | undefined;
 
   const h2 = http2.createServer({
     settings: SERVER_HTTP2_SETTINGS,
     maxSessionMemory: SESSION_MEMORY_MB,
+    maxSessionInvalidFrames: MAX_SESSION_INVALID_FRAMES,
+    maxSessionRejectedStreams: MAX_SESSION_REJECTED_STREAMS,
   });
 
   h2.on('session', (session: Http2Session) => {
@@ -176,8 +208,24 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
     }
     sessions.set(session, peer);
     session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-    session.on('error', (err) => log.debug({ error: err.message }, 'HBONE session error'));
-    session.once('close', () => sessions.delete(session));
+    session.on('error', (err) => {
+      const reason: SessionErrorReason = /flood/i.test(err.message) ? 'flood' : 'protocol-error';
+      sessionErrors[reason] = (sessionErrors[reason] ?? 0) + 1;
+      options.onSessionError?.(reason);
+      log.debug({ error: err.message, reason, peer: peer.identity }, 'HBONE session error');
+    });
+    // Node closes the session but not a socket it did not create: cut it here.
+    const socket = handingOverSocket;
+    session.once('close', () => {
+      sessions.delete(session);
+      sessionStreams.delete(session);
+      socket?.destroy();
+    });
+    session.setTimeout(sessionIdleTimeoutMs, () => {
+      if ((sessionStreams.get(session) ?? 0) > 0) return;
+      log.debug({ peer: peer.identity }, 'HBONE session idle; closing');
+      session.destroy();
+    });
   });
 
   h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
@@ -188,7 +236,12 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
       return;
     }
     streams++;
-    stream.once('close', () => streams--);
+    const session = stream.session as Http2Session;
+    sessionStreams.set(session, (sessionStreams.get(session) ?? 0) + 1);
+    stream.once('close', () => {
+      streams--;
+      sessionStreams.set(session, (sessionStreams.get(session) ?? 1) - 1);
+    });
     void serveStream(stream, headers, peer);
   });
 
@@ -200,6 +253,7 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
     outcome: ConnectionOutcome,
   ): void => {
     refusedStreams[reason] = (refusedStreams[reason] ?? 0) + 1;
+    options.onStreamRefused?.(reason);
     if (!stream.destroyed && !stream.headersSent)
       stream.respond({ ':status': status }, { endStream: true });
     options.onRecord?.({ ...record, bytesSent: 0, bytesReceived: 0, outcome, reason });
@@ -251,6 +305,13 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
       return;
     }
     const { target } = decision;
+    // Let the rest of the read be processed first: a RST_STREAM right behind
+    // the HEADERS (rapid reset, CVE-2023-44487) then costs no upstream dial.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (stream.destroyed || stream.closed) {
+      refuse(stream, 503, 'cancelled', base(), 'reset');
+      return;
+    }
     if (options.authorize) {
       let allowed = false;
       try {
@@ -361,10 +422,12 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
       handshakes++;
       releaseToHttp2(socket);
       handingOver = { identity, address, port };
+      handingOverSocket = socket;
       try {
         h2.emit('connection', socket);
       } finally {
         handingOver = undefined;
+        handingOverSocket = undefined;
       }
     });
   }
@@ -387,6 +450,7 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
       streams,
       rejectedHandshakes: { ...rejectedHandshakes },
       refusedStreams: { ...refusedStreams },
+      sessionErrors: { ...sessionErrors },
     };
   }
 

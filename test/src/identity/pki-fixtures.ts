@@ -8,7 +8,7 @@ import {
   type LoadedRoot,
   type SigningAuthority,
 } from '../../../src/identity/certificate-authority.js';
-import { generateP256Key } from '../../../src/identity/keys.js';
+import { generateP256Key, type GeneratedKey } from '../../../src/identity/keys.js';
 import { x509 } from '../../../src/identity/pkix.js';
 import { randomSerialNumber } from '../../../src/identity/serial-number.js';
 
@@ -39,11 +39,13 @@ export interface LeafSpec {
   readonly notBefore?: number;
   readonly notAfter?: number;
   readonly basicConstraints?: boolean;
+  /** The leaf's key; default a fresh one (pass one to use the leaf in a TLS handshake). */
+  readonly key?: GeneratedKey;
 }
 
 /** A leaf signed by `issuer` with exactly the fields of `spec`; returns DER. */
 export async function makeLeaf(issuer: SigningAuthority, spec: LeafSpec = {}): Promise<Buffer> {
-  const key = generateP256Key();
+  const key = spec.key ?? generateP256Key();
   const extensions: x509.Extension[] = [];
   const uris = spec.uris ?? [`spiffe://${issuer.trustDomain}/ns/default/sa/web`];
   const names = [
