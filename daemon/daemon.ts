@@ -99,6 +99,8 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     onRecord: (r) => metrics.connection(r),
     onOpen: (direction) => metrics.connectionsOpened.inc({ direction }),
     onHandshakeFailure: (side, reason) => metrics.handshakeFailures.inc({ side, reason }),
+    onStreamRefused: (reason) => metrics.streamsRefused.inc({ reason }),
+    onSessionError: (reason) => metrics.sessionErrors.inc({ reason }),
     podCidrs: config.podCidrs,
   });
   const service = new RegistrationService({

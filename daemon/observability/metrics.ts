@@ -12,6 +12,8 @@ export class DaemonMetrics {
   readonly connectionsClosed: Counter<'direction' | 'outcome'>;
   readonly bytes: Counter<'direction' | 'way'>;
   readonly handshakeFailures: Counter<'side' | 'reason'>;
+  readonly streamsRefused: Counter<'reason'>;
+  readonly sessionErrors: Counter<'reason'>;
   readonly poolConnections: Gauge;
   readonly poolStreams: Gauge;
   readonly certificateExpiry: Gauge<'identity'>;
@@ -44,6 +46,18 @@ export class DaemonMetrics {
       name: 'meshless_hbone_handshake_failures_total',
       help: 'HBONE handshakes refused, by side (client, server) and reason',
       labelNames: ['side', 'reason'],
+      registers,
+    });
+    this.streamsRefused = new Counter({
+      name: 'meshless_hbone_streams_refused_total',
+      help: 'Inbound HBONE streams not delivered, by reason (not-connect, bad-authority, forbidden-port, upstream-refused, cancelled, ...)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.sessionErrors = new Counter({
+      name: 'meshless_hbone_session_errors_total',
+      help: 'Inbound HBONE sessions cut for an HTTP/2 flood or protocol violation, by reason',
+      labelNames: ['reason'],
       registers,
     });
     this.poolConnections = new Gauge({

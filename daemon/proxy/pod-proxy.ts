@@ -66,6 +66,9 @@ export interface PodProxyDeps {
   record(r: ConnectionRecord): void;
   opened(direction: ConnectionRecord['direction']): void;
   handshakeFailed(side: 'client' | 'server', reason: string): void;
+  /** An inbound HBONE stream refused, or a session cut (flood, protocol error). */
+  streamRefused?(reason: string): void;
+  sessionError?(reason: string): void;
   /** Connect timeout to applications and peers, ms. */
   readonly connectTimeoutMs: number;
   /** The cluster's pod address space (config `podCidrs`); default none. */
@@ -135,6 +138,8 @@ export class PodProxy {
         }),
       identity: this.identity,
       onHandshakeFailure: (reason) => this.#deps.handshakeFailed('server', reason),
+      onStreamRefused: (reason) => this.#deps.streamRefused?.(reason),
+      onSessionError: (reason) => this.#deps.sessionError?.(reason),
       onRecord: (r) => this.#deps.record(r),
       log: this.#log,
     });

@@ -34,6 +34,10 @@ export interface ProxyServiceOptions {
   readonly onOpen?: (direction: ConnectionRecord['direction']) => void;
   /** A refused HBONE handshake, by side and reason. */
   readonly onHandshakeFailure?: (side: 'client' | 'server', reason: string) => void;
+  /** An inbound HBONE stream refused, by reason. */
+  readonly onStreamRefused?: (reason: string) => void;
+  /** An inbound HBONE session cut for a flood or a protocol violation. */
+  readonly onSessionError?: (reason: string) => void;
   /** The cluster's pod CIDRs (config `podCidrs`): unknown addresses in them fail closed. */
   readonly podCidrs?: readonly string[];
   /** How long a connection to an unknown pod address waits for discovery, ms; default 2000. */
@@ -86,6 +90,8 @@ export class ProxyService implements WorkloadObserver {
       record: (rec) => this.#record(rec),
       opened: (direction) => this.#o.onOpen?.(direction),
       handshakeFailed: (side, reason) => this.#o.onHandshakeFailure?.(side, reason),
+      streamRefused: (reason) => this.#o.onStreamRefused?.(reason),
+      sessionError: (reason) => this.#o.onSessionError?.(reason),
       connectTimeoutMs: this.#o.connectTimeoutMs ?? 10_000,
       podSpace: this.#podSpace,
       indexChanged: (ms) => this.#indexChanged(ms),
