@@ -71,6 +71,14 @@ export interface Scheduler {
   clearTimeout(handle: TimerHandle): void;
 }
 
+/**
+ * Longest single wait of a rotation timer. Timers run on a monotonic clock
+ * but due times are wall-clock: after a forward wall-clock jump (NTP step,
+ * VM resume) a long wait would keep an expired SVID in use until it fired.
+ * Waking at least this often re-checks the wall clock and rotates when due.
+ */
+export const MAX_TIMER_WAIT_MS = 60_000;
+
 /** Node's timers, unref'd. */
 export const nodeScheduler: Scheduler = {
   setTimeout(callback, delayMs) {
@@ -384,8 +392,9 @@ export class IdentityService {
   }
 
   /**
-   * Runs `fn` once the clock reaches `due`. A timer that fires before (a
-   * delay capped at Node's maximum, or wall-clock adjustments) re-arms.
+   * Runs `fn` once the clock reaches `due`. Each wait is capped at
+   * {@link MAX_TIMER_WAIT_MS}, so a wall-clock jump is noticed within that;
+   * a timer that fires before `due` re-arms.
    */
   #at(due: number, fn: () => void): Timer {
     const timer: Timer = { handle: undefined };
@@ -396,7 +405,7 @@ export class IdentityService {
           timer.handle = undefined;
           fn();
         },
-        timerDelay(due, this.#clock()),
+        Math.min(MAX_TIMER_WAIT_MS, timerDelay(due, this.#clock())),
       );
     };
     arm();

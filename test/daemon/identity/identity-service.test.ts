@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import {
   IdentityService,
@@ -13,7 +16,11 @@ import { loadDaemonConfig, type DaemonConfig } from '../../../src/config/daemon-
 import { MeshlessError } from '../../../src/errors.js';
 import { generateRootCa } from '../../../src/identity/certificate-authority.js';
 import { parseCertsReport } from '../../../src/identity/certs-report.js';
-import { validatePeer } from '../../../src/identity/svid-validation.js';
+import {
+  SvidValidationError,
+  chainFromPeerCertificate,
+  validatePeer,
+} from '../../../src/identity/svid-validation.js';
 
 const NOW = Date.UTC(2030, 0, 15, 12, 0, 0);
 const MIN = 60_000;
@@ -43,6 +50,16 @@ class FakeTime {
     const timer = this.timers.get(last);
     this.timers.delete(last);
     timer?.fn();
+  }
+
+  /**
+   * Steps the wall clock by `ms` without moving the timers' (monotonic)
+   * clock: every armed timer keeps its remaining delay, as after an NTP
+   * step or a VM resume.
+   */
+  jumpWall(ms: number): void {
+    this.now += ms;
+    for (const t of this.timers.values()) t.due += ms;
   }
 
   /** Moves the clock to `t`, firing due timers in order. */
@@ -388,6 +405,90 @@ describe('IdentityService', () => {
       const again = nextEvent(s, 'rotation-failed');
       time.advanceTo(retryAt);
       assert.equal((await again)[2], time.now + 2000, 'then 2 s');
+    });
+
+    it('renews an SVID expired by a forward wall-clock jump within 60 s', async () => {
+      const s = await start();
+      const first = await s.acquire('c', 'shop', 'web');
+      // The wall clock steps 2 h forward; the renewal timer (due at 30 min on
+      // the wall clock) keeps its monotonic delay.
+      time.jumpWall(120 * MIN);
+      assert.ok(time.now > first.notAfter, 'the SVID is now expired');
+      assert.equal(s.svidFor(first.spiffeId), first, 'not renewed by the jump itself');
+      const rotated = nextEvent(s, 'rotated');
+      time.advanceTo(time.now + 60_000);
+      const [next, previous] = await rotated;
+      assert.equal(previous, first);
+      assert.notEqual(next.serialNumber, first.serialNumber);
+      assert.ok(next.notAfter > time.now, 'the new SVID is valid after the jump');
+      assert.equal(s.svidFor(first.spiffeId), next);
+      assert.equal(
+        validatePeer(next.chainDer, { bundle: s.trustBundle, now: time.now }).toString(),
+        first.spiffeId.toString(),
+      );
+      assert.ok(
+        [...time.timers.values()].every((t) => t.due - time.now <= 60_000),
+        'no wait longer than 60 s',
+      );
+    });
+
+    it('keeps an open TLS connection across rotation and past the old notAfter', async () => {
+      const s = await start();
+      const server = await s.acquire('srv', 'shop', 'web');
+      const client = await s.acquire('cli', 'shop', 'db');
+      const validate = (t: tls.TLSSocket): string =>
+        validatePeer(chainFromPeerCertificate(t.getPeerCertificate(true)), {
+          bundle: s.trustBundle,
+          now: time.now,
+        }).toString();
+      // Chain checks use the injected clock (validatePeer), as the data plane does.
+      const listener = net.createServer((raw) => {
+        const socket = new tls.TLSSocket(raw, {
+          isServer: true,
+          secureContext: server.secureContext,
+          requestCert: true,
+          rejectUnauthorized: false,
+        });
+        socket.on('error', () => undefined);
+        socket.pipe(socket);
+      });
+      listener.listen(0, '127.0.0.1');
+      await once(listener, 'listening');
+      const conn = tls.connect({
+        host: '127.0.0.1',
+        port: (listener.address() as AddressInfo).port,
+        secureContext: client.secureContext,
+        rejectUnauthorized: false,
+      });
+      try {
+        await once(conn, 'secureConnect');
+        assert.equal(validate(conn), server.spiffeId.toString());
+        const roundTrip = async (text: string): Promise<string> => {
+          conn.write(text);
+          const [chunk] = (await once(conn, 'data')) as [Buffer];
+          return chunk.toString();
+        };
+        assert.equal(await roundTrip('before'), 'before');
+
+        const rotated = nextEvent(s, 'rotated');
+        time.advanceTo(server.rotateAt);
+        await rotated;
+        assert.notEqual(s.svidFor(server.spiffeId).serialNumber, server.serialNumber);
+        assert.equal(await roundTrip('rotated'), 'rotated');
+
+        // Past the old certificates' notAfter: a new handshake with them
+        // would fail, the established session is not re-validated.
+        time.advanceTo(Math.max(server.notAfter, client.notAfter) + 1000);
+        assert.throws(
+          () => validate(conn),
+          (err: unknown) => err instanceof SvidValidationError && err.reason === 'expired',
+        );
+        assert.equal(await roundTrip('expired'), 'expired');
+        assert.ok(!conn.destroyed);
+      } finally {
+        conn.destroy();
+        await new Promise<void>((resolve) => listener.close(() => resolve()));
+      }
     });
 
     it('drops the timer with the identity, and close() stops everything', async () => {
