@@ -410,6 +410,26 @@ static napi_value js_original_dst(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* setLinger(fd, seconds): SO_LINGER on (l_linger = seconds) when seconds >= 0,
+ * off when seconds < 0. With 0, close() (including the kernel's, when the
+ * process dies) aborts the connection with RST instead of a FIN. */
+static napi_value js_set_linger(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd, seconds;
+  struct linger lg;
+
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_int32(env, argv[1], &seconds) != napi_ok)
+    return throw_arg(env, "setLinger(fd, seconds): integers expected");
+  lg.l_onoff = seconds >= 0;
+  lg.l_linger = seconds >= 0 ? seconds : 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0)
+    return throw_errno(env, "setsockopt(SO_LINGER)", errno);
+  return NULL;
+}
+
 /* ---- module ------------------------------------------------------------- */
 
 static void finalize_state(napi_env env, void *data, void *hint) {
@@ -424,6 +444,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"openSocket", NULL, js_open_socket, NULL, NULL, NULL, napi_enumerable, NULL},
       {"originalDst", NULL, js_original_dst, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setLinger", NULL, js_set_linger, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   addon_state *st = malloc(sizeof *st);
   if (st == NULL) {

@@ -24,7 +24,9 @@ import { HboneError } from '../../src/hbone/hbone-error.js';
 import { relay } from '../../src/hbone/relay.js';
 import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
 import {
+  abortOnClose,
   connectFromNetns,
+  lingerOff,
   listenInNetns,
   originalDestination,
 } from '../../src/netns/socket-in-netns.js';
@@ -187,6 +189,17 @@ export class PodProxy {
     return s;
   }
 
+  /**
+   * A TCP socket to or from an application: if this process dies before the
+   * socket's graceful end, the kernel resets it (`SO_LINGER` 0) instead of
+   * closing it with a FIN, so the application never takes a cut transfer for
+   * a complete one. Once our FIN is sent ('finish'), closes are normal again.
+   */
+  #abortive(s: Socket): Socket {
+    if (abortOnClose(s)) s.once('finish', () => lingerOff(s));
+    return s;
+  }
+
   /** Opens a marked socket from inside the pod to `target`, with `source` as its source address when given. */
   #connectFromPod(target: Endpoint, source?: Endpoint): Promise<Socket> {
     const sameFamily =
@@ -205,11 +218,11 @@ export class PodProxy {
 
   /** Delivers to the app inside this pod, keeping the peer's address as source. */
   #deliver(target: Endpoint, peer: Endpoint): Promise<Socket> {
-    return this.#connectFromPod(target, peer).then((s) => this.#track(s));
+    return this.#connectFromPod(target, peer).then((s) => this.#track(this.#abortive(s)));
   }
 
   #onOutbound(app: Socket): void {
-    this.#track(app);
+    this.#track(this.#abortive(app));
     this.#deps.opened('outbound');
     app.pause();
     app.setNoDelay(true);
@@ -282,7 +295,7 @@ export class PodProxy {
             { ...base, direction: 'passthrough' },
             destination,
             app,
-            this.#track(upstream),
+            this.#track(this.#abortive(upstream)),
           ),
         (err: unknown) => {
           app.resetAndDestroy();
@@ -336,7 +349,7 @@ export class PodProxy {
   }
 
   #onInboundPlaintext(peer: Socket): void {
-    this.#track(peer);
+    this.#track(this.#abortive(peer));
     this.#deps.opened('inbound-plaintext');
     peer.pause();
     peer.setNoDelay(true);

@@ -59,6 +59,8 @@ export interface NetnsBinding {
   openSocket(spec: RawSocketSpec): number;
   /** `SO_ORIGINAL_DST` (or `IP6T_SO_ORIGINAL_DST`) of a connected socket. */
   originalDst(fd: number): OriginalDestination;
+  /** `SO_LINGER`: on with `seconds` when >= 0, off when negative. */
+  setLinger(fd: number, seconds: number): void;
 }
 
 const ADDON = 'meshless_netns.node';

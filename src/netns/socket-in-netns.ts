@@ -250,6 +250,33 @@ export function originalDestination(socket: net.Socket): OriginalDestination {
 }
 
 /**
+ * Makes the kernel abort `socket` with RST when it is closed without a
+ * graceful end, including when this process dies (`SO_LINGER` 0): a peer
+ * never mistakes a cut connection for a complete one. {@link lingerOff}
+ * restores the normal close once the socket's graceful end is under way.
+ * Best effort: false when the socket has no fd or the option fails.
+ */
+export function abortOnClose(socket: net.Socket): boolean {
+  return setLinger(socket, 0);
+}
+
+/** Undoes {@link abortOnClose}: close() sends a FIN again. Best effort. */
+export function lingerOff(socket: net.Socket): boolean {
+  return setLinger(socket, -1);
+}
+
+function setLinger(socket: net.Socket, seconds: number): boolean {
+  const fd = socketFd(socket);
+  if (fd === undefined) return false;
+  try {
+    netnsBinding().setLinger(fd, seconds);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The OS fd under a connected `net.Socket`, or undefined. Node exposes it
  * only on the internal handle (`socket._handle.fd`, Unix), so this is the
  * one place that reaches in.

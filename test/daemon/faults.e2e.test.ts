@@ -135,26 +135,18 @@ describe(
         'marker crossed the link in plaintext',
       );
       killOutcome = result;
+      console.log(`kill mid-transfer: the app connection ended with ${result}`);
       await cluster.startDaemon(node1);
       const back = await probe('a', 'b');
       assert.deepEqual({ ...back, ms: 0 }, { answer: 'ok', tls: true, plaintext: false, ms: 0 });
     });
 
-    test(
-      'daemon SIGKILLed mid-transfer: the app sees a reset, not a clean end of truncated data',
-      {
-        todo:
-          'known bug: when meshlessd dies the kernel closes its app sockets with a FIN, so the app ' +
-          'sees a clean end of a truncated transfer (needs SO_LINGER 0 on proxied app sockets, cleared before a graceful end)',
-      },
-      () => {
-        assert.ok(
-          killOutcome.startsWith('error') ||
-            killOutcome === `end after ${KILL_SIZE} of ${KILL_SIZE}`,
-          `truncated transfer presented as complete: ${killOutcome}`,
-        );
-      },
-    );
+    test('daemon SIGKILLed mid-transfer: the app sees a reset, not a clean end of truncated data (meshlessd now sets SO_LINGER 0 on app sockets)', () => {
+      assert.ok(
+        killOutcome.startsWith('error') || killOutcome === `end after ${KILL_SIZE} of ${KILL_SIZE}`,
+        `truncated transfer presented as complete: ${killOutcome}`,
+      );
+    });
 
     test('CA files unreadable at start: exits non-zero naming the file, binds nothing', () => {
       const node1 = cluster.node('node1');
