@@ -63,8 +63,12 @@ export async function startHbone(
     hbone,
     records,
     close: async () => {
-      await new Promise<void>((resolve) => listener.close(() => resolve()));
+      // Stop accepting, then close the HBONE server, which owns every
+      // accepted socket; only then can the listener's close callback fire
+      // (it waits for all of them: awaiting it first would deadlock).
+      const listenerClosed = new Promise<void>((resolve) => listener.close(() => resolve()));
       await hbone.close();
+      await listenerClosed;
     },
   };
 }
