@@ -75,10 +75,22 @@ function isHttp2Stream(stream: Duplex): stream is Http2StreamLike {
 export function resetStream(stream: Duplex): void {
   if (stream.destroyed) return;
   if (isHttp2Stream(stream)) {
+    // close(code) ends the writable first when it is still open, and the
+    // END_STREAM goes out before the RST_STREAM: the peer would see a clean
+    // end (and pass on a FIN) before the reset. Marking the writable as
+    // ending makes close() send the RST_STREAM alone.
+    const state = (stream as { _writableState?: { ending: boolean } })._writableState;
+    if (state && !state.ending) state.ending = true;
     stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
     return;
   }
   if (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket)) {
+    if (stream.writableEnded && !stream.writableFinished) {
+      // A FIN is being sent: libuv refuses the RST (EINVAL) and Node then
+      // drops the handle unclosed (no 'close', the descriptor leaks).
+      stream.destroy();
+      return;
+    }
     try {
       stream.resetAndDestroy();
       return;
