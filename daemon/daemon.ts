@@ -150,27 +150,30 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
       },
     },
     routes: {
-      '/status': () => ({
-        nodeName: config.nodeName,
-        trustDomain: config.trustDomain,
-        version: DAEMON_VERSION,
-        startedAt,
-        ready: readinessProblems().length === 0,
-        notReady: readinessProblems(),
-        discovery: {
-          source: config.discovery.source,
-          ...service.status().discovery,
-          synced: discovery.synced,
-        },
-        workloads: {
-          registered: registry.size,
-          enrolled: registry.all().filter((r) => r.enrolled).length,
-          proxied: proxy.proxies.size,
-        },
-        identities: identity.report().identities.length,
-        hbonePool: proxy.pool.stats(),
-        connections: [...proxy.proxies.values()].reduce((n, p) => n + p.connections().length, 0),
-      }),
+      '/status': () => {
+        const notReady = readinessProblems();
+        return {
+          nodeName: config.nodeName,
+          trustDomain: config.trustDomain,
+          version: DAEMON_VERSION,
+          startedAt,
+          ready: notReady.length === 0,
+          notReady,
+          discovery: {
+            source: config.discovery.source,
+            ...service.status().discovery,
+            synced: discovery.synced,
+          },
+          workloads: {
+            registered: registry.size,
+            enrolled: registry.all().filter((r) => r.enrolled).length,
+            proxied: proxy.proxies.size,
+          },
+          identities: identity.report().identities.length,
+          hbonePool: proxy.pool.stats(),
+          connections: [...proxy.proxies.values()].reduce((n, p) => n + p.connections().length, 0),
+        };
+      },
       '/connections': () =>
         [...proxy.proxies.values()].flatMap((p) =>
           p

@@ -84,6 +84,8 @@ export interface PodProxyDeps {
 export class PodProxy {
   readonly registration: Registration;
   readonly identity: string;
+  /** The pod's own addresses, normalized (the registration never changes). */
+  readonly addresses: readonly string[];
   readonly #deps: PodProxyDeps;
   readonly #log: Logger;
   readonly #servers: Server[] = [];
@@ -94,6 +96,7 @@ export class PodProxy {
 
   constructor(registration: Registration, deps: PodProxyDeps) {
     this.registration = registration;
+    this.addresses = registration.addresses.map((a) => normalizeIp(a.ip));
     this.#deps = deps;
     this.identity = workloadIdentity(
       deps.trustDomain,
@@ -101,10 +104,6 @@ export class PodProxy {
       registration.serviceAccount ?? 'default',
     );
     this.#log = deps.log.child({ pod: `${registration.namespace}/${registration.podName}` });
-  }
-
-  get addresses(): string[] {
-    return this.registration.addresses.map((a) => normalizeIp(a.ip));
   }
 
   /** Connections being proxied now, oldest first. */

@@ -95,14 +95,7 @@ async function clearStaleSocket(path: string): Promise<void> {
     if (isErrno(err, 'ENOENT')) return;
     throw err;
   }
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = createConnection(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
+  const alive = await isSocketServed(path);
   if (alive)
     throw new MeshlessError('MESHLESS_E_SOCKET_BUSY', `another daemon already serves ${path}`);
   await unlink(path);
