@@ -10,47 +10,46 @@ import { parseResponse } from '../../../src/registration/client.js';
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
 describe('parseResponse', () => {
-  const complete: { name: string; raw: string; ended?: boolean; status: number; body: string }[] =
-    [
-      {
-        name: 'content-length',
-        raw: 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}',
-        status: 200,
-        body: '{}',
-      },
-      {
-        name: 'header names in any case, bytes after the body ignored',
-        raw: 'HTTP/1.1 503 Service Unavailable\r\ncontent-LENGTH: 4\r\n\r\n{"a"}',
-        status: 503,
-        body: '{"a"',
-      },
-      {
-        name: 'chunked, with a chunk extension',
-        raw: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\n{"a\r\n4\r\n":1}\r\n0\r\n\r\n',
-        status: 200,
-        body: '{"a":1}',
-      },
-      {
-        name: 'chunked with a trailer',
-        raw: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T: 1\r\n\r\n',
-        status: 200,
-        body: '{}',
-      },
-      {
-        name: 'no length: the body runs to the end of the connection',
-        raw: 'HTTP/1.0 200 OK\r\n\r\n{"x":2}',
-        ended: true,
-        status: 200,
-        body: '{"x":2}',
-      },
-      { name: '204 has no body', raw: 'HTTP/1.1 204 No Content\r\n\r\n', status: 204, body: '' },
-      {
-        name: 'status line without a reason phrase',
-        raw: 'HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n',
-        status: 404,
-        body: '',
-      },
-    ];
+  const complete: { name: string; raw: string; ended?: boolean; status: number; body: string }[] = [
+    {
+      name: 'content-length',
+      raw: 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}',
+      status: 200,
+      body: '{}',
+    },
+    {
+      name: 'header names in any case, bytes after the body ignored',
+      raw: 'HTTP/1.1 503 Service Unavailable\r\ncontent-LENGTH: 4\r\n\r\n{"a"}',
+      status: 503,
+      body: '{"a"',
+    },
+    {
+      name: 'chunked, with a chunk extension',
+      raw: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\n{"a\r\n4\r\n":1}\r\n0\r\n\r\n',
+      status: 200,
+      body: '{"a":1}',
+    },
+    {
+      name: 'chunked with a trailer',
+      raw: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T: 1\r\n\r\n',
+      status: 200,
+      body: '{}',
+    },
+    {
+      name: 'no length: the body runs to the end of the connection',
+      raw: 'HTTP/1.0 200 OK\r\n\r\n{"x":2}',
+      ended: true,
+      status: 200,
+      body: '{"x":2}',
+    },
+    { name: '204 has no body', raw: 'HTTP/1.1 204 No Content\r\n\r\n', status: 204, body: '' },
+    {
+      name: 'status line without a reason phrase',
+      raw: 'HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n',
+      status: 404,
+      body: '',
+    },
+  ];
   for (const c of complete)
     it(`complete: ${c.name}`, () => {
       const r = parseResponse(b(c.raw), c.ended ?? false);
