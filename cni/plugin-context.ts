@@ -11,7 +11,7 @@ import type { NamespaceVerdict } from './kube-fallback.js';
 import type { PluginLog } from './plugin-log.js';
 
 export interface PluginDeps {
-  readonly redirect: Pick<PodRedirect, 'install' | 'remove' | 'verify'>;
+  readonly redirect: Pick<PodRedirect, 'prepareInstall' | 'remove' | 'verify'>;
   callDaemon<T>(
     socketPath: string,
     method: 'GET' | 'POST',

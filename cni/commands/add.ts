@@ -32,6 +32,7 @@ export async function cmdAdd({ env, config, deps, log }: Invocation): Promise<Ha
     return result;
   }
   const addresses = podAddresses(prev);
+  const families: IpFamily[] = [...new Set(addresses.map((a) => a.family))].sort();
   const request: AddRequest = {
     apiVersion: API_VERSION,
     containerId: env.containerId,
@@ -41,13 +42,17 @@ export async function cmdAdd({ env, config, deps, log }: Invocation): Promise<Ha
     pod,
     addresses: addresses.map(({ family, ip }) => ({ family, ip })),
   };
-  const outcome = await deps.callDaemon<AddResponse>(
+  const answered = deps.callDaemon<AddResponse>(
     config.socketPath,
     'POST',
     '/v1/add',
     request,
     config.daemonTimeoutMs,
   );
+  // Read the netns's rules while the daemon decides and binds the listeners;
+  // write them only once it has answered enrolled (rules never before listeners).
+  const rules = deps.redirect.prepareInstall(env.netns, families.length > 0 ? families : [4]);
+  const outcome = await answered;
 
   if (outcome.kind === 'unreachable') {
     const verdict = await deps.namespaceVerdict(
@@ -86,9 +91,8 @@ export async function cmdAdd({ env, config, deps, log }: Invocation): Promise<Ha
   log.info(answer.enrolled ? 'pod enrolled' : 'pod not enrolled', { reason: answer.reason });
   if (!answer.enrolled) return result;
 
-  const families: IpFamily[] = [...new Set(addresses.map((a) => a.family))].sort();
   try {
-    await deps.redirect.install(env.netns, families.length > 0 ? families : [4]);
+    await rules.apply();
   } catch (err) {
     log.error('installing redirect rules failed', { error: errorMessage(err) });
     // Undo the registration so the daemon does not keep a pod that never started.

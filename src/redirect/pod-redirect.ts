@@ -9,7 +9,8 @@ import { inNetns, type CommandRunner } from '../exec/command-runner.js';
 import type { IpFamily } from './constants.js';
 import { parseIptablesSave, type RulesetState } from './iptables-state.js';
 import {
-  inspectCommands,
+  batchOf,
+  inspectBatch,
   installBatch,
   installCommands,
   onlyAlreadyExists,
@@ -20,6 +21,12 @@ import { renderInstall, renderRemoval, verifyInstalled } from './rules.js';
 
 const save = (f: IpFamily): string => (f === 4 ? 'iptables-save' : 'ip6tables-save');
 const restore = (f: IpFamily): string => (f === 4 ? 'iptables-restore' : 'ip6tables-restore');
+
+/** An install whose reads have started (see {@link PodRedirect.prepareInstall}). */
+export interface PreparedInstall {
+  /** Installs the rules; rejects with MESHLESS_E_REDIRECT (a failed read included). */
+  apply(): Promise<void>;
+}
 
 export class PodRedirect {
   readonly #runner: CommandRunner;
@@ -45,42 +52,68 @@ export class PodRedirect {
   }
 
   async #routes(netns: string, family: IpFamily): Promise<{ rules: string; routes: string }> {
-    const cmds = inspectCommands(family);
-    const [rules, routes] = await Promise.all([
-      this.#must(netns, ['ip', ...cmds.rules], 'ip rule list'),
-      this.#runner.run(inNetns(netns, ['ip', ...cmds.routes])),
-    ]);
-    // An empty routing table does not exist yet: that is "no routes".
-    if (routes.exitCode !== 0 && !/table does not exist/i.test(routes.stderr))
+    const r = await this.#runner.run(
+      inNetns(netns, ['ip', `-${family}`, '-force', '-batch', '-']),
+      inspectBatch(family),
+    );
+    // An empty routing table may not exist yet: that is "no routes".
+    const failures = r.stderr
+      .split('\n')
+      .filter((l) => l.trim() !== '' && !l.startsWith('Command failed'));
+    if (r.exitCode !== 0 && !failures.every((l) => /table does not exist/i.test(l)))
       throw new MeshlessError(
         'MESHLESS_E_REDIRECT',
-        `ip route show in netns ${netns} failed (exit ${routes.exitCode}): ${routes.stderr.trim()}`,
+        `ip rule list / route show in netns ${netns} failed (exit ${r.exitCode}): ${r.stderr.trim()}`,
         { details: { netns } },
       );
-    return { rules, routes: routes.exitCode === 0 ? routes.stdout : '' };
+    // One listing holds both; each parser ignores the other's lines (inspectBatch).
+    return { rules: r.stdout, routes: r.stdout };
   }
 
   /**
-   * Installs the rules for each family (idempotent). On the ADD path every
-   * exec counts (it is pod start-up time): per family one iptables-save, then
-   * the restore and one `ip -batch` for the policy rule and route, families
-   * in parallel.
+   * Starts an install: the reads (one iptables-save per family) begin on
+   * the next turn of the event loop, so a request sent just before goes out
+   * first, and run while the caller waits for the go-ahead. `apply()`
+   * installs the rules (idempotent) once they are done: per family the
+   * iptables-restore and one `ip -batch` for the policy rule and route, in
+   * parallel, families in parallel. On the ADD path every exec counts (it is
+   * pod start-up time): the plugin reads while the daemon binds the pod's
+   * listeners, and writes only after (rules never before listeners).
+   * A prepared install that is never applied has only read.
    */
-  async install(netns: string, families: readonly IpFamily[]): Promise<void> {
-    await Promise.all(
-      families.map(async (family) => {
-        const [current] = await Promise.all([
-          this.#ruleset(netns, family),
-          this.#policyRoutes(netns, family),
-        ]);
-        await this.#must(
-          netns,
-          [restore(family), '--noflush'],
-          `${restore(family)} --noflush`,
-          renderInstall(family, current),
-        );
+  prepareInstall(netns: string, families: readonly IpFamily[]): PreparedInstall {
+    const reads = new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+      families.map((family) => {
+        const state = this.#ruleset(netns, family);
+        state.catch(() => undefined); // reported by apply(), if it runs
+        return state;
       }),
     );
+    return {
+      apply: async () => {
+        const states = await reads;
+        await Promise.all(
+          families.map(async (family, i) => {
+            const current = await states[i];
+            if (current === undefined) return;
+            await Promise.all([
+              this.#policyRoutes(netns, family),
+              this.#must(
+                netns,
+                [restore(family), '--noflush'],
+                `${restore(family)} --noflush`,
+                renderInstall(family, current),
+              ),
+            ]);
+          }),
+        );
+      },
+    };
+  }
+
+  /** Installs the rules for each family (idempotent); see {@link prepareInstall}. */
+  install(netns: string, families: readonly IpFamily[]): Promise<void> {
+    return this.prepareInstall(netns, families).apply();
   }
 
   /**
@@ -118,20 +151,34 @@ export class PodRedirect {
       );
   }
 
-  /** Removes everything of ours for both families (idempotent). */
-  async remove(netns: string): Promise<void> {
+  /**
+   * Removes everything of ours for the given families, by default both
+   * (idempotent). Per family,
+   * two independent chains run in parallel, families in parallel:
+   * iptables-save then the restore that removes our jumps and chains (the
+   * kernel takes ~20 ms to commit a deletion), and one `ip -batch` listing
+   * then one deleting the policy rule and route.
+   */
+  async remove(netns: string, families: readonly IpFamily[] = [4, 6]): Promise<void> {
     await Promise.all(
-      ([4, 6] as const).map(async (family) => {
-        const [current, routes] = await Promise.all([
-          this.#ruleset(netns, family),
-          this.#routes(netns, family),
-        ]);
-        const text = renderRemoval(current);
-        if (text !== undefined)
-          await this.#must(netns, [restore(family), '--noflush'], `${restore(family)}`, text);
-        for (const args of removeCommands(family, routes.rules, routes.routes))
-          await this.#must(netns, ['ip', ...args], `ip ${args.slice(1).join(' ')}`);
-      }),
+      families.flatMap((family) => [
+        (async () => {
+          const text = renderRemoval(await this.#ruleset(netns, family));
+          if (text !== undefined)
+            await this.#must(netns, [restore(family), '--noflush'], `${restore(family)}`, text);
+        })(),
+        (async () => {
+          const routes = await this.#routes(netns, family);
+          const commands = removeCommands(family, routes.rules, routes.routes);
+          if (commands.length > 0)
+            await this.#must(
+              netns,
+              ['ip', `-${family}`, '-batch', '-'],
+              `ip -${family} -batch (remove the policy rule and route)`,
+              batchOf(commands),
+            );
+        })(),
+      ]),
     );
   }
 

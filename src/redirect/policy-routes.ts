@@ -63,6 +63,22 @@ export function installCommands(family: IpFamily, ruleList: string, routeList: s
   return out;
 }
 
+/**
+ * One `ip -N -batch -` input that lists both the policy rule and the table
+ * 100 routes: one exec instead of two. The output holds both listings; the
+ * parsers here each ignore the other's lines (a rule line never starts with
+ * `local`, a route line never says `fwmark`), so it is passed as both.
+ */
+export function inspectBatch(family: IpFamily): string {
+  const { rules, routes } = inspectCommands(family);
+  return [rules.slice(1).join(' '), routes.slice(1).join(' ')].join('\n') + '\n';
+}
+
+/** `ip -N -batch -` input running the given argument lists (their `-N` dropped). */
+export function batchOf(commands: readonly (readonly string[])[]): string {
+  return commands.map((args) => args.slice(1).join(' ') + '\n').join('');
+}
+
 /** `ip` argument lists that remove the rule and route (none when absent). */
 export function removeCommands(family: IpFamily, ruleList: string, routeList: string): string[][] {
   const out: string[][] = [];

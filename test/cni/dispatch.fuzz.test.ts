@@ -78,10 +78,12 @@ function fakeDeps(w: World): PluginDeps {
   };
   return {
     redirect: {
-      install: async () => {
-        await Promise.resolve();
-        if (w.installFails) throw new Error('iptables-restore: exit status 4');
-      },
+      prepareInstall: () => ({
+        apply: async () => {
+          await Promise.resolve();
+          if (w.installFails) throw new Error('iptables-restore: exit status 4');
+        },
+      }),
       remove: async () => undefined,
       verify: async () => [...w.problems],
     },

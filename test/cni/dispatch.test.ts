@@ -27,8 +27,10 @@ const PREV_1_0 = {
 
 interface Recorder {
   calls: { path: string; body: unknown }[];
+  /** Side effects in order: `prepare`, `apply`, `remove`, `daemon <path>`. */
+  events: string[];
   installs: { netns: string; families: readonly number[] }[];
-  removes: string[];
+  removes: { netns: string; families: readonly number[] | undefined }[];
 }
 
 function fakeDeps(
@@ -36,23 +38,33 @@ function fakeDeps(
   opts: {
     verdict?: NamespaceVerdict;
     installFails?: boolean;
+    removeFails?: boolean;
     problems?: string[];
     netnsExists?: boolean;
   } = {},
 ): { deps: PluginDeps; rec: Recorder } {
-  const rec: Recorder = { calls: [], installs: [], removes: [] };
+  const rec: Recorder = { calls: [], events: [], installs: [], removes: [] };
   const deps: PluginDeps = {
     redirect: {
-      install: async (netns, families) => {
-        rec.installs.push({ netns, families });
-        if (opts.installFails) throw new Error('iptables-restore: exit 4');
+      prepareInstall: (netns, families) => {
+        rec.events.push('prepare');
+        return {
+          apply: async () => {
+            rec.events.push('apply');
+            rec.installs.push({ netns, families });
+            if (opts.installFails) throw new Error('iptables-restore: exit 4');
+          },
+        };
       },
-      remove: async (netns) => {
-        rec.removes.push(netns);
+      remove: async (netns, families) => {
+        rec.events.push('remove');
+        rec.removes.push({ netns, families });
+        if (opts.removeFails) throw new Error('iptables-restore: exit 1');
       },
       verify: async () => opts.problems ?? [],
     },
     callDaemon: async <T>(_s: string, _m: string, path: string, body: unknown) => {
+      rec.events.push(`daemon ${path}`);
       rec.calls.push({ path, body });
       return answer(path, body) as DaemonOutcome<T>;
     },
@@ -149,6 +161,25 @@ describe('ADD', () => {
     );
   });
 
+  test('the rules are read while the daemon decides and written only after it said enrolled', async () => {
+    const { deps, rec } = fakeDeps(() => ok({ enrolled: true, reason: 'labelled' }));
+    const out = await runPlugin(env('ADD'), conf('1.0.0'), deps);
+    assert.equal(out.exitCode, 0, out.stdout);
+    assert.deepEqual(rec.events, ['daemon /v1/add', 'prepare', 'apply']);
+  });
+
+  test('a pod without addresses gets the IPv4 rules', async () => {
+    const { deps, rec } = fakeDeps(() => ok({ enrolled: true, reason: 'labelled' }));
+    const input = JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'net',
+      type: 'meshless-cni',
+      prevResult: { ...PREV_1_0, ips: [] },
+    });
+    assert.equal((await runPlugin(env('ADD'), input, deps)).exitCode, 0);
+    assert.deepEqual(rec.installs, [{ netns: '/var/run/netns/p', families: [4] }]);
+  });
+
   const table: {
     name: string;
     answer: DaemonOutcome<unknown>;
@@ -223,6 +254,8 @@ describe('ADD', () => {
       });
       const out = await runPlugin(env('ADD'), conf('1.0.0'), deps);
       assert.equal(rec.installs.length, c.installs);
+      // Nothing is written unless the daemon said enrolled (reading is harmless).
+      assert.equal(rec.events.filter((e) => e === 'apply').length, c.installs);
       if (c.code === 0) {
         assert.equal(out.exitCode, 0);
         assert.equal((JSON.parse(out.stdout) as { cniVersion: string }).cniVersion, '1.0.0');
@@ -379,6 +412,34 @@ describe('VERSION, DEL, CHECK, STATUS, GC', () => {
     );
     assert.equal(noNetns.exitCode, 0);
     assert.equal(rec.removes.length, 0);
+  });
+
+  test("DEL removes the rules of prevResult's families, both without prevResult", async () => {
+    const v4only = { ...PREV_1_0, ips: PREV_1_0.ips.slice(0, 1) };
+    for (const [prevResult, families] of [
+      [PREV_1_0, [4, 6]],
+      [v4only, [4]],
+      [undefined, [4, 6]],
+      [{ ...PREV_1_0, ips: [] }, [4, 6]],
+    ] as const) {
+      const { deps, rec } = fakeDeps(() => ok({}));
+      const input = JSON.stringify({
+        cniVersion: '1.0.0',
+        name: 'n',
+        type: 'meshless-cni',
+        prevResult,
+      });
+      assert.equal((await runPlugin(env('DEL'), input, deps)).exitCode, 0);
+      assert.deepEqual(rec.removes, [{ netns: '/var/run/netns/p', families }]);
+    }
+  });
+
+  test('DEL: removing the rules fails, the daemon still forgets the pod, DEL succeeds', async () => {
+    const { deps, rec } = fakeDeps(() => ok({}), { removeFails: true });
+    const out = await runPlugin(env('DEL'), conf('1.0.0'), deps);
+    assert.equal(out.exitCode, 0);
+    assert.equal(out.stdout, '');
+    assert.deepEqual([...rec.events].sort(), ['daemon /v1/del', 'remove']);
   });
 
   test('CHECK: intact passes; broken rules 102; unknown container 3; daemon down 11', async () => {

@@ -1,0 +1,117 @@
+/**
+ * The rule applier (src/redirect/pod-redirect.ts) against a fake netns: a
+ * runner that keeps each family's iptables state (through the restore
+ * model) and policy rules and routes, and records every command. Checks
+ * the install/remove round trip, run twice, and what the ADD path relies
+ * on: a prepared install only reads, and writes nothing before apply().
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { CommandResult, CommandRunner } from '../../../src/exec/command-runner.js';
+import { PodRedirect } from '../../../src/redirect/pod-redirect.js';
+import { applyRestore } from './restore-model.js';
+
+const NETNS = '/var/run/netns/pod';
+const RULE_LINE = '32764:\tfrom all fwmark 0x111/0xfff lookup 100';
+const ROUTE_LINE = 'local default dev lo scope host ';
+
+class FakeNetns implements CommandRunner {
+  readonly log: string[] = [];
+  readonly save: Record<string, string> = { '4': '', '6': '' };
+  readonly rules: Record<string, number> = { '4': 0, '6': 0 };
+  readonly routes: Record<string, boolean> = { '4': false, '6': false };
+  failSave = false;
+
+  async run(argv: readonly string[], input?: string): Promise<CommandResult> {
+    await Promise.resolve();
+    assert.deepEqual(argv.slice(0, 3), ['nsenter', `--net=${NETNS}`, '--']);
+    const [cmd = '', ...args] = argv.slice(3);
+    const ok = (stdout = ''): CommandResult => ({ exitCode: 0, stdout, stderr: '' });
+    const family = cmd.startsWith('ip6') ? '6' : cmd === 'ip' ? (args[0]?.slice(1) ?? '') : '4';
+    if (cmd.endsWith('-save')) {
+      this.log.push(`save${family}`);
+      if (this.failSave) return { exitCode: 1, stdout: '', stderr: 'Permission denied' };
+      return ok(this.save[family]);
+    }
+    if (cmd.endsWith('-restore')) {
+      this.log.push(`restore${family}`);
+      this.save[family] = applyRestore(this.save[family] ?? '', input ?? '');
+      return ok();
+    }
+    assert.equal(cmd, 'ip');
+    const lines = (input ?? '').trim().split('\n');
+    const stdout: string[] = [];
+    const errors: string[] = [];
+    for (const line of lines) {
+      this.log.push(`ip${family} ${line.split(' ').slice(0, 2).join(' ')}`);
+      if (line.startsWith('rule list'))
+        for (let i = 0; i < (this.rules[family] ?? 0); i++) stdout.push(RULE_LINE);
+      else if (line.startsWith('route show')) {
+        if (this.routes[family]) stdout.push(ROUTE_LINE);
+      } else if (line.startsWith('rule add')) {
+        if ((this.rules[family] ?? 0) > 0) errors.push('RTNETLINK answers: File exists');
+        else this.rules[family] = 1;
+      } else if (line.startsWith('rule del')) this.rules[family] = (this.rules[family] ?? 1) - 1;
+      else if (line.startsWith('route replace')) this.routes[family] = true;
+      else if (line.startsWith('route del')) this.routes[family] = false;
+      else throw new Error(`unexpected ip batch line ${line}`);
+    }
+    return {
+      exitCode: errors.length > 0 ? 1 : 0,
+      stdout: stdout.map((l) => l + '\n').join(''),
+      stderr: errors.join('\n'),
+    };
+  }
+}
+
+describe('PodRedirect', () => {
+  it('install twice, verify, remove twice: one copy, intact, then nothing of ours', async () => {
+    const ns = new FakeNetns();
+    const r = new PodRedirect(ns);
+    await r.install(NETNS, [4, 6]);
+    const once = { ...ns.save };
+    await r.install(NETNS, [4, 6]);
+    assert.deepEqual(ns.save, once);
+    assert.deepEqual(await r.verify(NETNS, [4, 6]), []);
+    assert.deepEqual(ns.rules, { '4': 1, '6': 1 });
+    assert.equal(await r.present(NETNS), true);
+    await r.remove(NETNS);
+    assert.equal(await r.present(NETNS), false);
+    assert.deepEqual(ns.rules, { '4': 0, '6': 0 });
+    assert.deepEqual(ns.routes, { '4': false, '6': false });
+    ns.log.length = 0;
+    await r.remove(NETNS);
+    assert.deepEqual(ns.log.sort(), [
+      'ip4 route show',
+      'ip4 rule list',
+      'ip6 route show',
+      'ip6 rule list',
+      'save4',
+      'save6',
+    ]);
+  });
+
+  it('a prepared install reads on the next turn, and writes nothing until apply()', async () => {
+    const ns = new FakeNetns();
+    const prepared = new PodRedirect(ns).prepareInstall(NETNS, [4]);
+    assert.deepEqual(ns.log, [], 'nothing runs in the same turn');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(ns.log, ['save4']);
+    await prepared.apply();
+    assert.deepEqual(ns.log.slice(1).sort(), ['ip4 route replace', 'ip4 rule add', 'restore4']);
+    assert.deepEqual(ns.save['6'], '');
+  });
+
+  it('a failed read surfaces at apply(), and an unapplied one is silent', async () => {
+    const ns = new FakeNetns();
+    ns.failSave = true;
+    const r = new PodRedirect(ns);
+    r.prepareInstall(NETNS, [4, 6]); // never applied: no unhandled rejection
+    await assert.rejects(r.prepareInstall(NETNS, [4]).apply(), (err: unknown) => {
+      assert.equal((err as { code?: string }).code, 'MESHLESS_E_REDIRECT');
+      return true;
+    });
+    assert.ok(!ns.log.some((l) => l.startsWith('restore') || l.includes('add')));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  });
+});
