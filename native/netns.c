@@ -71,6 +71,7 @@ typedef struct {
   int v6_only; /* -1: leave the kernel default */
   int listen;  /* 1: listen(backlog) after bind */
   int backlog;
+  int rcvbuf; /* SO_RCVBUF(FORCE) bytes before bind/connect; 0: the kernel's autotuning */
 } socket_spec;
 
 /* A failed syscall: its name and errno. */
@@ -174,7 +175,7 @@ static int opt_string(napi_env env, napi_value obj, const char *name, char *buf,
 /* Fills spec from the JS object:
  *   { netnsPath?: string, family: 4|6, address?: string, port?: number,
  *     mark?: number, transparent?, reuseAddr?, reusePort?, v6Only?: boolean,
- *     listen?: boolean, backlog?: number }
+ *     listen?: boolean, backlog?: number, receiveBufferBytes?: number }
  * Binds when `address` or `port` is given, or for a listener. Returns NULL
  * on success, else a message for a TypeError. */
 static const char *parse_spec(napi_env env, napi_value obj, socket_spec *spec) {
@@ -207,6 +208,9 @@ static const char *parse_spec(napi_env env, napi_value obj, socket_spec *spec) {
   if (opt_int(env, obj, "backlog", 0, INT32_MAX, &present, &n) != 0)
     return "backlog must be a non-negative integer";
   spec->backlog = present ? (int)n : 511; /* Node's default */
+  if (opt_int(env, obj, "receiveBufferBytes", 1, INT32_MAX / 2, &present, &n) != 0)
+    return "receiveBufferBytes must be an integer in [1, 2^30-1]";
+  spec->rcvbuf = present ? (int)n : 0;
 
   if (addr_present || port_present || spec->listen) {
     if (spec->family == AF_INET) {
@@ -234,6 +238,15 @@ static int set_int_opt(int fd, int level, int name, int value) {
   return setsockopt(fd, level, name, &value, sizeof value);
 }
 
+/* SO_RCVBUFFORCE (CAP_NET_ADMIN: beyond net.core.rmem_max), else SO_RCVBUF
+ * (capped by rmem_max). Set before connect()/listen() it also sizes the TCP
+ * window scale, and accepted sockets inherit it from their listener. */
+static int set_receive_buffer(int fd, int bytes) {
+  if (set_int_opt(fd, SOL_SOCKET, SO_RCVBUFFORCE, bytes) == 0) return 0;
+  if (errno != EPERM) return -1;
+  return set_int_opt(fd, SOL_SOCKET, SO_RCVBUF, bytes);
+}
+
 /* Creates, configures and binds (and maybe listens) the socket in the
  * current netns of this thread. Returns the fd, or -1 with *fail set (and
  * the socket closed). */
@@ -258,6 +271,8 @@ static int build_socket(const socket_spec *spec, sys_failure *fail) {
     fail->syscall = "setsockopt(SO_REUSEADDR)";
   } else if (spec->reuse_port && set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) != 0) {
     fail->syscall = "setsockopt(SO_REUSEPORT)";
+  } else if (spec->rcvbuf > 0 && set_receive_buffer(fd, spec->rcvbuf) != 0) {
+    fail->syscall = "setsockopt(SO_RCVBUF)";
   } else if (spec->family == AF_INET6 && spec->v6_only >= 0 &&
              set_int_opt(fd, SOL_IPV6, IPV6_V6ONLY, spec->v6_only) != 0) {
     fail->syscall = "setsockopt(IPV6_V6ONLY)";
@@ -430,6 +445,29 @@ static napi_value js_set_linger(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* setReceiveBuffer(fd, bytes): see set_receive_buffer. Returns what the
+ * kernel granted (getsockopt SO_RCVBUF: twice the request, for its
+ * bookkeeping, or less when capped). */
+static napi_value js_set_receive_buffer(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd, bytes;
+  int granted = 0;
+  socklen_t len = sizeof granted;
+  napi_value result;
+
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_int32(env, argv[1], &bytes) != napi_ok || bytes < 1 ||
+      bytes > INT32_MAX / 2)
+    return throw_arg(env, "setReceiveBuffer(fd, bytes): fd >= 0 and bytes in [1, 2^30-1] expected");
+  if (set_receive_buffer(fd, bytes) != 0) return throw_errno(env, "setsockopt(SO_RCVBUF)", errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &len) != 0)
+    return throw_errno(env, "getsockopt(SO_RCVBUF)", errno);
+  if (napi_create_int32(env, granted, &result) != napi_ok) return NULL;
+  return result;
+}
+
 /* ---- module ------------------------------------------------------------- */
 
 static void finalize_state(napi_env env, void *data, void *hint) {
@@ -445,6 +483,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"openSocket", NULL, js_open_socket, NULL, NULL, NULL, napi_enumerable, NULL},
       {"originalDst", NULL, js_original_dst, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setLinger", NULL, js_set_linger, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setReceiveBuffer", NULL, js_set_receive_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   addon_state *st = malloc(sizeof *st);
   if (st == NULL) {

@@ -21,6 +21,7 @@ import type { Logger } from '../../src/logger.js';
 import { createHboneServer, type HboneServer } from '../../src/hbone/hbone-server.js';
 import type { HbonePool } from '../../src/hbone/pool.js';
 import { HboneError } from '../../src/hbone/hbone-error.js';
+import { HBONE_RECEIVE_BUFFER_BYTES } from '../../src/hbone/hbone-protocol.js';
 import { relay } from '../../src/hbone/relay.js';
 import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
 import {
@@ -156,6 +157,10 @@ export class PodProxy {
             family,
             reusePort: true,
             ...(family === 6 ? { v6Only: true } : {}),
+            // Inherited by accepted HBONE sockets: no mutual-write deadlock.
+            ...(port === PROXY_PORTS.inboundHbone
+              ? { receiveBufferBytes: HBONE_RECEIVE_BUFFER_BYTES }
+              : {}),
           });
         const outbound = await bind(PROXY_PORTS.outbound);
         this.#servers.push(outbound);
@@ -200,7 +205,11 @@ export class PodProxy {
   }
 
   /** Opens a marked socket from inside the pod to `target`, with `source` as its source address when given. */
-  #connectFromPod(target: Endpoint, source?: Endpoint): Promise<Socket> {
+  #connectFromPod(
+    target: Endpoint,
+    source?: Endpoint,
+    receiveBufferBytes?: number,
+  ): Promise<Socket> {
     const sameFamily =
       source !== undefined && source.address.includes(':') === target.address.includes(':');
     return connectFromNetns({
@@ -212,6 +221,7 @@ export class PodProxy {
       allowHalfOpen: true,
       timeoutMs: this.#deps.connectTimeoutMs,
       ...(sameFamily ? { transparent: true, bindAddress: source.address } : {}),
+      ...(receiveBufferBytes === undefined ? {} : { receiveBufferBytes }),
     });
   }
 
@@ -328,7 +338,8 @@ export class PodProxy {
         secureContext: this.#deps.secureContext(this.identity),
         trustDomain: this.#deps.trustDomain,
         trustBundle: () => this.#deps.trustBundle(),
-        connectSocket: () => this.#connectFromPod(decision.hbone),
+        connectSocket: () =>
+          this.#connectFromPod(decision.hbone, undefined, HBONE_RECEIVE_BUFFER_BYTES),
       })
       .then(
         (tunnel) => this.#pump(base, destination, app, this.#track(tunnel)),

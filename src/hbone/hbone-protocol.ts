@@ -20,6 +20,19 @@ const KiB = 1024;
 export const STREAM_WINDOW_BYTES = 4 * MiB;
 /** HTTP/2 connection window, both ends, via `session.setLocalWindowSize`. */
 export const CONNECTION_WINDOW_BYTES = 16 * MiB;
+/**
+ * Kernel receive buffer of every HBONE TCP socket, both ends (set with
+ * `SO_RCVBUFFORCE` before connect/listen). Node's HTTP/2 session stops
+ * reading its socket while a write to it is pending (node_http2.cc
+ * `MaybeStopReading`), so when both ends of one connection carry bulk data
+ * and both send buffers fill, neither reads again: a deadlock. Once a
+ * receiver's kernel buffer can hold all the peer may send without a
+ * WINDOW_UPDATE (the connection window, plus frame and TLS overhead), the
+ * peer's writes always complete and it resumes reading. The memory is only
+ * used while a reader lags; Linux's autotuning stops at tcp_rmem's maximum
+ * (often 6 MiB) and starts at 128 KiB.
+ */
+export const HBONE_RECEIVE_BUFFER_BYTES = CONNECTION_WINDOW_BYTES + 4 * MiB;
 /** Largest frame we accept. Node itself never sends DATA frames over 16 KiB. */
 export const MAX_FRAME_BYTES = 1 * MiB;
 /**

@@ -36,6 +36,8 @@ export interface RawSocketSpec {
   /** `listen(backlog)` after bind. */
   readonly listen?: boolean;
   readonly backlog?: number;
+  /** `SO_RCVBUFFORCE` (else `SO_RCVBUF`) before bind/connect; absent: autotuned. */
+  readonly receiveBufferBytes?: number;
 }
 
 /** A connection's destination before netfilter NAT (REDIRECT) rewrote it. */
@@ -61,6 +63,8 @@ export interface NetnsBinding {
   originalDst(fd: number): OriginalDestination;
   /** `SO_LINGER`: on with `seconds` when >= 0, off when negative. */
   setLinger(fd: number, seconds: number): void;
+  /** `SO_RCVBUFFORCE` (else `SO_RCVBUF`); returns the kernel's `SO_RCVBUF` (twice the request). */
+  setReceiveBuffer(fd: number, bytes: number): number;
 }
 
 const ADDON = 'meshless_netns.node';

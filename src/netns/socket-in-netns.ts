@@ -51,6 +51,11 @@ export interface ListenInNetnsOptions {
   /** `IPV6_V6ONLY` for IPv6 listeners; default: the kernel's (dual-stack). */
   readonly v6Only?: boolean;
   /**
+   * `SO_RCVBUFFORCE` (else `SO_RCVBUF`, capped by net.core.rmem_max) in
+   * bytes, set before listen() so accepted sockets inherit it and their window scale fits it; absent: the kernel's autotuning.
+   */
+  readonly receiveBufferBytes?: number;
+  /**
    * Accepted sockets stay writable after the peer's FIN (Node's
    * `allowHalfOpen`); a proxy needs it to carry half-closes. Default false.
    */
@@ -82,6 +87,11 @@ export interface ConnectFromNetnsOptions {
   readonly timeoutMs?: number;
   /** Stay writable after the peer's FIN (Node's `allowHalfOpen`). Default false. */
   readonly allowHalfOpen?: boolean;
+  /**
+   * `SO_RCVBUFFORCE` (else `SO_RCVBUF`, capped by net.core.rmem_max) in
+   * bytes, set before connect() so the window scale fits it; absent: the kernel's autotuning.
+   */
+  readonly receiveBufferBytes?: number;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -112,6 +122,7 @@ export async function listenInNetns(options: ListenInNetnsOptions): Promise<net.
     'listenInNetns',
   );
   const mark = options.mark === undefined ? undefined : checkMark(options.mark, 'listenInNetns');
+  const receiveBufferBytes = checkBufferBytes(options.receiveBufferBytes, 'listenInNetns');
   const what = `listen on ${formatHostPort(host, port)} ${netnsPhrase(netnsPath)}`;
 
   let fd: number;
@@ -128,6 +139,7 @@ export async function listenInNetns(options: ListenInNetnsOptions): Promise<net.
       reusePort: options.reusePort === true,
       v6Only: family === 6 ? options.v6Only : undefined,
       listen: true,
+      receiveBufferBytes,
     });
   } catch (cause) {
     throw netnsError(what, netnsPath, cause);
@@ -163,6 +175,7 @@ export async function connectFromNetns(options: ConnectFromNetnsOptions): Promis
   const family = checkIp(options.host, 'host', 'connectFromNetns');
   const port = checkInt(options.port, 'port', 1, 65535, 'connectFromNetns');
   const mark = options.mark === undefined ? undefined : checkMark(options.mark, 'connectFromNetns');
+  const receiveBufferBytes = checkBufferBytes(options.receiveBufferBytes, 'connectFromNetns');
   if (
     options.bindAddress !== undefined &&
     checkIp(options.bindAddress, 'bindAddress', 'connectFromNetns') !== family
@@ -186,6 +199,7 @@ export async function connectFromNetns(options: ConnectFromNetnsOptions): Promis
       port: bindPort,
       mark,
       transparent: options.transparent === true,
+      receiveBufferBytes,
     });
   } catch (cause) {
     throw netnsError(what, netnsPath, cause);
@@ -277,6 +291,22 @@ function setLinger(socket: net.Socket, seconds: number): boolean {
 }
 
 /**
+ * Sizes the kernel receive buffer of a connected socket (`SO_RCVBUFFORCE`,
+ * else `SO_RCVBUF`). Prefer `receiveBufferBytes` at creation, which also
+ * sizes the window scale. Best effort: the kernel's `SO_RCVBUF` (twice the
+ * request when granted), or undefined when the socket has no fd or it failed.
+ */
+export function setReceiveBuffer(socket: net.Socket, bytes: number): number | undefined {
+  const fd = socketFd(socket);
+  if (fd === undefined) return undefined;
+  try {
+    return netnsBinding().setReceiveBuffer(fd, bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The OS fd under a connected `net.Socket`, or undefined. Node exposes it
  * only on the internal handle (`socket._handle.fd`, Unix), so this is the
  * one place that reaches in.
@@ -318,6 +348,12 @@ function checkInt(value: unknown, field: string, min: number, max: number, fn: s
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
     throw invalid(fn, field, `must be an integer in [${min}, ${max}] (got ${String(value)})`);
   return value;
+}
+
+function checkBufferBytes(value: unknown, fn: string): number | undefined {
+  return value === undefined
+    ? undefined
+    : checkInt(value, 'receiveBufferBytes', 1, 2 ** 30 - 1, fn);
 }
 
 function checkMark(value: unknown, fn: string): number {

@@ -14,6 +14,8 @@ import {
   type HboneServerOptions,
 } from '../../../src/hbone/hbone-server.js';
 import type { ConnectionRecord } from '../../../src/hbone/connection-record.js';
+import { HBONE_RECEIVE_BUFFER_BYTES } from '../../../src/hbone/hbone-protocol.js';
+import { setReceiveBuffer } from '../../../src/netns/socket-in-netns.js';
 import { until } from '../../support/until.js';
 import { TD, makePki, type Pki } from '../identity/pki-fixtures.js';
 
@@ -55,7 +57,11 @@ export async function startHbone(
     onRecord: (r) => records.push(r),
     ...options,
   });
-  const listener = net.createServer((s) => hbone.handleConnection(s));
+  // Sized like the daemon's 15008 listener (see HBONE_RECEIVE_BUFFER_BYTES).
+  const listener = net.createServer((s) => {
+    setReceiveBuffer(s, HBONE_RECEIVE_BUFFER_BYTES);
+    hbone.handleConnection(s);
+  });
   await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
   const port = (listener.address() as net.AddressInfo).port;
   return {
@@ -138,7 +144,11 @@ export function tunnelRequest(
     secureContext: clientContext,
     trustDomain: TD,
     trustBundle: () => pki.bundle,
-    connectSocket: () => connectTcp('127.0.0.1', hbonePort),
+    connectSocket: () =>
+      connectTcp('127.0.0.1', hbonePort).then((s) => {
+        setReceiveBuffer(s, HBONE_RECEIVE_BUFFER_BYTES);
+        return s;
+      }),
     ...overrides,
   };
 }

@@ -161,6 +161,37 @@ describe('sockets in a network namespace (native addon)', { skip }, () => {
     assert.equal(homeNetns(), home);
   });
 
+  it('sizes the receive buffer of a connecting socket and of sockets a listener accepts', async () => {
+    const bytes = 20 * 1024 * 1024;
+    const server = await listen({
+      netnsPath: PATH_A,
+      host: '10.55.0.1',
+      port: 0,
+      receiveBufferBytes: bytes,
+    });
+    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    const port = portOf(server);
+    const client = await connectFromNetns({
+      netnsPath: PATH_A,
+      host: '10.55.0.1',
+      port,
+      receiveBufferBytes: bytes,
+    });
+    const peer = await accepted;
+    // skmem rb: the kernel's receive buffer (twice the request, CAP_NET_ADMIN lifts rmem_max).
+    const rb = (localPort: number): number => {
+      const out = inNs(NS_A, 'ss', '-tnmH', 'state', 'established', `( sport = :${localPort} )`);
+      const m = /rb(\d+)/.exec(out);
+      assert.ok(m, `ss shows skmem for :${localPort}: ${out}`);
+      return Number(m[1]);
+    };
+    assert.equal(rb(client.localPort ?? 0), 2 * bytes);
+    assert.equal(rb(port), 2 * bytes);
+    client.destroy();
+    peer.destroy();
+    assert.equal(homeNetns(), home);
+  });
+
   it('connects from netns A with SO_MARK to a server that exists only in A', async () => {
     const server = await listen({ netnsPath: PATH_A, host: '10.55.0.1', port: 0 });
     server.on('connection', (s) => s.end('marked ok\n'));

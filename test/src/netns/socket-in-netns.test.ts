@@ -46,6 +46,8 @@ describe('listenInNetns argument validation', () => {
     ['mark too large', { port: 0, mark: 2 ** 32 }, 'mark'],
     ['netns path with NUL', { netnsPath: '/var/run/netns/a\0b', port: 0 }, 'netnsPath'],
     ['netns path not a string', { netnsPath: 42, port: 0 }, 'netnsPath'],
+    ['zero receive buffer', { port: 0, receiveBufferBytes: 0 }, 'receiveBufferBytes'],
+    ['receive buffer of 1 GiB', { port: 0, receiveBufferBytes: 2 ** 30 }, 'receiveBufferBytes'],
   ];
   for (const [name, options, field] of cases) {
     it(`rejects ${name}`, async () => {
@@ -67,6 +69,7 @@ describe('connectFromNetns argument validation', () => {
     ['negative mark', { ...base, mark: -1 }, 'mark'],
     ['zero timeout', { ...base, timeoutMs: 0 }, 'timeoutMs'],
     ['infinite timeout', { ...base, timeoutMs: Infinity }, 'timeoutMs'],
+    ['fractional receive buffer', { ...base, receiveBufferBytes: 1.5 }, 'receiveBufferBytes'],
   ];
   for (const [name, options, field] of cases) {
     it(`rejects ${name}`, async () => {
