@@ -16,9 +16,12 @@
  *   is paused only once its destination holds `highWaterMark` bytes, and
  *   resumed on `'drain'`. HTTP/2 streams cannot be created with another
  *   highWaterMark, so the relay applies its own (FACTS §8).
- * - Write coalescing: a destination is corked at the first write of an
- *   event-loop turn and uncorked on `setImmediate`, so the chunks of one
- *   turn leave in one writev() (FACTS §8: +70 % once windows are large).
+ * - Write coalescing: the first chunk of an event-loop turn is written at
+ *   once; if more arrive in the same turn, the destination is corked and
+ *   uncorked on `setImmediate`, so they leave in one writev() (FACTS §8:
+ *   +70 % once windows are large). Writing the first chunk at once keeps
+ *   request/response traffic (one chunk per turn) off the extra loop turn:
+ *   corking every chunk added ~60 us to a pod-to-pod round trip.
  * - Only `'data'` listeners are used, never pipe(): mixing both on an
  *   HTTP/2 stream loses data. Sources paused by hand (held-inline
  *   application sockets) are resumed explicitly.
@@ -158,9 +161,15 @@ export function relay(a: Duplex, b: Duplex, options: RelayOptions = {}): Promise
     /** One direction: `src` -> `dst`; returns the byte-count adder's owner. */
     const pump = (src: Duplex, dst: Duplex, count: (n: number) => void): void => {
       let corked = false;
+      /** A chunk was already written in this event-loop turn. */
+      let inTurn = false;
       const uncork = (): void => {
         corked = false;
         if (!dst.destroyed) dst.uncork();
+      };
+      const endTurn = (): void => {
+        inTurn = false;
+        if (corked) uncork();
       };
       const onDrain = (): void => {
         if (!src.destroyed) src.resume();
@@ -168,10 +177,14 @@ export function relay(a: Duplex, b: Duplex, options: RelayOptions = {}): Promise
       src.on('data', (chunk: Buffer) => {
         if (dst.destroyed || dst.writableEnded) return;
         count(chunk.length);
-        if (coalesce && !corked) {
-          corked = true;
-          dst.cork();
-          setImmediate(uncork);
+        if (coalesce) {
+          if (!inTurn) {
+            inTurn = true;
+            setImmediate(endTurn);
+          } else if (!corked) {
+            corked = true;
+            dst.cork();
+          }
         }
         dst.write(chunk);
         if (dst.writableLength >= highWaterMark) {
