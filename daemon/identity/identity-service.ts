@@ -103,9 +103,19 @@ export interface IdentityServiceDeps {
   readonly rootSources?: readonly RootSource[];
 }
 
+/**
+ * How long after issuing an SVID its TLS context is built, when no
+ * handshake needed it sooner: long enough for the CNI ADD that asked for
+ * the SVID to be answered first, far shorter than a pod takes to start.
+ */
+const SECURE_CONTEXT_WARM_UP_MS = 30;
+
 /** An SVID held by this node, ready for TLS. */
 export interface Svid extends X509Svid {
-  /** TLS 1.3 context presenting this SVID and trusting the bundle. Reuse it. */
+  /**
+   * TLS 1.3 context presenting this SVID and trusting the bundle. Reuse it.
+   * Built on first read (or ~30 ms after issuance), then always the same.
+   */
   readonly secureContext: SecureContext;
   /** When it is due to be renewed, ms since the epoch. */
   readonly rotateAt: number;
@@ -373,11 +383,28 @@ export class IdentityService {
   async #issue(id: SpiffeId): Promise<Svid> {
     const now = this.#clock();
     const x = await issueX509Svid(this.#nodeCa, id, { now, ttlMs: this.#svidTtlMs });
-    return {
+    const bundle = this.trustBundle;
+    let context: SecureContext | undefined;
+    const svid: Svid = {
       ...x,
-      secureContext: buildSecureContext(x, this.trustBundle),
+      // Built on first use: createSecureContext costs ~2 ms of CPU, which a
+      // pod's ADD would otherwise wait for. Warmed shortly after, off that path.
+      get secureContext(): SecureContext {
+        return (context ??= buildSecureContext(x, bundle));
+      },
       rotateAt: rotationTime(x, this.#random),
     };
+    setTimeout(() => {
+      try {
+        void svid.secureContext;
+      } catch (err) {
+        this.#log.error(
+          { spiffeId: id.toString(), err: errorMessage(err) },
+          'cannot build the TLS context of a workload SVID',
+        );
+      }
+    }, SECURE_CONTEXT_WARM_UP_MS).unref();
+    return svid;
   }
 
   #install(identity: Identity, svid: Svid): void {

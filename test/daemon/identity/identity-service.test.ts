@@ -205,6 +205,18 @@ describe('IdentityService', () => {
   });
 
   describe('acquire and release', () => {
+    it('builds the TLS context of an SVID once, on first use or shortly after issuing', async () => {
+      const s = await start();
+      const a = await s.acquire('ctr-a', 'shop', 'web');
+      const first = a.secureContext;
+      assert.equal(a.secureContext, first, 'the same context every time');
+      assert.equal({ ...a }.secureContext, first, 'copies share it');
+      const b = await s.acquire('ctr-b', 'shop', 'api');
+      await new Promise((resolve) => setTimeout(resolve, 60)); // the warm-up
+      assert.equal(s.secureContextFor(b.spiffeId), b.secureContext);
+      assert.ok(b.secureContext.context, 'a real tls.SecureContext');
+    });
+
     it('issues one SVID per service account and refcounts workloads', async () => {
       const s = await start();
       const a = await s.acquire('ctr-a', 'shop', 'web');
