@@ -15,14 +15,19 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { MeshlessError, errorMessage } from '../errors.js';
 import {
-  certificateSigner,
-  generateP256Key,
-  keyIdOf,
-  parsePrivateKeyPem,
-  privateKeyPem,
-  type CertificateSigner,
-} from './keys.js';
-import { x509 } from './pkix.js';
+  KEY_USAGE,
+  authorityKeyIdentifier,
+  basicConstraints,
+  keyUsage,
+  organizationName,
+  signCertificate,
+  signatureAlgorithmOf,
+  subjectKeyIdentifier,
+  uriSubjectAltName,
+  type SignatureAlgorithm,
+} from './certificate-builder.js';
+import { readAuthorityFields, readCertificateFields } from './certificate-fields.js';
+import { generateP256Key, keyIdOf, parsePrivateKeyPem, privateKeyPem } from './keys.js';
 import { randomSerialNumber, type RandomBytes } from './serial-number.js';
 import { trustDomainSpiffeId } from './spiffe-id.js';
 import { TrustBundle, parsePemCertificates } from './trust-bundle.js';
@@ -39,11 +44,12 @@ export interface SigningAuthority {
   readonly certificate: X509Certificate;
   /** PEM of this certificate. */
   readonly pem: string;
-  /** Its subject, encoded exactly as in the certificate: the issuer of what it signs. */
-  readonly subjectName: x509.Name;
+  /** Its subject Name, DER, exactly as in the certificate: the issuer of what it signs. */
+  readonly subject: Buffer;
   /** Subject key identifier: the authority key identifier of what it signs. */
   readonly keyId: Buffer;
-  readonly signer: CertificateSigner;
+  /** How its key signs (from the key type). */
+  readonly signatureAlgorithm: SignatureAlgorithm;
   readonly privateKey: KeyObject;
   /** Validity, ms since the epoch. */
   readonly notBefore: number;
@@ -79,32 +85,44 @@ function dnValue(value: string): string {
   return value.length <= 64 ? value : value.slice(0, 64);
 }
 
-function keyUsageOf(cert: x509.X509Certificate): number | undefined {
-  return cert.getExtension(x509.KeyUsagesExtension)?.usages;
+/**
+ * The signature algorithm of a CA key: EC P-256 (ECDSA SHA-256), EC P-384
+ * (ECDSA SHA-384) or RSA (PKCS#1 v1.5 SHA-256). `origin` names where the key
+ * came from, for the error.
+ */
+function signingAlgorithm(privateKey: KeyObject, origin: string): SignatureAlgorithm {
+  const algorithm = signatureAlgorithmOf(privateKey);
+  if (algorithm) return algorithm;
+  const type = privateKey.asymmetricKeyType;
+  const curve = privateKey.asymmetricKeyDetails?.namedCurve;
+  throw caError(
+    `${origin}: unsupported signing key type ${type ?? 'unknown'}${curve ? ` (${curve})` : ''}; ` +
+      'use EC P-256, EC P-384 or RSA',
+    origin,
+  );
 }
 
-async function authorityFrom(
+function authorityFrom(
   trustDomain: string,
-  pem: string,
+  certificate: X509Certificate,
   privateKey: KeyObject,
   includeInChain: boolean,
   origin: string,
-): Promise<SigningAuthority> {
-  const certificate = new X509Certificate(pem);
-  const parsed = new x509.X509Certificate(certificate.raw);
-  const ski = parsed.getExtension(x509.SubjectKeyIdentifierExtension);
-  const keyId = ski ? Buffer.from(ski.keyId, 'hex') : keyIdOf(certificate.publicKey);
+): SigningAuthority {
+  const { notBefore, notAfter } = readCertificateFields(certificate.raw);
+  const { subject, subjectKeyId } = readAuthorityFields(certificate.raw);
+  const pem = certificate.toString();
   return {
     trustDomain,
     certificate,
-    pem: certificate.toString(),
-    subjectName: parsed.subjectName,
-    keyId,
-    signer: await certificateSigner(privateKey, origin),
+    pem,
+    subject,
+    keyId: subjectKeyId ?? keyIdOf(certificate.publicKey),
+    signatureAlgorithm: signingAlgorithm(privateKey, origin),
     privateKey,
-    notBefore: parsed.notBefore.getTime(),
-    notAfter: parsed.notAfter.getTime(),
-    chainPem: includeInChain ? certificate.toString() : '',
+    notBefore,
+    notAfter,
+    chainPem: includeInChain ? pem : '',
     chainDer: includeInChain ? [certificate.raw] : [],
   };
 }
@@ -125,37 +143,28 @@ export interface GenerateRootOptions {
 export async function generateRootCa(options: GenerateRootOptions): Promise<RootMaterial> {
   const { trustDomain, now } = options;
   const key = generateP256Key();
-  const signer = await certificateSigner(key.privateKey, 'generated root');
-  const keyIdHex = key.keyId.toString('hex');
-  const name: x509.JsonName = [
-    { O: ['meshless'] },
-    { CN: [dnValue(`meshless root ${trustDomain}`)] },
-  ];
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerialNumber(options.randomBytes),
-    subject: name,
-    issuer: name,
-    notBefore: new Date(now - CA_BACKDATE_MS),
-    notAfter: new Date(now + (options.ttlMs ?? GENERATED_ROOT_TTL_MS)),
-    publicKey: key.spki,
-    signingKey: signer.key,
-    signingAlgorithm: signer.algorithm,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-        true,
-      ),
-      new x509.SubjectAlternativeNameExtension(
-        [{ type: 'url', value: trustDomainSpiffeId(trustDomain).toString() }],
-        false,
-      ),
-      new x509.SubjectKeyIdentifierExtension(keyIdHex),
-      new x509.AuthorityKeyIdentifierExtension(keyIdHex),
-    ],
-  });
+  const name = organizationName('meshless', dnValue(`meshless root ${trustDomain}`));
+  const der = signCertificate(
+    {
+      serialNumber: randomSerialNumber(options.randomBytes),
+      subject: name,
+      issuer: name,
+      notBefore: now - CA_BACKDATE_MS,
+      notAfter: now + (options.ttlMs ?? GENERATED_ROOT_TTL_MS),
+      spki: key.spki,
+      extensions: [
+        basicConstraints(true),
+        keyUsage(KEY_USAGE.keyCertSign | KEY_USAGE.cRLSign),
+        uriSubjectAltName([trustDomainSpiffeId(trustDomain).toString()], false),
+        subjectKeyIdentifier(key.keyId),
+        authorityKeyIdentifier(key.keyId),
+      ],
+    },
+    key.privateKey,
+    signingAlgorithm(key.privateKey, 'generated root'),
+  );
   return {
-    certPem: cert.toString('pem') + '\n',
+    certPem: new X509Certificate(der).toString(),
     keyPem: privateKeyPem(key.privateKey),
     origin: 'generated root',
   };
@@ -202,32 +211,26 @@ export async function loadRootCa(
       `${what} is not self-signed; meshless needs the root itself, not an intermediate`,
       origin,
     );
-  let parsed: x509.X509Certificate;
+  let fields: ReturnType<typeof readCertificateFields>;
   try {
-    parsed = new x509.X509Certificate(signing.raw);
+    fields = readCertificateFields(signing.raw);
+    readAuthorityFields(signing.raw);
   } catch (err) {
     throw caError(`${what} cannot be parsed: ${errorMessage(err)}`, origin, err);
   }
-  const usage = keyUsageOf(parsed);
-  if (usage !== undefined && (usage & x509.KeyUsageFlags.keyCertSign) === 0)
+  if (fields.keyUsage !== undefined && (fields.keyUsage & KEY_USAGE.keyCertSign) === 0)
     throw caError(
       `${what} has a keyUsage without keyCertSign: it may not sign certificates`,
       origin,
     );
-  if (options.now >= parsed.notAfter.getTime())
-    throw caError(`${what} expired at ${parsed.notAfter.toISOString()}`, origin);
-  if (options.now < parsed.notBefore.getTime())
+  if (options.now >= fields.notAfter)
+    throw caError(`${what} expired at ${new Date(fields.notAfter).toISOString()}`, origin);
+  if (options.now < fields.notBefore)
     throw caError(
-      `${what} is not valid before ${parsed.notBefore.toISOString()}; is this node's clock right?`,
+      `${what} is not valid before ${new Date(fields.notBefore).toISOString()}; is this node's clock right?`,
       origin,
     );
-  const authority = await authorityFrom(
-    options.trustDomain,
-    signing.toString(),
-    privateKey,
-    false,
-    origin,
-  );
+  const authority = authorityFrom(options.trustDomain, signing, privateKey, false, origin);
   const bundle = TrustBundle.of(options.trustDomain, certs, origin);
   return { authority, bundle };
 }
@@ -254,34 +257,33 @@ export async function issueNodeCa(
     throw caError(`the root expired at ${new Date(root.notAfter).toISOString()}`, 'root');
   const key = generateP256Key();
   const notAfter = Math.min(now + ttlMs, root.notAfter);
-  let cert: x509.X509Certificate;
+  let der: Buffer;
   try {
-    cert = await x509.X509CertificateGenerator.create({
-      serialNumber: randomSerialNumber(options.randomBytes),
-      subject: [{ O: ['meshless'] }, { CN: [dnValue(`meshless node ${nodeName}`)] }],
-      issuer: root.subjectName,
-      notBefore: new Date(Math.max(now - CA_BACKDATE_MS, root.notBefore)),
-      notAfter: new Date(notAfter),
-      publicKey: key.spki,
-      signingKey: root.signer.key,
-      signingAlgorithm: root.signer.algorithm,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
-        new x509.SubjectAlternativeNameExtension(
-          [{ type: 'url', value: trustDomainSpiffeId(root.trustDomain).toString() }],
-          false,
-        ),
-        new x509.SubjectKeyIdentifierExtension(key.keyId.toString('hex')),
-        new x509.AuthorityKeyIdentifierExtension(root.keyId.toString('hex')),
-      ],
-    });
+    der = signCertificate(
+      {
+        serialNumber: randomSerialNumber(options.randomBytes),
+        subject: organizationName('meshless', dnValue(`meshless node ${nodeName}`)),
+        issuer: root.subject,
+        notBefore: Math.max(now - CA_BACKDATE_MS, root.notBefore),
+        notAfter,
+        spki: key.spki,
+        extensions: [
+          basicConstraints(true, 0),
+          keyUsage(KEY_USAGE.keyCertSign),
+          uriSubjectAltName([trustDomainSpiffeId(root.trustDomain).toString()], false),
+          subjectKeyIdentifier(key.keyId),
+          authorityKeyIdentifier(root.keyId),
+        ],
+      },
+      root.privateKey,
+      root.signatureAlgorithm,
+    );
   } catch (err) {
     throw caError(`cannot sign the node CA for ${nodeName}: ${errorMessage(err)}`, 'root', err);
   }
   return authorityFrom(
     root.trustDomain,
-    cert.toString('pem'),
+    new X509Certificate(der),
     key.privateKey,
     true,
     `node CA ${nodeName}`,

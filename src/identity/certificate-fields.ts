@@ -31,6 +31,8 @@ export interface CertificateFields {
 /** A DER element: its tag and where its content lies. */
 interface Tlv {
   readonly tag: number;
+  /** Where the element itself (its tag) begins. */
+  readonly offset: number;
   readonly start: number;
   readonly end: number;
 }
@@ -63,7 +65,7 @@ function readTlv(der: Uint8Array, offset: number, limit: number): Tlv {
   }
   const end = start + length;
   if (end > limit) throw new DerError(`element at offset ${offset} overruns its container`);
-  return { tag, start, end };
+  return { tag, offset, start, end };
 }
 
 /** The child elements of a constructed element. */
@@ -243,4 +245,37 @@ export function readCertificateFields(der: Uint8Array): CertificateFields {
     uriSans,
     sanCritical,
   };
+}
+
+const OID_SUBJECT_KEY_IDENTIFIER = '551d0e';
+
+/** What a CA certificate passes on to what it signs. */
+export interface AuthorityFields {
+  /** The subject Name, DER, byte for byte: the issuer field of what it signs. */
+  readonly subject: Buffer;
+  /** The subjectKeyIdentifier extension's key ID; undefined when absent. */
+  readonly subjectKeyId: Buffer | undefined;
+}
+
+/**
+ * Reads a CA certificate's subject and subject key identifier. Throws an
+ * Error describing the first structural problem.
+ */
+export function readAuthorityFields(der: Uint8Array): AuthorityFields {
+  const cert = expect(readTlv(der, 0, der.length), 0x30, 'Certificate');
+  const tbs = expect(children(der, cert)[0], 0x30, 'TBSCertificate');
+  const fields = children(der, tbs);
+  // [0] version, serialNumber, signature, issuer, validity, then the subject.
+  const subject = expect(fields[(fields[0]?.tag === 0xa0 ? 1 : 0) + 4], 0x30, 'subject');
+  let subjectKeyId: Buffer | undefined;
+  const extensions = fields.find((f) => f.tag === 0xa3);
+  const list = extensions ? expect(children(der, extensions)[0], 0x30, 'Extensions') : undefined;
+  for (const ext of list ? children(der, list) : []) {
+    const parts = children(der, expect(ext, 0x30, 'Extension'));
+    if (hex(der, expect(parts[0], 0x06, 'extnID')) !== OID_SUBJECT_KEY_IDENTIFIER) continue;
+    const value = expect(parts[parts.length - 1], 0x04, 'extnValue');
+    const keyId = expect(readTlv(der, value.start, value.end), 0x04, 'subjectKeyIdentifier');
+    subjectKeyId = Buffer.from(der.subarray(keyId.start, keyId.end));
+  }
+  return { subject: Buffer.from(der.subarray(subject.offset, subject.end)), subjectKeyId };
 }

@@ -3,15 +3,8 @@
  * generated with Node's crypto. A root loaded from an operator's files may
  * also be EC P-384 or RSA; it only ever signs node intermediates.
  */
-import {
-  createHash,
-  createPrivateKey,
-  generateKeyPairSync,
-  type KeyObject,
-  type webcrypto,
-} from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { MeshlessError, errorMessage } from '../errors.js';
-import { webCrypto } from './pkix.js';
 
 /** A freshly generated key pair, with the encodings certificate building needs. */
 export interface GeneratedKey {
@@ -21,13 +14,6 @@ export interface GeneratedKey {
   readonly spki: Buffer;
   /** RFC 5280 §4.2.1.2 method 1 key identifier: SHA-1 of the public key bits. */
   readonly keyId: Buffer;
-}
-
-/** A private key ready to sign certificates through WebCrypto. */
-export interface CertificateSigner {
-  readonly key: webcrypto.CryptoKey;
-  /** The WebCrypto signing algorithm (with hash) matching the key. */
-  readonly algorithm: webcrypto.EcdsaParams | webcrypto.RsaHashedImportParams;
 }
 
 /**
@@ -100,38 +86,4 @@ export function parsePrivateKeyPem(pem: string, origin: string): KeyObject {
       { cause: err, details: { origin } },
     );
   }
-}
-
-/**
- * Imports a private key for certificate signing: EC P-256 (ECDSA SHA-256),
- * EC P-384 (ECDSA SHA-384) or RSA (PKCS#1 v1.5 SHA-256).
- */
-export async function certificateSigner(
-  privateKey: KeyObject,
-  origin: string,
-): Promise<CertificateSigner> {
-  const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
-  let algorithm: webcrypto.EcdsaParams | webcrypto.RsaHashedImportParams;
-  let importParams: webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams;
-  const type = privateKey.asymmetricKeyType;
-  const curve = privateKey.asymmetricKeyDetails?.namedCurve;
-  if (type === 'ec' && curve === 'prime256v1') {
-    importParams = { name: 'ECDSA', namedCurve: 'P-256' };
-    algorithm = { name: 'ECDSA', hash: 'SHA-256' };
-  } else if (type === 'ec' && curve === 'secp384r1') {
-    importParams = { name: 'ECDSA', namedCurve: 'P-384' };
-    algorithm = { name: 'ECDSA', hash: 'SHA-384' };
-  } else if (type === 'rsa') {
-    importParams = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
-    algorithm = importParams;
-  } else {
-    throw new MeshlessError(
-      'MESHLESS_E_CA',
-      `${origin}: unsupported signing key type ${type ?? 'unknown'}${curve ? ` (${curve})` : ''}; ` +
-        'use EC P-256, EC P-384 or RSA',
-      { details: { origin } },
-    );
-  }
-  const key = await webCrypto.subtle.importKey('pkcs8', pkcs8, importParams, false, ['sign']);
-  return { key, algorithm };
 }

@@ -1,18 +1,18 @@
 /**
- * The one place that loads `@peculiar/x509`, the certificate builder.
- *
- * Node's `crypto` can generate keys, sign and parse certificates but cannot
- * build one; node-forge can build certificates but not ECDSA ones. So
- * certificates are assembled with @peculiar/x509 over Node's WebCrypto.
+ * @peculiar/x509, a full X.509 library over WebCrypto, for the tests: they
+ * read back the certificates `certificate-builder.ts` makes with an
+ * independent parser, and mint deliberately broken ones. The daemon never
+ * imports this module (loading the library and its dependencies cost ~6 MB
+ * of resident memory at start); keep it out of src/ code paths.
  *
  * @peculiar/x509 2.x depends on tsyringe, which needs the Reflect metadata
  * API at load time; `reflect-metadata` (its documented polyfill) is imported
- * first. Importing this module therefore patches the global `Reflect` once;
- * every other identity module reaches @peculiar/x509 through here.
+ * first. Importing this module therefore patches the global `Reflect` once.
  */
 import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
+import { webcrypto, type KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { MeshlessError } from '../errors.js';
 
 /** Node's WebCrypto. */
 export const webCrypto: webcrypto.Crypto = webcrypto;
@@ -20,3 +20,39 @@ export const webCrypto: webcrypto.Crypto = webcrypto;
 x509.cryptoProvider.set(webCrypto);
 
 export { x509 };
+
+/** A private key ready to sign certificates with @peculiar/x509. */
+export interface CertificateSigner {
+  readonly key: webcrypto.CryptoKey;
+  /** The WebCrypto signing algorithm (with hash) matching the key. */
+  readonly algorithm: webcrypto.EcdsaParams | webcrypto.RsaHashedImportParams;
+}
+
+/**
+ * Imports a private key for @peculiar/x509's certificate generator: EC P-256
+ * (ECDSA SHA-256), EC P-384 (ECDSA SHA-384) or RSA (PKCS#1 v1.5 SHA-256).
+ */
+export async function certificateSigner(
+  privateKey: KeyObject,
+  origin: string,
+): Promise<CertificateSigner> {
+  const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
+  let algorithm: webcrypto.EcdsaParams | webcrypto.RsaHashedImportParams;
+  let importParams: webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams;
+  const type = privateKey.asymmetricKeyType;
+  const curve = privateKey.asymmetricKeyDetails?.namedCurve;
+  if (type === 'ec' && curve === 'prime256v1') {
+    importParams = { name: 'ECDSA', namedCurve: 'P-256' };
+    algorithm = { name: 'ECDSA', hash: 'SHA-256' };
+  } else if (type === 'ec' && curve === 'secp384r1') {
+    importParams = { name: 'ECDSA', namedCurve: 'P-384' };
+    algorithm = { name: 'ECDSA', hash: 'SHA-384' };
+  } else if (type === 'rsa') {
+    importParams = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+    algorithm = importParams;
+  } else {
+    throw new MeshlessError('MESHLESS_E_CA', `${origin}: unsupported signing key type ${type}`);
+  }
+  const key = await webCrypto.subtle.importKey('pkcs8', pkcs8, importParams, false, ['sign']);
+  return { key, algorithm };
+}

@@ -17,8 +17,19 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { MeshlessError, errorMessage } from '../errors.js';
 import type { SigningAuthority } from './certificate-authority.js';
+import {
+  EKU,
+  EMPTY_NAME,
+  KEY_USAGE,
+  authorityKeyIdentifier,
+  basicConstraints,
+  extendedKeyUsage,
+  keyUsage,
+  signCertificate,
+  subjectKeyIdentifier,
+  uriSubjectAltName,
+} from './certificate-builder.js';
 import { generateP256Key, privateKeyPem } from './keys.js';
-import { x509 } from './pkix.js';
 import { randomSerialNumber, type RandomBytes } from './serial-number.js';
 import type { SpiffeId } from './spiffe-id.js';
 
@@ -58,7 +69,7 @@ export interface IssueSvidOptions {
   readonly randomBytes?: RandomBytes;
 }
 
-const LEAF_EKU = [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
+const LEAF_EKU = [EKU.serverAuth, EKU.clientAuth];
 
 function issueError(id: SpiffeId, why: string, cause?: unknown): MeshlessError {
   return new MeshlessError('MESHLESS_E_SVID_ISSUE', `cannot issue an X509-SVID for ${id}: ${why}`, {
@@ -94,25 +105,26 @@ export async function issueX509Svid(
   const serialNumber = randomSerialNumber(options.randomBytes);
   let der: Buffer;
   try {
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber,
-      subject: [],
-      issuer: authority.subjectName,
-      notBefore: new Date(notBefore),
-      notAfter: new Date(notAfter),
-      publicKey: key.spki,
-      signingKey: authority.signer.key,
-      signingAlgorithm: authority.signer.algorithm,
-      extensions: [
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id.toString() }], true),
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension(LEAF_EKU, false),
-        new x509.SubjectKeyIdentifierExtension(key.keyId.toString('hex')),
-        new x509.AuthorityKeyIdentifierExtension(authority.keyId.toString('hex')),
-      ],
-    });
-    der = Buffer.from(cert.rawData);
+    der = signCertificate(
+      {
+        serialNumber,
+        subject: EMPTY_NAME,
+        issuer: authority.subject,
+        notBefore,
+        notAfter,
+        spki: key.spki,
+        extensions: [
+          uriSubjectAltName([id.toString()], true),
+          basicConstraints(false),
+          keyUsage(KEY_USAGE.digitalSignature),
+          extendedKeyUsage(LEAF_EKU),
+          subjectKeyIdentifier(key.keyId),
+          authorityKeyIdentifier(authority.keyId),
+        ],
+      },
+      authority.privateKey,
+      authority.signatureAlgorithm,
+    );
   } catch (err) {
     throw issueError(id, errorMessage(err), err);
   }

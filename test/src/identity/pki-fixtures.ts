@@ -9,7 +9,7 @@ import {
   type SigningAuthority,
 } from '../../../src/identity/certificate-authority.js';
 import { generateP256Key, type GeneratedKey } from '../../../src/identity/keys.js';
-import { x509 } from '../../../src/identity/pkix.js';
+import { certificateSigner, x509 } from '../../../src/identity/pkix.js';
 import { randomSerialNumber } from '../../../src/identity/serial-number.js';
 
 export const TD = 'cluster.local';
@@ -67,15 +67,16 @@ export async function makeLeaf(issuer: SigningAuthority, spec: LeafSpec = {}): P
       ),
     );
   extensions.push(new x509.AuthorityKeyIdentifierExtension(issuer.keyId.toString('hex')));
+  const signer = await certificateSigner(issuer.privateKey, 'issuer');
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerialNumber(),
     subject: names.length === 0 ? 'CN=no-san' : [],
-    issuer: issuer.subjectName,
+    issuer: new x509.X509Certificate(issuer.certificate.raw).subjectName,
     notBefore: new Date(spec.notBefore ?? NOW - 60_000),
     notAfter: new Date(spec.notAfter ?? NOW + HOUR),
     publicKey: key.spki,
-    signingKey: issuer.signer.key,
-    signingAlgorithm: issuer.signer.algorithm,
+    signingKey: signer.key,
+    signingAlgorithm: signer.algorithm,
     extensions,
   });
   return Buffer.from(cert.rawData);

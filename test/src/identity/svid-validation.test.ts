@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import type { DetailedPeerCertificate } from 'node:tls';
 import { before, describe, it } from 'node:test';
 import { issueNodeCa } from '../../../src/identity/certificate-authority.js';
-import { certificateSigner, generateP256Key } from '../../../src/identity/keys.js';
-import { x509 } from '../../../src/identity/pkix.js';
+import { generateP256Key } from '../../../src/identity/keys.js';
+import { certificateSigner, x509 } from '../../../src/identity/pkix.js';
 import { parseSpiffeId, workloadSpiffeId } from '../../../src/identity/spiffe-id.js';
 import {
   SVID_REJECT_REASONS,
