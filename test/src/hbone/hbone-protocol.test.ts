@@ -66,6 +66,16 @@ describe('request headers', () => {
     assert.equal(parseForwardedFor('proto=http'), undefined);
     assert.equal(parseForwardedFor(undefined), undefined);
   });
+  it('draws fresh IDs for every CONNECT, across refills of the random pool', () => {
+    const seen = new Set<string>();
+    // 4 KiB pool / 24 bytes per traceparent: 1,000 calls refill it several times.
+    for (let i = 0; i < 1000; i++) {
+      const t = newTraceparent();
+      assert.match(t, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+      seen.add(t.slice(3, 35)).add(t.slice(36, 52));
+    }
+    assert.equal(seen.size, 2000);
+  });
   it('never makes an all-zero traceparent ID', () => {
     assert.equal(
       newTraceparent((n) => Buffer.alloc(n)),
