@@ -50,7 +50,11 @@ export async function runPlugin(
   deps: PluginDeps,
 ): Promise<PluginOutput> {
   let log: PluginLog = silentLog;
-  let started = 0;
+  // process.hrtime, not performance.now(): the global `performance` loads
+  // perf_hooks on first use (~1 ms of the plugin's start-up).
+  let started: bigint | undefined;
+  const elapsedMs = (): number | undefined =>
+    started === undefined ? undefined : Math.round(Number(process.hrtime.bigint() - started) / 1e6);
   try {
     const env = parseEnvironment(rawEnv);
     if (env.command === 'VERSION') {
@@ -65,9 +69,9 @@ export async function runPlugin(
     const config = parsePluginConfig(decodeStdin(stdin));
     log = pluginLog(config.logFile, config.logLevel);
     log.bind({ command: env.command, containerId: env.containerId || undefined });
-    started = performance.now();
+    started = process.hrtime.bigint();
     const result = await HANDLERS[env.command]({ env, config, deps, log });
-    log.debug('done', { ms: Math.round(performance.now() - started) });
+    log.debug('done', { ms: elapsedMs() });
     return { stdout: result === undefined ? '' : JSON.stringify(result), exitCode: 0 };
   } catch (err) {
     const cniErr =
@@ -79,7 +83,7 @@ export async function runPlugin(
           });
     log.error(cniErr.message, {
       code: cniErr.cniCode,
-      ms: started ? Math.round(performance.now() - started) : undefined,
+      ms: elapsedMs(),
     });
     return { stdout: JSON.stringify(cniErr.toJSON(versionOf(stdin))), exitCode: 1 };
   }
