@@ -163,5 +163,10 @@ export function signCertificate(
     explicit(3, sequence(...contents.extensions)),
   );
   const signature = sign(algorithm.hash, tbs, signerKey);
-  return sequence(tbs, algorithm.identifier, bitString(signature));
+  const der = sequence(tbs, algorithm.identifier, bitString(signature));
+  // Small Buffers are slices of Node's shared 8 KiB pool: a certificate kept
+  // for an SVID's lifetime would keep its whole slab. Give it its own memory.
+  const own = Buffer.allocUnsafeSlow(der.length);
+  der.copy(own);
+  return own;
 }

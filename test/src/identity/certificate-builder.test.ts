@@ -115,4 +115,11 @@ describe('certificate-builder through the CA hierarchy', () => {
     assert.equal(fields.notAfter, svid.notAfter);
     assert.equal(fields.notBefore % 1000, 0);
   });
+
+  it("gives each certificate its own memory, not a slice of Node's Buffer pool", async () => {
+    const pki = await makePki();
+    const svid = await issueX509Svid(pki.nodeCa, workloadSpiffeId(TD, 'ns', 'sa'), { now: NOW });
+    const der = svid.chainDer[0] as Buffer;
+    assert.equal(der.buffer.byteLength, der.length);
+  });
 });
