@@ -11,7 +11,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { generateP256Key, privateKeyPem } from '../../../src/identity/keys.js';
-import { x509 } from '../../../src/identity/pkix.js';
+import { x509 } from '../identity/pkix.js';
 import { HbonePool } from '../../../src/hbone/pool.js';
 import { makeLeaf, pemOf } from '../identity/pki-fixtures.js';
 import {

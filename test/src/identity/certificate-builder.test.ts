@@ -8,7 +8,7 @@ import { issueNodeCa, loadRootCa } from '../../../src/identity/certificate-autho
 import { readCertificateFields } from '../../../src/identity/certificate-fields.js';
 import { workloadSpiffeId } from '../../../src/identity/spiffe-id.js';
 import { issueX509Svid } from '../../../src/identity/x509-svid.js';
-import { x509 } from '../../../src/identity/pkix.js';
+import { x509 } from './pkix.js';
 import { meshlessError } from '../../support/meshless-error.js';
 import { HOUR, NOW, TD, makePki } from './pki-fixtures.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { readCertificateFields } from '../../../src/identity/certificate-fields.js';
-import { x509 } from '../../../src/identity/pkix.js';
+import { x509 } from './pkix.js';
 import { makeLeaf, makePki, NOW, TD, type Pki } from './pki-fixtures.js';
 
 const KU = x509.KeyUsageFlags;

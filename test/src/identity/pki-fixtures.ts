@@ -9,7 +9,7 @@ import {
   type SigningAuthority,
 } from '../../../src/identity/certificate-authority.js';
 import { generateP256Key, type GeneratedKey } from '../../../src/identity/keys.js';
-import { certificateSigner, x509 } from '../../../src/identity/pkix.js';
+import { certificateSigner, x509 } from './pkix.js';
 import { randomSerialNumber } from '../../../src/identity/serial-number.js';
 
 export const TD = 'cluster.local';

@@ -3,7 +3,7 @@ import type { DetailedPeerCertificate } from 'node:tls';
 import { before, describe, it } from 'node:test';
 import { issueNodeCa } from '../../../src/identity/certificate-authority.js';
 import { generateP256Key } from '../../../src/identity/keys.js';
-import { certificateSigner, x509 } from '../../../src/identity/pkix.js';
+import { certificateSigner, x509 } from './pkix.js';
 import { parseSpiffeId, workloadSpiffeId } from '../../../src/identity/spiffe-id.js';
 import {
   SVID_REJECT_REASONS,

@@ -1,9 +1,8 @@
 /**
  * @peculiar/x509, a full X.509 library over WebCrypto, for the tests: they
- * read back the certificates `certificate-builder.ts` makes with an
- * independent parser, and mint deliberately broken ones. The daemon never
- * imports this module (loading the library and its dependencies cost ~6 MB
- * of resident memory at start); keep it out of src/ code paths.
+ * read back the certificates src/identity/certificate-builder.ts makes
+ * with an independent parser, and mint deliberately broken ones. Test-only:
+ * the daemon does not load the library (it cost ~13 MB of idle RSS).
  *
  * @peculiar/x509 2.x depends on tsyringe, which needs the Reflect metadata
  * API at load time; `reflect-metadata` (its documented polyfill) is imported
@@ -12,7 +11,7 @@
 import 'reflect-metadata';
 import { webcrypto, type KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { MeshlessError } from '../errors.js';
+import { MeshlessError } from '../../../src/errors.js';
 
 /** Node's WebCrypto. */
 export const webCrypto: webcrypto.Crypto = webcrypto;
