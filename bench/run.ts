@@ -560,8 +560,7 @@ async function cniBench(
   }
   c.writeDiscovery();
   await c.waitForDiscovery();
-  await new Promise((r) => setTimeout(r, 1000));
-  const beforeMb = rssAverage(daemonPid);
+  const beforeMb = await rssSettled(daemonPid);
   const meshAdd: number[] = [];
   const chainAdd: number[] = [];
   for (const p of pods) {
@@ -589,8 +588,7 @@ async function cniBench(
   // Publish the IPs (a real cluster's pods get them in their status).
   c.writeDiscovery();
   await c.waitForDiscovery();
-  await new Promise((r) => setTimeout(r, 2000));
-  const afterMb = rssAverage(daemonPid);
+  const afterMb = await rssSettled(daemonPid);
   const meshDel: number[] = [];
   const chainDel: number[] = [];
   for (const p of pods) {
@@ -632,14 +630,21 @@ async function cniBench(
 }
 
 /** VmRSS averaged over a second (GC makes single samples noisy). */
-function rssAverage(pid: number): number {
-  const xs: number[] = [];
-  const until = Date.now() + 1000;
+/**
+ * The daemon's resident memory once it has settled: the least of samples
+ * over 12 s of quiet. V8's memory reducer collects garbage a few seconds
+ * after allocation stops, so this is what the daemon holds, not what the
+ * last phase left for the collector (which swung a 100-pod difference by
+ * tens of MB between runs).
+ */
+async function rssSettled(pid: number): Promise<number> {
+  let least = Infinity;
+  const until = Date.now() + 12_000;
   while (Date.now() < until) {
-    xs.push(statusMb(pid, 'VmRSS'));
-    spawnSync('sleep', ['0.1']);
+    least = Math.min(least, statusMb(pid, 'VmRSS'));
+    await new Promise((r) => setTimeout(r, 250));
   }
-  return round1(median(xs));
+  return round1(least);
 }
 
 /** bench/identity.bench.ts in its own process; its figures parsed from the output. */
