@@ -17,7 +17,7 @@ import {
   removeCommands,
   verifyPolicyRoutes,
 } from './policy-routes.js';
-import { renderInstall, renderRemoval, verifyInstalled } from './rules.js';
+import { renderInstall, renderRemoval, renderRemovalOfInstall, verifyInstalled } from './rules.js';
 
 const save = (f: IpFamily): string => (f === 4 ? 'iptables-save' : 'ip6tables-save');
 const restore = (f: IpFamily): string => (f === 4 ? 'iptables-restore' : 'ip6tables-restore');
@@ -153,17 +153,27 @@ export class PodRedirect {
 
   /**
    * Removes everything of ours for the given families, by default both
-   * (idempotent). Per family,
-   * two independent chains run in parallel, families in parallel:
-   * iptables-save then the restore that removes our jumps and chains (the
-   * kernel takes ~20 ms to commit a deletion), and one `ip -batch` listing
-   * then one deleting the policy rule and route.
+   * (idempotent). Per family, two independent chains run in parallel,
+   * families in parallel:
+   * - iptables: the restore that removes exactly one install of ours is
+   *   tried at once, beside an iptables-save; it either commits whole or
+   *   changes nothing, and then the removal is rendered from the save (a
+   *   netns without our rules, doubled jumps). Reading first would put the
+   *   save before the restore, whose commit waits ~20 ms on the kernel.
+   * - policy routing: one `ip -batch` listing, then one deleting.
    */
   async remove(netns: string, families: readonly IpFamily[] = [4, 6]): Promise<void> {
     await Promise.all(
       families.flatMap((family) => [
         (async () => {
-          const text = renderRemoval(await this.#ruleset(netns, family));
+          const attempt = this.#runner.run(
+            inNetns(netns, [restore(family), '--noflush']),
+            renderRemovalOfInstall(),
+          );
+          const state = this.#ruleset(netns, family);
+          state.catch(() => undefined); // only needed when the attempt fails
+          if ((await attempt).exitCode === 0) return;
+          const text = renderRemoval(await state);
           if (text !== undefined)
             await this.#must(netns, [restore(family), '--noflush'], `${restore(family)}`, text);
         })(),

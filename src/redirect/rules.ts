@@ -16,7 +16,7 @@ import {
   hex,
   type IpFamily,
 } from './constants.js';
-import type { RulesetState } from './iptables-state.js';
+import { EMPTY_RULESET, parseIptablesSave, type RulesetState } from './iptables-state.js';
 
 export type Table = 'mangle' | 'nat';
 export const TABLES: readonly Table[] = ['mangle', 'nat'];
@@ -101,6 +101,17 @@ export function renderRemoval(current: RulesetState): string | undefined {
     if (body.length > 0) lines.push(`*${table}`, ...body, 'COMMIT');
   }
   return lines.length === 0 ? undefined : lines.join('\n') + '\n';
+}
+
+/**
+ * Restore text that removes exactly one install of ours (one jump per hook
+ * and both chains, in both tables) and fails, changing nothing, on any
+ * other state: iptables-restore commits all or nothing. DEL tries it
+ * before knowing what the netns holds, and falls back to reading it.
+ */
+export function renderRemovalOfInstall(): string {
+  const installed = parseIptablesSave(renderInstall(4, EMPTY_RULESET));
+  return renderRemoval(installed) ?? '';
 }
 
 /** What differs between the live ruleset and the wanted one ([] when in place). */

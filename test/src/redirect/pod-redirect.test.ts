@@ -35,7 +35,12 @@ class FakeNetns implements CommandRunner {
     }
     if (cmd.endsWith('-restore')) {
       this.log.push(`restore${family}`);
-      this.save[family] = applyRestore(this.save[family] ?? '', input ?? '');
+      try {
+        this.save[family] = applyRestore(this.save[family] ?? '', input ?? '');
+      } catch (err) {
+        // All or nothing, like the real tool.
+        return { exitCode: 2, stdout: '', stderr: String(err) };
+      }
       return ok();
     }
     assert.equal(cmd, 'ip');
@@ -81,14 +86,44 @@ describe('PodRedirect', () => {
     assert.deepEqual(ns.routes, { '4': false, '6': false });
     ns.log.length = 0;
     await r.remove(NETNS);
+    // Nothing of ours: the blind removal fails, the save says there is nothing.
     assert.deepEqual(ns.log.sort(), [
       'ip4 route show',
       'ip4 rule list',
       'ip6 route show',
       'ip6 rule list',
+      'restore4',
+      'restore6',
       'save4',
       'save6',
     ]);
+  });
+
+  it('remove after one install: the blind removal does it, in one restore per family', async () => {
+    const ns = new FakeNetns();
+    const r = new PodRedirect(ns);
+    await r.install(NETNS, [4]);
+    ns.log.length = 0;
+    await r.remove(NETNS, [4]);
+    assert.equal(await r.present(NETNS), false);
+    assert.deepEqual(
+      ns.log.filter((l) => l.startsWith('restore')),
+      ['restore4'],
+    );
+  });
+
+  it('remove of a doubled install: the blind removal fails whole, the read one removes all', async () => {
+    const ns = new FakeNetns();
+    const r = new PodRedirect(ns);
+    await r.install(NETNS, [4]);
+    // Someone else's restore doubled the jumps.
+    ns.save['4'] = applyRestore(
+      ns.save['4'] ?? '',
+      '*mangle\n-A PREROUTING -j MESHLESS_PRERT\nCOMMIT\n*nat\n-A OUTPUT -j MESHLESS_OUTPUT\nCOMMIT\n',
+    );
+    await r.remove(NETNS, [4]);
+    assert.equal(await r.present(NETNS), false);
+    assert.ok(!(ns.save['4'] ?? '').includes('MESHLESS'));
   });
 
   it('a prepared install reads on the next turn, and writes nothing until apply()', async () => {

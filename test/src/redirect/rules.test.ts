@@ -6,6 +6,7 @@ import {
   chainRules,
   renderInstall,
   renderRemoval,
+  renderRemovalOfInstall,
   verifyInstalled,
 } from '../../../src/redirect/rules.js';
 import { assertGolden, readTestdata } from './golden.js';
@@ -92,6 +93,30 @@ describe('run twice against a model of iptables-restore --noflush', () => {
         assert.deepEqual(foreign(removed), foreign(applyRestore('', start)));
       });
     }
+  }
+});
+
+describe('renderRemovalOfInstall (what DEL tries before reading)', () => {
+  for (const family of FAMILIES) {
+    for (const [state, load] of Object.entries(STATES)) {
+      it(`IPv${family}: after one install on the ${state} netns it removes exactly ours`, () => {
+        const start = load(family);
+        const installed = applyRestore(start, renderInstall(family, parseIptablesSave(start)));
+        const removed = applyRestore(installed, renderRemovalOfInstall());
+        assert.equal(
+          removed,
+          applyRestore(installed, renderRemoval(parseIptablesSave(installed)) ?? ''),
+        );
+        assert.ok(!removed.includes('MESHLESS'), removed);
+      });
+    }
+    it(`IPv${family}: fails (changing nothing, restore being atomic) where it would not be exact`, () => {
+      assert.throws(() => applyRestore('', renderRemovalOfInstall()), /no such rule|no chain/);
+      assert.throws(
+        () => applyRestore(readTestdata(`v${family}-doubled.save`), renderRemovalOfInstall()),
+        /still referenced/,
+      );
+    });
   }
 });
 
