@@ -365,6 +365,94 @@ static napi_value js_open_socket(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- /proc/sys/net inside a netns --------------------------------------- */
+
+/* A sysctl key under /proc/sys/net: lower-case words and '/', no "..". */
+static int valid_net_sysctl_key(const char *key) {
+  size_t i, n = strlen(key);
+  if (n == 0 || key[0] == '/' || strstr(key, "..") != NULL) return 0;
+  for (i = 0; i < n; i++)
+    if (!((key[i] >= 'a' && key[i] <= 'z') || (key[i] >= '0' && key[i] <= '9') ||
+          key[i] == '_' || key[i] == '/'))
+      return 0;
+  return 1;
+}
+
+/* Writes value to /proc/sys/net/<key> as the netns at netns_path sees it:
+ * /proc/sys/net resolves the network namespace of the thread that opens
+ * the file, so it is opened after setns() (and written before going home). */
+static int write_net_sysctl(const addon_state *st, const char *netns_path, const char *key,
+                            const char *value, sys_failure *fail) {
+  char path[192];
+  int target = -1, fd, rc = 0;
+  size_t len = strlen(value);
+
+  snprintf(path, sizeof path, "/proc/sys/net/%s", key);
+  if (netns_path[0] != '\0') {
+    if (st->home_netns_fd < 0) {
+      fail->syscall = "open(/proc/thread-self/ns/net)";
+      fail->err = st->home_netns_errno;
+      return -1;
+    }
+    target = open(netns_path, O_RDONLY | O_CLOEXEC);
+    if (target < 0) {
+      fail->syscall = "open";
+      fail->err = errno;
+      return -1;
+    }
+    if (setns(target, CLONE_NEWNET) != 0) {
+      fail->syscall = "setns";
+      fail->err = errno;
+      close(target);
+      return -1;
+    }
+  }
+  fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    fail->syscall = "open(/proc/sys/net)";
+    fail->err = errno;
+    rc = -1;
+  } else {
+    if (write(fd, value, len) != (ssize_t)len) {
+      fail->syscall = "write(/proc/sys/net)";
+      fail->err = errno;
+      rc = -1;
+    }
+    close(fd);
+  }
+  if (target >= 0) {
+    restore_home_netns(st);
+    close(target);
+  }
+  return rc;
+}
+
+/* writeNetSysctl(netnsPath, key, value): see write_net_sysctl. An empty
+ * netnsPath writes the calling thread's own. */
+static napi_value js_write_net_sysctl(napi_env env, napi_callback_info info) {
+  size_t argc = 3, n;
+  napi_value argv[3];
+  char netns_path[PATH_MAX], key[128], value[64];
+  addon_state *st;
+  sys_failure fail = {"unknown", EINVAL};
+
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (napi_get_instance_data(env, (void **)&st) != napi_ok || st == NULL)
+    return throw_arg(env, "meshless_netns is not initialised");
+  if (argc < 3 ||
+      napi_get_value_string_utf8(env, argv[0], netns_path, sizeof netns_path, &n) != napi_ok ||
+      n >= sizeof netns_path - 1 ||
+      napi_get_value_string_utf8(env, argv[1], key, sizeof key, &n) != napi_ok ||
+      n >= sizeof key - 1 || !valid_net_sysctl_key(key) ||
+      napi_get_value_string_utf8(env, argv[2], value, sizeof value, &n) != napi_ok ||
+      n == 0 || n >= sizeof value - 1)
+    return throw_arg(env, "writeNetSysctl(netnsPath, key, value): strings expected; key like "
+                          "ipv4/tcp_migrate_req");
+  if (write_net_sysctl(st, netns_path, key, value, &fail) != 0)
+    return throw_errno(env, fail.syscall, fail.err);
+  return NULL;
+}
+
 /* ---- SO_ORIGINAL_DST ---------------------------------------------------- */
 
 /* originalDst(fd) -> { family: 4|6, address: string, port: number }.
@@ -484,6 +572,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"originalDst", NULL, js_original_dst, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setLinger", NULL, js_set_linger, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setReceiveBuffer", NULL, js_set_receive_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"writeNetSysctl", NULL, js_write_net_sysctl, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   addon_state *st = malloc(sizeof *st);
   if (st == NULL) {

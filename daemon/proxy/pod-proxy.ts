@@ -29,6 +29,7 @@ import {
   connectFromNetns,
   lingerOff,
   listenInNetns,
+  migrateListenerQueues,
   originalDestination,
 } from '../../src/netns/socket-in-netns.js';
 import {
@@ -146,6 +147,16 @@ export class PodProxy {
       log: this.#log,
     });
     try {
+      // An upgrade's old daemon closes its listeners while the new one's
+      // share the ports: queued connections must move, not be reset.
+      try {
+        migrateListenerQueues(netnsPath);
+      } catch (err) {
+        this.#log.warn(
+          { error: errorMessage(err) },
+          'cannot set net.ipv4.tcp_migrate_req in the pod; an upgrade may reset connections queued for the old daemon',
+        );
+      }
       for (const family of families) {
         const host = family === 4 ? '0.0.0.0' : '::';
         const bind = (port: number): Promise<Server> =>

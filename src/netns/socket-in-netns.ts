@@ -291,6 +291,27 @@ function setLinger(socket: net.Socket, seconds: number): boolean {
 }
 
 /**
+ * Makes a listener that closes hand its pending connections (SYNs and the
+ * accept queue) to another listener of its `SO_REUSEPORT` group in that
+ * netns, instead of resetting them: `net.ipv4.tcp_migrate_req = 1` (Linux
+ * 5.14+). A daemon leaving during an upgrade then loses no connection the
+ * kernel had queued for it.
+ * @throws MeshlessError `MESHLESS_E_NETNS` without a netns path, when the
+ *   netns is missing, or when the kernel has no such sysctl (ENOENT).
+ */
+export function migrateListenerQueues(netnsPath: string): void {
+  // Never the daemon's own netns: that would change the node's setting.
+  const path = checkNetnsPath(netnsPath, 'migrateListenerQueues');
+  if (path === undefined)
+    throw invalid('migrateListenerQueues', 'netnsPath', "is required (a pod's netns)");
+  try {
+    netnsBinding().writeNetSysctl(path, 'ipv4/tcp_migrate_req', '1');
+  } catch (cause) {
+    throw netnsError('set net.ipv4.tcp_migrate_req', path, cause);
+  }
+}
+
+/**
  * Sizes the kernel receive buffer of a connected socket (`SO_RCVBUFFORCE`,
  * else `SO_RCVBUF`). Prefer `receiveBufferBytes` at creation, which also
  * sizes the window scale. Best effort: the kernel's `SO_RCVBUF` (twice the

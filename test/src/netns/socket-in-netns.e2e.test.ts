@@ -6,16 +6,18 @@
 import assert from 'node:assert/strict';
 import { execFile as execFileCb, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { MeshlessError, isErrno } from '../../../src/errors.js';
+import { netnsBinding } from '../../../src/netns/native-binding.js';
 import {
   connectFromNetns,
   listenInNetns,
+  migrateListenerQueues,
   originalDestination,
 } from '../../../src/netns/socket-in-netns.js';
 
@@ -189,6 +191,51 @@ describe('sockets in a network namespace (native addon)', { skip }, () => {
     assert.equal(rb(port), 2 * bytes);
     client.destroy();
     peer.destroy();
+    assert.equal(homeNetns(), home);
+  });
+
+  it("migrates a closing listener's queued connections to its SO_REUSEPORT peer (tcp_migrate_req)", async () => {
+    let nextPort = 41000;
+    /** 16 clients from `clientPath` to a port where a listener nobody accepts from shares
+     * the port with a serving one; the idle one closes. Returns how many were served. */
+    const scenario = async (listenPath: string, host: string, clientPath: string) => {
+      const port = nextPort++;
+      // A raw listening fd nobody accepts from (Node would accept on an adopted one).
+      const idle = netnsBinding().openSocket({
+        netnsPath: listenPath,
+        family: 4,
+        address: host,
+        port,
+        reuseAddr: true,
+        reusePort: true,
+        listen: true,
+      });
+      const serving = await listen({ netnsPath: listenPath, host, port, reusePort: true });
+      serving.on('connection', (s) => s.end('served'));
+      const clients = await Promise.all(
+        Array.from({ length: 16 }, () => connectFromNetns({ netnsPath: clientPath, host, port })),
+      );
+      closeSync(idle);
+      const answers = await Promise.all(
+        clients.map((c) => readAll(c).catch((e: Error) => `failed: ${e.message}`)),
+      );
+      serving.close();
+      return answers.filter((a) => a === 'served').length;
+    };
+    assert.equal(inNs(NS_A, 'sysctl', '-n', 'net.ipv4.tcp_migrate_req').trim(), '0');
+    assert.ok(
+      (await scenario(PATH_A, '10.56.0.1', PATH_B)) < 16,
+      'without migration, queued connections are reset',
+    );
+    const hostBefore = run('sysctl', '-n', 'net.ipv4.tcp_migrate_req').trim();
+    migrateListenerQueues(PATH_B);
+    assert.equal(inNs(NS_B, 'sysctl', '-n', 'net.ipv4.tcp_migrate_req').trim(), '1');
+    assert.equal(
+      run('sysctl', '-n', 'net.ipv4.tcp_migrate_req').trim(),
+      hostBefore,
+      'the host netns is untouched',
+    );
+    assert.equal(await scenario(PATH_B, '10.56.0.2', PATH_A), 16);
     assert.equal(homeNetns(), home);
   });
 

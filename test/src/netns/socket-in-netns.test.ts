@@ -11,6 +11,7 @@ import { addonCandidates } from '../../../src/netns/native-binding.js';
 import {
   connectFromNetns,
   listenInNetns,
+  migrateListenerQueues,
   originalDestination,
   socketFd,
   type ConnectFromNetnsOptions,
@@ -74,6 +75,20 @@ describe('connectFromNetns argument validation', () => {
   for (const [name, options, field] of cases) {
     it(`rejects ${name}`, async () => {
       await rejectsField(connectFromNetns(loose<ConnectFromNetnsOptions>(options)), field);
+    });
+  }
+});
+
+describe('migrateListenerQueues argument validation', () => {
+  for (const [name, path] of [
+    ["an empty netns path (the caller's own: the node's setting)", ''],
+    ['a netns path with NUL', '/var/run/netns/a\0b'],
+  ] as const) {
+    it(`rejects ${name}`, async () => {
+      await rejectsField(
+        Promise.resolve().then(() => migrateListenerQueues(path)),
+        'netnsPath',
+      );
     });
   }
 });
