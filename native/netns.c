@@ -303,22 +303,17 @@ static void restore_home_netns(const addon_state *st) {
   }
 }
 
-/* Builds the socket inside spec->netns_path (or here if empty). Returns the
- * fd or -1 with *fail set. The calling thread is back in its home netns on
- * every return. */
-static int open_socket_in_netns(const addon_state *st, const socket_spec *spec,
-                                sys_failure *fail) {
-  int target, fd;
-
-  if (spec->netns_path[0] == '\0') return build_socket(spec, fail);
-
+/* Moves the calling thread into the netns at netns_path. Returns an fd of
+ * that netns for leave_netns(), or -1 with *fail set (still at home). */
+static int enter_netns(const addon_state *st, const char *netns_path, sys_failure *fail) {
+  int target;
   if (st->home_netns_fd < 0) {
     /* Without a way back we must not leave. */
     fail->syscall = "open(/proc/thread-self/ns/net)";
     fail->err = st->home_netns_errno;
     return -1;
   }
-  target = open(spec->netns_path, O_RDONLY | O_CLOEXEC);
+  target = open(netns_path, O_RDONLY | O_CLOEXEC);
   if (target < 0) {
     fail->syscall = "open";
     fail->err = errno;
@@ -331,9 +326,27 @@ static int open_socket_in_netns(const addon_state *st, const socket_spec *spec,
     close(target);
     return -1;
   }
-  fd = build_socket(spec, fail);
+  return target;
+}
+
+/* Back home from enter_netns() (aborts if that fails). */
+static void leave_netns(const addon_state *st, int target) {
   restore_home_netns(st);
   close(target);
+}
+
+/* Builds the socket inside spec->netns_path (or here if empty). Returns the
+ * fd or -1 with *fail set. The calling thread is back in its home netns on
+ * every return. */
+static int open_socket_in_netns(const addon_state *st, const socket_spec *spec,
+                                sys_failure *fail) {
+  int target, fd;
+
+  if (spec->netns_path[0] == '\0') return build_socket(spec, fail);
+  target = enter_netns(st, spec->netns_path, fail);
+  if (target < 0) return -1;
+  fd = build_socket(spec, fail);
+  leave_netns(st, target);
   return fd;
 }
 
@@ -389,23 +402,8 @@ static int write_net_sysctl(const addon_state *st, const char *netns_path, const
 
   snprintf(path, sizeof path, "/proc/sys/net/%s", key);
   if (netns_path[0] != '\0') {
-    if (st->home_netns_fd < 0) {
-      fail->syscall = "open(/proc/thread-self/ns/net)";
-      fail->err = st->home_netns_errno;
-      return -1;
-    }
-    target = open(netns_path, O_RDONLY | O_CLOEXEC);
-    if (target < 0) {
-      fail->syscall = "open";
-      fail->err = errno;
-      return -1;
-    }
-    if (setns(target, CLONE_NEWNET) != 0) {
-      fail->syscall = "setns";
-      fail->err = errno;
-      close(target);
-      return -1;
-    }
+    target = enter_netns(st, netns_path, fail);
+    if (target < 0) return -1;
   }
   fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -420,10 +418,7 @@ static int write_net_sysctl(const addon_state *st, const char *netns_path, const
     }
     close(fd);
   }
-  if (target >= 0) {
-    restore_home_netns(st);
-    close(target);
-  }
+  if (target >= 0) leave_netns(st, target);
   return rc;
 }
 

@@ -171,7 +171,7 @@ describe('sockets in a network namespace (native addon)', { skip }, () => {
       port: 0,
       receiveBufferBytes: bytes,
     });
-    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    const accepted = nextConnection(server);
     const port = portOf(server);
     const client = await connectFromNetns({
       netnsPath: PATH_A,
