@@ -62,6 +62,7 @@ conf_dir="${CNI_CONF_DIR:-/etc/cni/net.d}"
 # Flags passed through unchanged to `meshless cni install|uninstall`.
 common_args=()
 install_args=()
+original_args=("$@")
 
 while (($# > 0)); do
   flag="$1"
@@ -129,7 +130,7 @@ DEMO_PACKAGES=(iproute2 iptables util-linux containernetworking-plugins tcpdump 
 
 # demo_prepare: packages, node_modules and dist/, each only when missing or stale.
 demo_prepare() {
-  [[ "$(id -u)" -eq 0 ]] || die "--demo creates network namespaces and iptables rules: run it as root (sudo ./install.sh --demo)"
+  [[ "$(id -u)" -eq 0 ]] || die "--demo creates network namespaces and iptables rules: run it as root"
   node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
     die "Node.js 20 or later is required (this is $(node --version)); see https://nodejs.org or NodeSource's Debian packages"
   if command -v apt-get >/dev/null 2>&1; then
@@ -157,6 +158,11 @@ demo_prepare() {
     (cd "$repo_dir" && npm run build >&2) || die "npm run build failed"
   fi
 }
+
+# The demo needs root: from a user account, ask sudo, keeping PATH so the same node is found.
+if [[ "$mode" == demo* && "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1; then
+  exec sudo env "PATH=$PATH" "$0" "${original_args[@]}"
+fi
 
 if [[ "$mode" == demo ]]; then
   demo_prepare

@@ -4,6 +4,11 @@
 # the network-namespace end-to-end tests. Run as root (the e2e tier creates
 # network namespaces and iptables rules; it cleans up after itself).
 set -euo pipefail
+# From a user account, ask sudo (keeping PATH, so the same node and npm are
+# found); without sudo, go on unprivileged: the e2e tier then skips itself.
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then
+  exec sudo env "PATH=$PATH" "$0" "$@"
+fi
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
