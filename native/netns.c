@@ -528,29 +528,6 @@ static napi_value js_set_linger(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* setReceiveBuffer(fd, bytes): see set_receive_buffer. Returns what the
- * kernel granted (getsockopt SO_RCVBUF: twice the request, for its
- * bookkeeping, or less when capped). */
-static napi_value js_set_receive_buffer(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  int32_t fd, bytes;
-  int granted = 0;
-  socklen_t len = sizeof granted;
-  napi_value result;
-
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
-      napi_get_value_int32(env, argv[1], &bytes) != napi_ok || bytes < 1 ||
-      bytes > INT32_MAX / 2)
-    return throw_arg(env, "setReceiveBuffer(fd, bytes): fd >= 0 and bytes in [1, 2^30-1] expected");
-  if (set_receive_buffer(fd, bytes) != 0) return throw_errno(env, "setsockopt(SO_RCVBUF)", errno);
-  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &len) != 0)
-    return throw_errno(env, "getsockopt(SO_RCVBUF)", errno);
-  if (napi_create_int32(env, granted, &result) != napi_ok) return NULL;
-  return result;
-}
-
 /* ---- module ------------------------------------------------------------- */
 
 static void finalize_state(napi_env env, void *data, void *hint) {
@@ -566,7 +543,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"openSocket", NULL, js_open_socket, NULL, NULL, NULL, napi_enumerable, NULL},
       {"originalDst", NULL, js_original_dst, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setLinger", NULL, js_set_linger, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"setReceiveBuffer", NULL, js_set_receive_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writeNetSysctl", NULL, js_write_net_sysctl, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   addon_state *st = malloc(sizeof *st);

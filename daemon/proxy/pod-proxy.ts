@@ -241,29 +241,44 @@ export class PodProxy {
     return this.#connectFromPod(target, peer).then((s) => this.#track(this.#abortive(s)));
   }
 
-  #onOutbound(app: Socket): void {
-    this.#track(this.#abortive(app));
-    this.#deps.opened('outbound');
-    app.pause();
-    app.setNoDelay(true);
+  /**
+   * Takes an accepted application-side socket: tracked, aborted with RST if
+   * this process dies, counted, held (paused) and TCP_NODELAY. Reads its
+   * original destination; without one (not redirected) resets it and
+   * returns undefined.
+   */
+  #accept(
+    s: Socket,
+    direction: 'outbound' | 'inbound-plaintext',
+    identity: string | undefined,
+  ): { source: ConnectionRecord['source']; dst: Endpoint; started: number } | undefined {
+    this.#track(this.#abortive(s));
+    this.#deps.opened(direction);
+    s.pause();
+    s.setNoDelay(true);
     const started = Date.now();
     const source = {
-      address: normalizeIp(app.remoteAddress ?? ''),
-      port: app.remotePort ?? 0,
-      identity: this.identity,
+      address: normalizeIp(s.remoteAddress ?? ''),
+      port: s.remotePort ?? 0,
+      identity,
     };
-    let dst: Endpoint;
     try {
-      const o = originalDestination(app);
-      dst = { address: normalizeIp(o.address), port: o.port };
+      const o = originalDestination(s);
+      return { source, dst: { address: normalizeIp(o.address), port: o.port }, started };
     } catch (err) {
       this.#log.warn(
-        { error: errorMessage(err) },
-        'outbound connection without an original destination',
+        { error: errorMessage(err), direction },
+        'connection without an original destination',
       );
-      app.resetAndDestroy();
-      return;
+      s.resetAndDestroy();
+      return undefined;
     }
+  }
+
+  #onOutbound(app: Socket): void {
+    const accepted = this.#accept(app, 'outbound', this.identity);
+    if (!accepted) return;
+    const { source, dst, started } = accepted;
     this.#route(app, dst, { direction: 'outbound' as const, source, started }, 0);
   }
 
@@ -370,24 +385,9 @@ export class PodProxy {
   }
 
   #onInboundPlaintext(peer: Socket): void {
-    this.#track(this.#abortive(peer));
-    this.#deps.opened('inbound-plaintext');
-    peer.pause();
-    peer.setNoDelay(true);
-    const started = Date.now();
-    const source = {
-      address: normalizeIp(peer.remoteAddress ?? ''),
-      port: peer.remotePort ?? 0,
-      identity: undefined,
-    };
-    let dst: Endpoint;
-    try {
-      const o = originalDestination(peer);
-      dst = { address: normalizeIp(o.address), port: o.port };
-    } catch {
-      peer.resetAndDestroy();
-      return;
-    }
+    const accepted = this.#accept(peer, 'inbound-plaintext', undefined);
+    if (!accepted) return;
+    const { source, dst, started } = accepted;
     const base = { direction: 'inbound-plaintext' as const, source, started };
     const destination = { address: dst.address, port: dst.port, identity: this.identity };
     const verdict = decideInboundPlaintext(dst, this.addresses);

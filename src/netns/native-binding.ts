@@ -63,8 +63,6 @@ export interface NetnsBinding {
   originalDst(fd: number): OriginalDestination;
   /** `SO_LINGER`: on with `seconds` when >= 0, off when negative. */
   setLinger(fd: number, seconds: number): void;
-  /** `SO_RCVBUFFORCE` (else `SO_RCVBUF`); returns the kernel's `SO_RCVBUF` (twice the request). */
-  setReceiveBuffer(fd: number, bytes: number): number;
   /** Writes `/proc/sys/net/<key>` as the netns at `netnsPath` sees it ('' = the caller's). */
   writeNetSysctl(netnsPath: string, key: string, value: string): void;
 }

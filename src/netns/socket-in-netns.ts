@@ -312,22 +312,6 @@ export function migrateListenerQueues(netnsPath: string): void {
 }
 
 /**
- * Sizes the kernel receive buffer of a connected socket (`SO_RCVBUFFORCE`,
- * else `SO_RCVBUF`). Prefer `receiveBufferBytes` at creation, which also
- * sizes the window scale. Best effort: the kernel's `SO_RCVBUF` (twice the
- * request when granted), or undefined when the socket has no fd or it failed.
- */
-export function setReceiveBuffer(socket: net.Socket, bytes: number): number | undefined {
-  const fd = socketFd(socket);
-  if (fd === undefined) return undefined;
-  try {
-    return netnsBinding().setReceiveBuffer(fd, bytes);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
  * The OS fd under a connected `net.Socket`, or undefined. Node exposes it
  * only on the internal handle (`socket._handle.fd`, Unix), so this is the
  * one place that reaches in.

@@ -15,7 +15,7 @@ import {
 } from '../../../src/hbone/hbone-server.js';
 import type { ConnectionRecord } from '../../../src/hbone/connection-record.js';
 import { HBONE_RECEIVE_BUFFER_BYTES } from '../../../src/hbone/hbone-protocol.js';
-import { setReceiveBuffer } from '../../../src/netns/socket-in-netns.js';
+import { connectFromNetns, listenInNetns } from '../../../src/netns/socket-in-netns.js';
 import { until } from '../../support/until.js';
 import { TD, makePki, type Pki } from '../identity/pki-fixtures.js';
 
@@ -57,12 +57,13 @@ export async function startHbone(
     onRecord: (r) => records.push(r),
     ...options,
   });
-  // Sized like the daemon's 15008 listener (see HBONE_RECEIVE_BUFFER_BYTES).
-  const listener = net.createServer((s) => {
-    setReceiveBuffer(s, HBONE_RECEIVE_BUFFER_BYTES);
-    hbone.handleConnection(s);
+  // Made like the daemon's 15008 listener (HBONE_RECEIVE_BUFFER_BYTES), in this netns.
+  const listener = await listenInNetns({
+    host: '127.0.0.1',
+    port: 0,
+    receiveBufferBytes: HBONE_RECEIVE_BUFFER_BYTES,
   });
-  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  listener.on('connection', (s: net.Socket) => hbone.handleConnection(s));
   const port = (listener.address() as net.AddressInfo).port;
   return {
     port,
@@ -145,9 +146,11 @@ export function tunnelRequest(
     trustDomain: TD,
     trustBundle: () => pki.bundle,
     connectSocket: () =>
-      connectTcp('127.0.0.1', hbonePort).then((s) => {
-        setReceiveBuffer(s, HBONE_RECEIVE_BUFFER_BYTES);
-        return s;
+      connectFromNetns({
+        host: '127.0.0.1',
+        port: hbonePort,
+        allowHalfOpen: true,
+        receiveBufferBytes: HBONE_RECEIVE_BUFFER_BYTES,
       }),
     ...overrides,
   };
