@@ -19,6 +19,8 @@ export interface StatusReport {
   readonly ready: boolean;
   /** Why the daemon is not ready; empty when it is. */
   readonly notReady: readonly string[];
+  /** What to fix although the daemon serves (e.g. an unknown pod address space); [] from older daemons. */
+  readonly warnings: readonly string[];
   readonly discovery: {
     /** `file` or `kubernetes`. */
     readonly source: string;
@@ -169,6 +171,7 @@ export function parseStatusReport(value: unknown): StatusReport {
     startedAt: r.string(s, 'startedAt', 'status'),
     ready: r.boolean(s, 'ready', 'status'),
     notReady: r.strings(s, 'notReady', 'status'),
+    warnings: s['warnings'] === undefined ? [] : r.strings(s, 'warnings', 'status'),
     discovery: {
       source: r.string(d, 'source', 'status.discovery'),
       synced: r.boolean(d, 'synced', 'status.discovery'),

@@ -159,6 +159,8 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
           startedAt,
           ready: notReady.length === 0,
           notReady,
+          warnings: proxy.warnings(),
+          podAddressSpace: proxy.podSpace,
           discovery: {
             source: config.discovery.source,
             ...service.status().discovery,
@@ -229,7 +231,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
   );
   background(
     whenFree('readiness address', inUse, () =>
-      startReadinessServer(config.readinessAddress, readinessProblems),
+      startReadinessServer(config.readinessAddress, readinessProblems, () => proxy.warnings()),
     ).then((srv) => closers.push(() => srv.close())),
     'readiness',
   );

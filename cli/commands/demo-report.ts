@@ -65,7 +65,7 @@ export function renderTrafficTable(rows: readonly TrafficRow[], colour = false):
         : WIRE[r.seen.wire];
     table.push([
       `${r.source.namespace}/${r.source.pod} (${r.source.node})`,
-      `${r.destination.namespace}/${r.destination.pod} (${r.destination.node})`,
+      `${r.service ? `Service ${r.service.name.split('/')[1] ?? ''} (ClusterIP) -> ` : ''}${r.destination.namespace}/${r.destination.pod} (${r.destination.node})`,
       `${yesNo(r.source.enrolled)} -> ${yesNo(r.destination.enrolled)}`,
       wire,
       describePath([...new Set(r.seen.path.map((s) => s.direction))]),
@@ -74,6 +74,10 @@ export function renderTrafficTable(rows: readonly TrafficRow[], colour = false):
     const lines: string[] = [];
     const directions = new Set(r.seen.path.map((s) => s.direction));
     const ids = rowIdentities(r);
+    if (r.service)
+      lines.push(
+        `dialled Service ${r.service.name} at ${r.service.address}:${r.service.port}; meshless picked backend ${r.destination.pod} and tunnelled to it (kube-proxy's DNAT never saw it)`,
+      );
     if (directions.has('inbound') && ids.source && ids.destination)
       lines.push(`mutual TLS: ${ids.source} -> ${ids.destination}, both verified`);
     else if (directions.has('passthrough'))

@@ -67,7 +67,7 @@ function demoCli(dir: string): string {
 async function traffic(state: DemoState): Promise<TrafficRow[]> {
   const progress = progressPrinter();
   const step = (i: number): string =>
-    `traffic ${i + 1}/${DEMO_TRAFFIC.length}: ${DEMO_TRAFFIC[i]?.source ?? '?'} -> ${DEMO_TRAFFIC[i]?.destination ?? '?'} (capturing the node link)`;
+    `traffic ${i + 1}/${DEMO_TRAFFIC.length}: ${DEMO_TRAFFIC[i]?.source ?? '?'} -> ${DEMO_TRAFFIC[i]?.service ? `Service ${DEMO_TRAFFIC[i]?.service ?? ''} -> ` : ''}${DEMO_TRAFFIC[i]?.destination ?? '?'} (capturing the node link)`;
   let current = -1;
   const rows = await runTraffic(state, DEMO_TRAFFIC, {
     onRow: (i) => {

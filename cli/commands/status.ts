@@ -32,6 +32,7 @@ export function renderStatus(
     ['Trust domain', s.trustDomain],
     ['Ready', s.ready ? painted('yes', 'green', view.color) : painted('no', 'red', view.color)],
     ...s.notReady.map((why) => ['', `- ${why}`]),
+    ...s.warnings.map((w) => ['', painted(`! ${w}`, 'yellow', view.color)]),
     [
       'Discovery',
       painted(

@@ -49,13 +49,26 @@ async function serve(
   };
 }
 
-/** Readiness: `check()` returns the reasons it is not ready ([] when ready). */
-export function startReadinessServer(address: string, check: () => string[]): Promise<ProbeServer> {
+/**
+ * Readiness: `check()` returns the reasons it is not ready ([] when ready);
+ * `warnings()` what an operator must fix although the daemon serves (listed
+ * under "ready" with a 200).
+ */
+export function startReadinessServer(
+  address: string,
+  check: () => string[],
+  warnings: () => string[] = () => [],
+): Promise<ProbeServer> {
   return serve(address, 'readinessAddress', async (path) => {
     if (path !== '/healthz/ready') return { status: 404, type: 'text/plain', body: 'not found\n' };
     const problems = check();
+    const warned = warnings();
     return problems.length === 0
-      ? { status: 200, type: 'text/plain', body: 'ready\n' }
+      ? {
+          status: 200,
+          type: 'text/plain',
+          body: `ready\n${warned.map((w) => `- warning: ${w}\n`).join('')}`,
+        }
       : {
           status: 503,
           type: 'text/plain',

@@ -23,7 +23,7 @@ import type { HbonePool } from '../../src/hbone/pool.js';
 import { HboneError } from '../../src/hbone/hbone-error.js';
 import { HBONE_RECEIVE_BUFFER_BYTES } from '../../src/hbone/hbone-protocol.js';
 import { relay } from '../../src/hbone/relay.js';
-import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
+import type { ConnectionRecord, ServiceDialled } from '../../src/hbone/connection-record.js';
 import {
   abortOnClose,
   connectFromNetns,
@@ -38,6 +38,7 @@ import {
   type Endpoint,
 } from '../../src/proxy/outbound-decision.js';
 import type { PodAddressSpace } from '../../src/proxy/pod-address-space.js';
+import type { ServiceIndex } from '../../src/proxy/service-index.js';
 import {
   normalizeIp,
   workloadIdentity,
@@ -58,6 +59,14 @@ export interface ActiveConnection {
 
 let nextConnectionId = 0;
 
+/** What a connection's record knows from its start. */
+interface RecordBase {
+  readonly direction: ConnectionRecord['direction'];
+  readonly source: ConnectionRecord['source'];
+  readonly started: number;
+  readonly service?: ServiceDialled;
+}
+
 /** What a pod proxy needs from the rest of the daemon. */
 export interface PodProxyDeps {
   readonly trustDomain: string;
@@ -75,8 +84,10 @@ export interface PodProxyDeps {
   sessionError?(reason: string): void;
   /** Connect timeout to applications and peers, ms. */
   readonly connectTimeoutMs: number;
-  /** The cluster's pod address space (config `podCidrs`); default none. */
-  readonly podSpace?: PodAddressSpace;
+  /** The cluster's pod address space now (config `podCidrs`, else the nodes'); default none. */
+  podSpace?(): PodAddressSpace;
+  /** The Services now (ClusterIPs, node ports... -> backends); default none. */
+  services?(): ServiceIndex;
   /** Resolves at the next workload index change, or after `ms`. */
   indexChanged?(ms: number): Promise<void>;
   /** How long a connection to an unknown pod address waits for discovery, ms; default 2000. */
@@ -291,11 +302,21 @@ export class PodProxy {
   #route(
     app: Socket,
     dst: Endpoint,
-    base: { direction: 'outbound'; source: ConnectionRecord['source']; started: number },
+    outbound: { direction: 'outbound'; source: ConnectionRecord['source']; started: number },
     waitedMs: number,
   ): void {
-    const source = base.source;
-    const decision = decideOutbound(dst, this.#deps.index(), this.#deps.podSpace);
+    const source = outbound.source;
+    const decision = decideOutbound(
+      dst,
+      this.#deps.index(),
+      this.#deps.podSpace?.(),
+      this.#deps.services?.(),
+    );
+    const service =
+      decision.kind !== 'wait-for-discovery' && decision.service !== undefined
+        ? { name: decision.service, address: dst.address, port: dst.port }
+        : undefined;
+    const base = service === undefined ? outbound : { ...outbound, service };
     if (decision.kind === 'wait-for-discovery') {
       const budget = (this.#deps.discoveryWaitMs ?? 2000) - waitedMs;
       if (budget <= 0 || !this.#deps.indexChanged || this.#closed) {
@@ -313,7 +334,7 @@ export class PodProxy {
       const t0 = Date.now();
       void this.#deps.indexChanged(budget).then(() => {
         if (app.destroyed) return;
-        this.#route(app, dst, base, waitedMs + Math.max(1, Date.now() - t0));
+        this.#route(app, dst, outbound, waitedMs + Math.max(1, Date.now() - t0));
       });
       return;
     }
@@ -323,8 +344,11 @@ export class PodProxy {
       return;
     }
     if (decision.kind === 'passthrough') {
-      const destination = { address: dst.address, port: dst.port, identity: undefined };
-      this.#connectFromPod(dst).then(
+      // A Service's plain backend is dialled itself, never the Service
+      // address, where kube-proxy could pick an enrolled backend.
+      const target = decision.target;
+      const destination = { address: target.address, port: target.port, identity: undefined };
+      this.#connectFromPod(target).then(
         (upstream) =>
           this.#pump(
             { ...base, direction: 'passthrough' },
@@ -346,9 +370,10 @@ export class PodProxy {
       );
       return;
     }
+    const target = decision.target;
     const destination = {
-      address: dst.address,
-      port: dst.port,
+      address: target.address,
+      port: target.port,
       identity: decision.destination.identity,
     };
     this.#deps.pool
@@ -356,10 +381,10 @@ export class PodProxy {
         sourceIdentity: this.identity,
         destinationIdentity: decision.destination.identity,
         sourceIp:
-          this.addresses.find((a) => a.includes(':') === dst.address.includes(':')) ??
+          this.addresses.find((a) => a.includes(':') === target.address.includes(':')) ??
           source.address,
         hboneAddress: { host: decision.hbone.address, port: decision.hbone.port },
-        target: { host: dst.address, port: dst.port },
+        target: { host: target.address, port: target.port },
         forwardedFor: { ip: source.address, port: source.port },
         secureContext: this.#deps.secureContext(this.identity),
         trustDomain: this.#deps.trustDomain,
@@ -406,11 +431,7 @@ export class PodProxy {
   }
 
   #pump(
-    base: {
-      direction: ConnectionRecord['direction'];
-      source: ConnectionRecord['source'];
-      started: number;
-    },
+    base: RecordBase,
     destination: ConnectionRecord['destination'],
     a: Duplex,
     b: Duplex,
@@ -432,11 +453,7 @@ export class PodProxy {
   }
 
   #emit(
-    base: {
-      direction: ConnectionRecord['direction'];
-      source: ConnectionRecord['source'];
-      started: number;
-    },
+    base: RecordBase,
     destination: ConnectionRecord['destination'],
     sent: number,
     received: number,
@@ -452,6 +469,7 @@ export class PodProxy {
       durationMs: Date.now() - base.started,
       outcome,
       ...(reason === undefined ? {} : { reason }),
+      ...(base.service === undefined ? {} : { service: base.service }),
     });
   }
 

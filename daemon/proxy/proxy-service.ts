@@ -1,7 +1,8 @@
 /**
  * The data plane of a node: one PodProxy per enrolled workload of this node,
- * one HBONE connection pool shared by all of them, and the workload index
- * rebuilt from every discovery snapshot. It is the WorkloadObserver the
+ * one HBONE connection pool shared by all of them, and the workload index,
+ * Service index and pod address space rebuilt from every discovery
+ * snapshot. It is the WorkloadObserver the
  * registration service tells about enrolled pods: enrolling issues the
  * workload's identity and binds its listeners before the pod is reported
  * enrolled; releasing drains and closes them.
@@ -13,7 +14,12 @@ import type { EnrolmentPolicy } from '../../src/discovery/enrolment.js';
 import { HbonePool } from '../../src/hbone/pool.js';
 import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
 import { buildWorkloadIndex, type WorkloadIndex } from '../../src/proxy/workload-index.js';
-import { podAddressSpace, type PodAddressSpace } from '../../src/proxy/pod-address-space.js';
+import {
+  clusterPodSpace,
+  type PodAddressSpace,
+  type PodSpaceOrigin,
+} from '../../src/proxy/pod-address-space.js';
+import { buildServiceIndex, type ServiceIndex } from '../../src/proxy/service-index.js';
 import type { IdentityService } from '../identity/identity-service.js';
 import type { Registration } from '../registration/registry.js';
 import type { WorkloadObserver } from '../registration/registration-service.js';
@@ -38,11 +44,20 @@ export interface ProxyServiceOptions {
   readonly onStreamRefused?: (reason: string) => void;
   /** An inbound HBONE session cut for a flood or a protocol violation. */
   readonly onSessionError?: (reason: string) => void;
-  /** The cluster's pod CIDRs (config `podCidrs`): unknown addresses in them fail closed. */
+  /**
+   * The cluster's pod CIDRs (config `podCidrs`): unknown addresses in them
+   * fail closed. Empty: the Node objects' `spec.podCIDRs` from discovery.
+   */
   readonly podCidrs?: readonly string[];
   /** How long a connection to an unknown pod address waits for discovery, ms; default 2000. */
   readonly discoveryWaitMs?: number;
 }
+
+/** The warning when neither config nor the Node objects give the pod address space. */
+export const POD_SPACE_UNKNOWN =
+  'pod address space unknown: podCidrs is not set and no Node has spec.podCIDRs, so a connection ' +
+  'to a pod discovery has not seen yet would pass through in plaintext; set podCidrs to the ' +
+  "cluster's pod CIDRs";
 
 export class ProxyService implements WorkloadObserver {
   readonly pool: HbonePool;
@@ -50,7 +65,8 @@ export class ProxyService implements WorkloadObserver {
   readonly #proxies = new Map<string, PodProxy>();
   readonly #log: Logger;
   #index: WorkloadIndex;
-  readonly #podSpace: PodAddressSpace;
+  #services: ServiceIndex;
+  #podSpace: { space: PodAddressSpace; origin: PodSpaceOrigin; invalid: string[] };
   /** Connections waiting for the next index (discovery lagging behind a new pod). */
   readonly #indexWaiters = new Set<() => void>();
 
@@ -58,14 +74,53 @@ export class ProxyService implements WorkloadObserver {
     this.#o = o;
     this.#log = o.log;
     this.pool = new HbonePool({ log: o.log.child({ component: 'hbone-pool' }) });
-    this.#index = buildWorkloadIndex(o.discovery.snapshot(), o.policy, o.trustDomain);
-    this.#podSpace = podAddressSpace(o.podCidrs ?? []);
+    const first = o.discovery.snapshot();
+    this.#index = buildWorkloadIndex(first, o.policy, o.trustDomain);
+    this.#services = buildServiceIndex(first);
+    this.#podSpace = clusterPodSpace(o.podCidrs ?? [], first.nodes.values());
+    if (o.discovery.synced) this.#reportPodSpace(undefined);
     o.discovery.onChange((s: ClusterSnapshot) => {
       this.#index = buildWorkloadIndex(s, o.policy, o.trustDomain);
+      this.#services = buildServiceIndex(s);
+      const before = this.#podSpace;
+      this.#podSpace = clusterPodSpace(o.podCidrs ?? [], s.nodes.values());
+      this.#reportPodSpace(before);
       const waiters = [...this.#indexWaiters];
       this.#indexWaiters.clear();
       for (const wake of waiters) wake();
     });
+  }
+
+  /**
+   * Logs the pod address space when it is first known or changes; an
+   * unknown one loudly, since unknown pod IPs then pass through.
+   */
+  #reportPodSpace(before: { space: PodAddressSpace; origin: PodSpaceOrigin } | undefined): void {
+    const now = this.#podSpace;
+    if (
+      before &&
+      before.origin === now.origin &&
+      before.space.cidrs.join() === now.space.cidrs.join()
+    )
+      return;
+    for (const bad of now.invalid)
+      this.#log.warn({ podCidr: bad }, 'ignoring a malformed Node podCIDR');
+    if (now.origin === 'none') this.#log.error({}, POD_SPACE_UNKNOWN);
+    else
+      this.#log.info(
+        { podCidrs: now.space.cidrs, from: now.origin },
+        'pod address space: connections to unknown addresses in it wait for discovery, never plaintext',
+      );
+  }
+
+  /** What an operator must fix although the data plane serves (readiness details). */
+  warnings(): string[] {
+    return this.#podSpace.origin === 'none' ? [POD_SPACE_UNKNOWN] : [];
+  }
+
+  /** The pod address space in use and where it came from. */
+  get podSpace(): { readonly cidrs: readonly string[]; readonly origin: PodSpaceOrigin } {
+    return { cidrs: this.#podSpace.space.cidrs, origin: this.#podSpace.origin };
   }
 
   /** The proxies running now, by container ID. */
@@ -93,7 +148,8 @@ export class ProxyService implements WorkloadObserver {
       streamRefused: (reason) => this.#o.onStreamRefused?.(reason),
       sessionError: (reason) => this.#o.onSessionError?.(reason),
       connectTimeoutMs: this.#o.connectTimeoutMs ?? 10_000,
-      podSpace: this.#podSpace,
+      podSpace: () => this.#podSpace.space,
+      services: () => this.#services,
       indexChanged: (ms) => this.#indexChanged(ms),
       ...(this.#o.discoveryWaitMs === undefined
         ? {}

@@ -7,7 +7,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MeshlessError, errorMessage } from '../errors.js';
+import type { DiscoveryExtras } from '../sim/sim-cluster.js';
 import { writeFileAtomic } from '../state/atomic-file.js';
+import { DEMO_SERVICES } from './topology.js';
 
 /** Where the demo lives unless `--state-dir` or `MESHLESS_DEMO_DIR` says otherwise. */
 export const DEFAULT_DEMO_DIR = '/var/run/meshless-demo';
@@ -202,4 +204,12 @@ export async function writeDemoState(state: DemoState): Promise<void> {
     mode: 0o600,
     errorCode: 'MESHLESS_E_DEMO_STATE',
   });
+}
+
+/** The demo's nodes and Services as its discovery file lists them. Pure. */
+export function demoDiscoveryExtras(state: DemoState): DiscoveryExtras {
+  return {
+    nodes: state.nodes.map((n) => ({ name: n.name, podSubnet: n.podSubnet, ip: n.linkIp })),
+    services: DEMO_SERVICES,
+  };
 }

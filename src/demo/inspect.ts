@@ -7,7 +7,7 @@ import { MeshlessError } from '../errors.js';
 import { NETNS_DIR, netnsExists } from '../sim/netns.js';
 import { isOurProcess } from '../sim/processes.js';
 import { writeDiscoveryFile } from '../sim/sim-cluster.js';
-import { writeDemoState, type DemoState } from './demo-state.js';
+import { demoDiscoveryExtras, writeDemoState, type DemoState } from './demo-state.js';
 import { getAdminInNetns, parseWorkloads, type RegisteredWorkload } from './node-admin.js';
 
 /** A node as `demo status --json` reports it. */
@@ -123,6 +123,7 @@ export async function setEnrolment(
     state.discoveryFile,
     state.namespaces,
     state.pods.map((p) => ({ ...p, ip: p.ip })),
+    demoDiscoveryExtras(state),
   );
   await writeDemoState(state);
   const pods = state.pods.filter((p) => p.namespace === namespace);

@@ -35,10 +35,37 @@ export const DEMO_PODS: readonly DemoPodSpec[] = [
   { name: 'report', namespace: PLAIN_NAMESPACE, node: 'node1' },
 ];
 
-/** A traffic row: a connection from `source` to `destination` (pod names). */
+/** A Service of the demo: ClusterIP, port, and its backend pods. */
+export interface DemoService {
+  readonly name: string;
+  readonly namespace: string;
+  readonly clusterIp: string;
+  readonly port: number;
+  readonly targetPort: number;
+  readonly backends: readonly string[];
+}
+
+/** The Services: `api` in the enrolled namespace (kube-proxy's DNAT simulated on both nodes). */
+export const DEMO_SERVICES: readonly DemoService[] = [
+  {
+    name: 'api',
+    namespace: SECURE_NAMESPACE,
+    clusterIp: '10.96.0.10',
+    port: 80,
+    targetPort: POD_PORT,
+    backends: ['api'],
+  },
+];
+
+/**
+ * A traffic row: a connection from `source` to `destination` (pod names);
+ * with `service`, the source dials that Service's ClusterIP and
+ * `destination` is the backend it must reach.
+ */
 export interface TrafficPair {
   readonly source: string;
   readonly destination: string;
+  readonly service?: string;
 }
 
 /** The rows of FACTS.md section 1, node1 -> node2. */
@@ -47,4 +74,5 @@ export const DEMO_TRAFFIC: readonly TrafficPair[] = [
   { source: 'web', destination: 'batch' }, // enrolled -> not enrolled
   { source: 'legacy', destination: 'api' }, // not enrolled -> enrolled
   { source: 'legacy', destination: 'batch' }, // not enrolled -> not enrolled
+  { source: 'web', destination: 'api', service: 'api' }, // enrolled -> Service ClusterIP -> enrolled
 ];

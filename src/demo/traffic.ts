@@ -21,7 +21,7 @@ import { payloadContains, tlsHandshakes, type TcpSegment } from '../sim/pcap.js'
 import { converse } from '../sim/pod-apps.js';
 import type { DemoNode, DemoPod, DemoState } from './demo-state.js';
 import { peerOfGreeting } from './pod-server.js';
-import type { TrafficPair } from './topology.js';
+import { DEMO_SERVICES, type TrafficPair } from './topology.js';
 
 /**
  * What the node link showed for a row's connection: a TLS 1.3 handshake on
@@ -76,6 +76,8 @@ export interface RowObservation {
 export interface TrafficRow {
   readonly source: RowEnd;
   readonly destination: RowEnd;
+  /** The Service the source dialled (its ClusterIP and port); `destination` is its backend. */
+  readonly service?: { readonly name: string; readonly address: string; readonly port: number };
   readonly marker: string;
   readonly expected: RowExpectation;
   readonly seen: RowObservation;
@@ -309,6 +311,20 @@ export async function runTraffic(
     const source = end(state, srcPod, enrolment);
     const destination = end(state, dstPod, enrolment);
     const expected = expectationFor(source.enrolled, destination.enrolled);
+    const svc =
+      pair.service === undefined
+        ? undefined
+        : DEMO_SERVICES.find((x) => x.name === pair.service && x.backends.includes(dstPod.name));
+    if (pair.service !== undefined && svc === undefined)
+      throw new MeshlessError(
+        'MESHLESS_E_DEMO_TRAFFIC',
+        `no demo Service ${pair.service} with backend ${dstPod.name}`,
+      );
+    const service =
+      svc === undefined
+        ? undefined
+        : { name: `${svc.namespace}/${svc.name}`, address: svc.clusterIp, port: svc.port };
+    const dial = service ?? { address: destination.ip, port: dstPod.port };
     const marker = `MESHLESS-DEMO-${randomBytes(8).toString('hex')}`;
     const netnsPath = `${NETNS_DIR}/${srcPod.netns}`;
     const offsets = state.nodes.map((n) => logSize(n.daemonLog));
@@ -320,19 +336,13 @@ export async function runTraffic(
     let error: string | undefined;
     let segments: TcpSegment[];
     try {
-      const echo = await converseText(
-        netnsPath,
-        destination.ip,
-        dstPod.port,
-        `${marker}\n`,
-        timeoutMs,
-      );
+      const echo = await converseText(netnsPath, dial.address, dial.port, `${marker}\n`, timeoutMs);
       echoed = echo === `${marker}\n`;
       const http = await converseText(
         netnsPath,
-        destination.ip,
-        dstPod.port,
-        `GET / HTTP/1.1\r\nhost: ${destination.ip}:${dstPod.port}\r\nconnection: close\r\n\r\n`,
+        dial.address,
+        dial.port,
+        `GET / HTTP/1.1\r\nhost: ${dial.address}:${dial.port}\r\nconnection: close\r\n\r\n`,
         timeoutMs,
       );
       peerSeen = peerOfGreeting(http);
@@ -361,7 +371,15 @@ export async function runTraffic(
       capture: file,
       ...(error === undefined ? {} : { error }),
     };
-    rows.push({ source, destination, marker, expected, seen, ...judgeRow(source, expected, seen) });
+    rows.push({
+      source,
+      destination,
+      ...(service === undefined ? {} : { service }),
+      marker,
+      expected,
+      seen,
+      ...judgeRow(source, expected, seen),
+    });
   }
   return rows;
 }

@@ -1,10 +1,19 @@
 /**
- * The workload model both discovery sources yield: the namespaces and pods
- * of the cluster as far as meshless cares, built from v1 Namespace and v1
- * Pod objects. Pure parsing; unknown fields are ignored, malformed objects
- * are reported and skipped, never half-read.
+ * The workload model both discovery sources yield: the namespaces, pods,
+ * nodes, Services and EndpointSlices of the cluster as far as meshless
+ * cares, built from the API's objects (Services, EndpointSlices and Nodes
+ * are parsed in service-model.ts). Pure parsing; unknown fields are
+ * ignored, malformed objects are reported and skipped, never half-read.
  */
 import { MeshlessError } from '../errors.js';
+import {
+  endpointSliceFromObject,
+  nodeFromObject,
+  serviceFromObject,
+  type EndpointSliceInfo,
+  type NodeInfo,
+  type ServiceInfo,
+} from './service-model.js';
 
 export interface NamespaceInfo {
   readonly name: string;
@@ -19,6 +28,8 @@ export interface PodInfo {
   readonly nodeName: string | undefined;
   readonly hostNetwork: boolean;
   readonly ips: readonly string[];
+  /** Named TCP container ports (a Service's named targetPort resolves through them). */
+  readonly containerPorts: Readonly<Record<string, number>>;
 }
 
 /** An immutable view of the cluster. */
@@ -26,11 +37,36 @@ export interface ClusterSnapshot {
   readonly namespaces: ReadonlyMap<string, NamespaceInfo>;
   /** Keyed by `namespace/name`. */
   readonly pods: ReadonlyMap<string, PodInfo>;
+  /** Keyed by name. */
+  readonly nodes: ReadonlyMap<string, NodeInfo>;
+  /** Keyed by `namespace/name`. */
+  readonly services: ReadonlyMap<string, ServiceInfo>;
+  /** Keyed by `namespace/name` of the slice. */
+  readonly endpointSlices: ReadonlyMap<string, EndpointSliceInfo>;
 }
 
-export const podKey = (namespace: string, name: string): string => `${namespace}/${name}`;
+/** The key of a namespaced object in a snapshot's maps. */
+export const objectKey = (namespace: string, name: string): string => `${namespace}/${name}`;
+export const podKey = objectKey;
 
-export const EMPTY_SNAPSHOT: ClusterSnapshot = { namespaces: new Map(), pods: new Map() };
+export const EMPTY_SNAPSHOT: ClusterSnapshot = {
+  namespaces: new Map(),
+  pods: new Map(),
+  nodes: new Map(),
+  services: new Map(),
+  endpointSlices: new Map(),
+};
+
+/** How many objects of each kind a snapshot holds (for logs). */
+export function snapshotCounts(s: ClusterSnapshot): Record<string, number> {
+  return {
+    namespaces: s.namespaces.size,
+    pods: s.pods.size,
+    nodes: s.nodes.size,
+    services: s.services.size,
+    endpointSlices: s.endpointSlices.size,
+  };
+}
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -72,6 +108,18 @@ export function podFromObject(obj: unknown): PodInfo {
     for (const entry of status['podIPs'])
       if (isRecord(entry) && typeof entry['ip'] === 'string') ips.push(entry['ip']);
   } else if (typeof status['podIP'] === 'string') ips.push(status['podIP']);
+  const containerPorts: Record<string, number> = {};
+  for (const c of Array.isArray(spec['containers']) ? spec['containers'] : []) {
+    if (!isRecord(c) || !Array.isArray(c['ports'])) continue;
+    for (const p of c['ports'])
+      if (
+        isRecord(p) &&
+        typeof p['name'] === 'string' &&
+        typeof p['containerPort'] === 'number' &&
+        (p['protocol'] ?? 'TCP') === 'TCP'
+      )
+        containerPorts[p['name']] = p['containerPort'];
+  }
   return {
     namespace,
     name,
@@ -80,6 +128,7 @@ export function podFromObject(obj: unknown): PodInfo {
     nodeName: typeof spec['nodeName'] === 'string' ? spec['nodeName'] : undefined,
     hostNetwork: spec['hostNetwork'] === true,
     ips,
+    containerPorts,
   };
 }
 
@@ -91,6 +140,9 @@ export function podFromObject(obj: unknown): PodInfo {
 export function snapshotFromObjects(objects: readonly unknown[]): ClusterSnapshot {
   const namespaces = new Map<string, NamespaceInfo>();
   const pods = new Map<string, PodInfo>();
+  const nodes = new Map<string, NodeInfo>();
+  const services = new Map<string, ServiceInfo>();
+  const endpointSlices = new Map<string, EndpointSliceInfo>();
   const visit = (obj: unknown, where: string, itemKind?: string): void => {
     if (!isRecord(obj)) throw bad(`${where} is not an object`);
     // Items of a typed list (PodList, NamespaceList) come without a kind from the API.
@@ -106,8 +158,17 @@ export function snapshotFromObjects(objects: readonly unknown[]): ClusterSnapsho
     } else if (kind === 'Pod') {
       const pod = podFromObject(obj);
       pods.set(podKey(pod.namespace, pod.name), pod);
+    } else if (kind === 'Node') {
+      const node = nodeFromObject(obj);
+      nodes.set(node.name, node);
+    } else if (kind === 'Service') {
+      const svc = serviceFromObject(obj);
+      services.set(objectKey(svc.namespace, svc.name), svc);
+    } else if (kind === 'EndpointSlice') {
+      const slice = endpointSliceFromObject(obj);
+      endpointSlices.set(objectKey(slice.namespace, slice.name), slice);
     }
   };
   objects.forEach((o, i) => visit(o, `document ${i}`));
-  return { namespaces, pods };
+  return { namespaces, pods, nodes, services, endpointSlices };
 }

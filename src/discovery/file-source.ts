@@ -1,7 +1,8 @@
 /**
- * The file discovery source: a Kubernetes v1 List of Namespace and Pod
- * objects (YAML or JSON, as `kubectl get ns,pods -o yaml` prints it; several
- * YAML documents also work), watched for changes. Edits apply live; an
+ * The file discovery source: a Kubernetes v1 List of Namespace, Pod, Node,
+ * Service and EndpointSlice objects (YAML or JSON, as `kubectl get
+ * nodes,ns,pods,svc,endpointslices -A -o yaml` prints it; several YAML
+ * documents also work), watched for changes. Edits apply live; an
  * invalid edit is logged and the last good state kept.
  */
 import { watch, type FSWatcher } from 'node:fs';
@@ -10,7 +11,12 @@ import { basename, dirname } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { MeshlessError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { EMPTY_SNAPSHOT, snapshotFromObjects, type ClusterSnapshot } from './cluster-state.js';
+import {
+  EMPTY_SNAPSHOT,
+  snapshotCounts,
+  snapshotFromObjects,
+  type ClusterSnapshot,
+} from './cluster-state.js';
 import type { DiscoverySource } from './discovery-source.js';
 
 /** Parses the file's text; throws MeshlessError naming the problem. */
@@ -72,10 +78,7 @@ export class FileDiscoverySource implements DiscoverySource {
       this.#log.warn({ error: errorMessage(err) }, 'watch failed'),
     );
     this.#watcher.unref();
-    this.#log.info(
-      { namespaces: this.#snapshot.namespaces.size, pods: this.#snapshot.pods.size },
-      'discovery file loaded',
-    );
+    this.#log.info(snapshotCounts(this.#snapshot), 'discovery file loaded');
   }
 
   #schedule(): void {
@@ -107,10 +110,7 @@ export class FileDiscoverySource implements DiscoverySource {
       return;
     }
     this.#lastText = text;
-    this.#log.info(
-      { namespaces: this.#snapshot.namespaces.size, pods: this.#snapshot.pods.size },
-      'discovery file changed',
-    );
+    this.#log.info(snapshotCounts(this.#snapshot), 'discovery file changed');
     for (const l of this.#listeners) l(this.#snapshot);
   }
 

@@ -1,8 +1,10 @@
 /**
- * The Kubernetes discovery source: informers on all v1 Namespaces and all
- * v1 Pods of the cluster (a node daemon resolves destinations by IP
- * cluster-wide, so it needs every node's pods), yielding the same workload
- * model as the file source.
+ * The Kubernetes discovery source: informers on all v1 Namespaces, Pods,
+ * Nodes and Services and all discovery.k8s.io/v1 EndpointSlices of the
+ * cluster (a node daemon resolves destinations by IP cluster-wide, so it
+ * needs every node's pods, the Services' addresses and their backends, and
+ * the nodes' pod CIDRs), yielding the same workload model as the file
+ * source.
  *
  * What @kubernetes/client-node 1.4's informer (`ListWatch`, what
  * `makeInformer` returns) does, and we keep:
@@ -61,13 +63,22 @@ import { silentLogger, type Logger } from '../logger.js';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import {
   EMPTY_SNAPSHOT,
+  snapshotCounts,
   namespaceFromObject,
+  objectKey,
   podFromObject,
-  podKey,
   type ClusterSnapshot,
   type NamespaceInfo,
   type PodInfo,
 } from './cluster-state.js';
+import {
+  endpointSliceFromObject,
+  nodeFromObject,
+  serviceFromObject,
+  type EndpointSliceInfo,
+  type NodeInfo,
+  type ServiceInfo,
+} from './service-model.js';
 import type { DiscoverySource } from './discovery-source.js';
 import {
   KubeApiTransport,
@@ -436,9 +447,19 @@ class ResourceInformer<M> {
   }
 }
 
+/** One informer per resource the snapshot is built from. */
+interface Informers {
+  readonly namespaces: ResourceInformer<NamespaceInfo>;
+  readonly pods: ResourceInformer<PodInfo>;
+  readonly nodes: ResourceInformer<NodeInfo>;
+  readonly services: ResourceInformer<ServiceInfo>;
+  readonly endpointSlices: ResourceInformer<EndpointSliceInfo>;
+}
+
 /**
- * Discovery from the Kubernetes API: informers on all Namespaces and all
- * Pods. See the file header for what it adds to the client library.
+ * Discovery from the Kubernetes API: informers on all Namespaces, Pods,
+ * Nodes, Services and EndpointSlices. See the file header for what it adds
+ * to the client library.
  */
 export class KubernetesDiscoverySource implements DiscoverySource {
   readonly #o: Required<Omit<KubernetesSourceOptions, 'kubeconfig'>> & {
@@ -448,8 +469,7 @@ export class KubernetesDiscoverySource implements DiscoverySource {
   readonly #listeners: ((s: ClusterSnapshot) => void)[] = [];
   #snapshot: ClusterSnapshot = EMPTY_SNAPSHOT;
   #starting: Promise<void> | undefined;
-  #namespaces: ResourceInformer<NamespaceInfo> | undefined;
-  #pods: ResourceInformer<PodInfo> | undefined;
+  #informers: Informers | undefined;
   #debounce: NodeJS.Timeout | undefined;
   #resync: NodeJS.Timeout | undefined;
   #closed = false;
@@ -512,43 +532,71 @@ export class KubernetesDiscoverySource implements DiscoverySource {
       random: this.#o.random,
       onChange: () => this.#schedule(),
     };
-    this.#namespaces = new ResourceInformer<NamespaceInfo>({
-      ...common,
-      path: '/api/v1/namespaces',
-      kind: 'Namespace',
-      parse: namespaceFromObject,
-      keyOf: (ns) => ({ name: ns.name }),
-      log: this.#log.child({ resource: 'namespaces' }),
-    });
-    this.#pods = new ResourceInformer<PodInfo>({
-      ...common,
-      path: '/api/v1/pods',
-      kind: 'Pod',
-      parse: podFromObject,
-      keyOf: (pod) => ({ name: pod.name, namespace: pod.namespace }),
-      log: this.#log.child({ resource: 'pods' }),
-    });
-    this.#namespaces.start();
-    this.#pods.start();
-    await Promise.race([
-      Promise.all([this.#namespaces.synced, this.#pods.synced]),
-      this.#closedPromise,
-    ]);
+    const namespaced = (o: {
+      namespace: string;
+      name: string;
+    }): {
+      name: string;
+      namespace: string;
+    } => ({ name: o.name, namespace: o.namespace });
+    const informer = <M>(
+      path: string,
+      kind: string,
+      resource: string,
+      parse: (obj: unknown) => M,
+      keyOf: (m: M) => { name: string; namespace?: string },
+    ): ResourceInformer<M> =>
+      new ResourceInformer<M>({
+        ...common,
+        path,
+        kind,
+        parse,
+        keyOf,
+        log: this.#log.child({ resource }),
+      });
+    const informers: Informers = {
+      namespaces: informer(
+        '/api/v1/namespaces',
+        'Namespace',
+        'namespaces',
+        namespaceFromObject,
+        (ns) => ({
+          name: ns.name,
+        }),
+      ),
+      pods: informer('/api/v1/pods', 'Pod', 'pods', podFromObject, namespaced),
+      nodes: informer('/api/v1/nodes', 'Node', 'nodes', nodeFromObject, (n) => ({ name: n.name })),
+      services: informer('/api/v1/services', 'Service', 'services', serviceFromObject, namespaced),
+      endpointSlices: informer(
+        '/apis/discovery.k8s.io/v1/endpointslices',
+        'EndpointSlice',
+        'endpointslices',
+        endpointSliceFromObject,
+        namespaced,
+      ),
+    };
+    this.#informers = informers;
+    const all = Object.values(informers) as ResourceInformer<unknown>[];
+    for (const i of all) i.start();
+    await Promise.race([Promise.all(all.map((i) => i.synced)), this.#closedPromise]);
     this.#snapshot = this.#build();
     this.synced = true;
     this.#scheduleResync();
-    this.#log.info(
-      { namespaces: this.#snapshot.namespaces.size, pods: this.#snapshot.pods.size },
-      'discovery synced',
-    );
+    this.#log.info(snapshotCounts(this.#snapshot), 'discovery synced');
   }
 
   #build(): ClusterSnapshot {
-    const namespaces = new Map<string, NamespaceInfo>();
-    const pods = new Map<string, PodInfo>();
-    for (const ns of this.#namespaces?.models() ?? []) namespaces.set(ns.name, ns);
-    for (const pod of this.#pods?.models() ?? []) pods.set(podKey(pod.namespace, pod.name), pod);
-    return { namespaces, pods };
+    const i = this.#informers;
+    if (i === undefined) return EMPTY_SNAPSHOT;
+    const byKey = <M extends { namespace: string; name: string }>(models: M[]): Map<string, M> =>
+      new Map(models.map((m) => [objectKey(m.namespace, m.name), m]));
+    return {
+      namespaces: new Map(i.namespaces.models().map((ns) => [ns.name, ns])),
+      pods: byKey(i.pods.models()),
+      nodes: new Map(i.nodes.models().map((n) => [n.name, n])),
+      services: byKey(i.services.models()),
+      endpointSlices: byKey(i.endpointSlices.models()),
+    };
   }
 
   /** Coalesces a burst of cache changes into one snapshot. Before sync, start() builds it. */
@@ -572,8 +620,8 @@ export class KubernetesDiscoverySource implements DiscoverySource {
     if (this.#o.resyncMs <= 0 || this.#closed) return;
     const delay = Math.round(this.#o.resyncMs * (0.9 + 0.2 * this.#o.random()));
     this.#resync = setTimeout(() => {
-      this.#namespaces?.resync();
-      this.#pods?.resync();
+      for (const informer of Object.values(this.#informers ?? {}) as ResourceInformer<unknown>[])
+        informer.resync();
       this.#scheduleResync();
     }, delay);
     // A resync alone must not keep the process alive.
@@ -594,8 +642,8 @@ export class KubernetesDiscoverySource implements DiscoverySource {
     this.#closed = true;
     clearTimeout(this.#debounce);
     clearTimeout(this.#resync);
-    this.#namespaces?.close();
-    this.#pods?.close();
+    for (const informer of Object.values(this.#informers ?? {}) as ResourceInformer<unknown>[])
+      informer.close();
     this.#onClose();
   }
 }

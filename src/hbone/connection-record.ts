@@ -42,6 +42,19 @@ export interface ConnectionRecord {
   readonly outcome: ConnectionOutcome;
   /** Stable, low-cardinality cause when the outcome is not `ok` (a metric label). */
   readonly reason?: string;
+  /**
+   * The Service the source dialled (`namespace/name` and the address and
+   * port it dialled: ClusterIP, external IP or node port), when meshless
+   * chose the backend; `destination` is then that backend.
+   */
+  readonly service?: ServiceDialled;
+}
+
+/** A Service address an outbound connection was made to. */
+export interface ServiceDialled {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
 }
 
 /** The record outcome of a finished relay. */

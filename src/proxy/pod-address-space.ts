@@ -1,6 +1,6 @@
 /**
- * The cluster's pod address space (config `podCidrs`): the ranges pod IPs
- * are allocated from. An enrolled pod's connection to an address inside it
+ * The cluster's pod address space (config `podCidrs`, else the nodes' pod
+ * CIDRs from discovery): the ranges pod IPs are allocated from. An enrolled pod's connection to an address inside it
  * that discovery does not know yet is a pod discovery lags behind, not an
  * outside host, so it is never passed through in plaintext
  * (see {@link decideOutbound}).
@@ -49,6 +49,36 @@ export function podAddressSpace(cidrs: readonly string[]): PodAddressSpace {
       if (family === 0 || cidrs.length === 0) return false;
       return list.check(ip, family === 4 ? 'ipv4' : 'ipv6');
     },
+  };
+}
+
+/** Where the pod address space came from. */
+export type PodSpaceOrigin = 'config' | 'nodes' | 'none';
+
+/**
+ * The cluster's pod address space: config `podCidrs` when set, else the
+ * union of the Node objects' `spec.podCIDRs` (what the node IPAM hands
+ * out). `invalid` lists node CIDRs that do not parse (left out); `origin`
+ * 'none' means neither gives one, so unknown destinations pass through:
+ * the daemon warns about it.
+ */
+export function clusterPodSpace(
+  configured: readonly string[],
+  nodes: Iterable<{ readonly name: string; readonly podCidrs: readonly string[] }>,
+): { space: PodAddressSpace; origin: PodSpaceOrigin; invalid: string[] } {
+  if (configured.length > 0)
+    return { space: podAddressSpace(configured), origin: 'config', invalid: [] };
+  const cidrs = new Set<string>();
+  const invalid: string[] = [];
+  for (const node of nodes)
+    for (const c of node.podCidrs)
+      if (parseCidr(c)) cidrs.add(c);
+      else invalid.push(`${node.name}: ${c}`);
+  const list = [...cidrs].sort();
+  return {
+    space: podAddressSpace(list),
+    origin: list.length > 0 ? 'nodes' : 'none',
+    invalid,
   };
 }
 

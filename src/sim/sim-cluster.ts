@@ -99,12 +99,49 @@ export interface DiscoveredPod {
   readonly ip: string | undefined;
 }
 
-/** The discovery file (a v1 List of Namespaces and Pods) for these namespaces and pods. Pure. */
+/** A node as the discovery file describes it. */
+export interface DiscoveredNode {
+  readonly name: string;
+  /** Its pod CIDR (`spec.podCIDRs`). */
+  readonly podSubnet: string;
+  /** Its InternalIP. */
+  readonly ip: string;
+}
+
+/** A ClusterIP Service of the simulated cluster, its backends by pod name. */
+export interface SimServiceSpec {
+  readonly name: string;
+  readonly namespace: string;
+  readonly clusterIp: string;
+  readonly port: number;
+  readonly targetPort: number;
+  readonly backends: readonly string[];
+}
+
+/** Nodes and Services besides the namespaces and pods. */
+export interface DiscoveryExtras {
+  readonly nodes?: readonly DiscoveredNode[];
+  readonly services?: readonly SimServiceSpec[];
+}
+
+/**
+ * The discovery file (a v1 List of Nodes, Namespaces, Pods, Services and
+ * their EndpointSlices, as kubectl prints them) for this cluster. Pure.
+ */
 export function renderDiscovery(
   namespaces: Readonly<Record<string, boolean>>,
   pods: readonly DiscoveredPod[],
+  extras: DiscoveryExtras = {},
 ): string {
   const items: unknown[] = [];
+  for (const n of extras.nodes ?? [])
+    items.push({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: n.name },
+      spec: { podCIDR: n.podSubnet, podCIDRs: [n.podSubnet] },
+      status: { addresses: [{ type: 'InternalIP', address: n.ip }] },
+    });
   for (const [name, enrolled] of Object.entries(namespaces))
     items.push({
       apiVersion: 'v1',
@@ -119,18 +156,107 @@ export function renderDiscovery(
       spec: { nodeName: p.node, serviceAccountName: p.serviceAccount },
       status: p.ip ? { podIP: p.ip, podIPs: [{ ip: p.ip }] } : {},
     });
+  for (const svc of extras.services ?? []) {
+    items.push({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: svc.name, namespace: svc.namespace },
+      spec: {
+        type: 'ClusterIP',
+        clusterIP: svc.clusterIp,
+        clusterIPs: [svc.clusterIp],
+        ports: [{ name: 'http', port: svc.port, targetPort: svc.targetPort, protocol: 'TCP' }],
+      },
+    });
+    const backends = svc.backends.flatMap((name) => {
+      const pod = pods.find((p) => p.name === name && p.namespace === svc.namespace);
+      return pod?.ip ? [{ name, ip: pod.ip }] : [];
+    });
+    items.push({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        name: `${svc.name}-sim`,
+        namespace: svc.namespace,
+        labels: { 'kubernetes.io/service-name': svc.name },
+      },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: svc.targetPort, protocol: 'TCP' }],
+      endpoints: backends.map((b) => ({
+        addresses: [b.ip],
+        conditions: { ready: true, serving: true, terminating: false },
+        targetRef: { kind: 'Pod', namespace: svc.namespace, name: b.name },
+      })),
+    });
+  }
   return JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 1);
 }
+
+/**
+ * kube-proxy's part for these Services, as `iptables-restore --noflush`
+ * input for a node's netns: a chain of our own hung from nat PREROUTING and
+ * OUTPUT that DNATs each ClusterIP:port to one backend (picked at random
+ * among several, as kube-proxy's iptables mode does). Pure; declaring the
+ * chain flushes it, so applying again replaces the rules.
+ */
+export function renderKubeProxyRules(
+  services: readonly SimServiceSpec[],
+  pods: readonly DiscoveredPod[],
+  jumpsPresent: boolean,
+): string {
+  const lines = ['*nat', `:${KUBE_PROXY_CHAIN} - [0:0]`];
+  if (!jumpsPresent)
+    lines.push(`-A PREROUTING -j ${KUBE_PROXY_CHAIN}`, `-A OUTPUT -j ${KUBE_PROXY_CHAIN}`);
+  for (const svc of services) {
+    const ips = svc.backends.flatMap((name) => {
+      const pod = pods.find((p) => p.name === name && p.namespace === svc.namespace);
+      return pod?.ip ? [pod.ip] : [];
+    });
+    const match = `-d ${svc.clusterIp}/32 -p tcp -m tcp --dport ${svc.port}`;
+    if (ips.length === 0) {
+      lines.push(`-A ${KUBE_PROXY_CHAIN} ${match} -j REJECT`);
+      continue;
+    }
+    ips.forEach((ip, i) => {
+      const left = ips.length - i;
+      const random =
+        left > 1 ? ` -m statistic --mode random --probability ${(1 / left).toFixed(5)}` : '';
+      lines.push(
+        `-A ${KUBE_PROXY_CHAIN} ${match}${random} -j DNAT --to-destination ${ip}:${svc.targetPort}`,
+      );
+    });
+  }
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+/** The chain of the simulated kube-proxy in each node netns. */
+export const KUBE_PROXY_CHAIN = 'SIM-KUBE-SERVICES';
+
+/** Node `index`'s pod subnet. */
+export const nodePodSubnet = (index: number): string => `10.248.${index}.0/24`;
 
 /** Replaces the discovery file atomically (write beside it, then rename). */
 export function writeDiscoveryFile(
   file: string,
   namespaces: Readonly<Record<string, boolean>>,
   pods: readonly DiscoveredPod[],
+  extras: DiscoveryExtras = {},
 ): void {
   const tmp = `${file}.tmp`;
-  writeFileSync(tmp, renderDiscovery(namespaces, pods));
+  writeFileSync(tmp, renderDiscovery(namespaces, pods, extras));
   renameSync(tmp, file);
+}
+
+/** Installs (or replaces) the simulated kube-proxy's rules in a node netns. */
+export function applyKubeProxyRules(
+  netns: Netns,
+  services: readonly SimServiceSpec[],
+  pods: readonly DiscoveredPod[],
+): void {
+  const saved = netns.exec(['iptables-save', '-t', 'nat']);
+  const present = saved.stdout.includes(`-A PREROUTING -j ${KUBE_PROXY_CHAIN}`);
+  netns.exec(['iptables-restore', '--noflush'], renderKubeProxyRules(services, pods, present));
 }
 
 const LINK_SUBNET = '10.247.0';
@@ -181,13 +307,13 @@ export class SimCluster {
         netns,
         linkIf: nodeLinkName(prefix, i),
         linkIp: `${LINK_SUBNET}.${i}`,
-        podSubnet: `10.248.${i}.0/24`,
+        podSubnet: nodePodSubnet(i),
         dir,
         conflist: bridgeConflist({
           name: 'meshless-sim',
           cniVersion: '1.0.0',
           bridge: 'mlbr0',
-          subnet4: `10.248.${i}.0/24`,
+          subnet4: nodePodSubnet(i),
           ipamDataDir: join(dir, 'ipam'),
           meshless: {
             socketPath: join(dir, 'state', 'cni.sock'),
@@ -257,13 +383,47 @@ export class SimCluster {
     };
   }
 
-  /** Writes the discovery file from the current namespaces and pods. */
+  /** The Services of the cluster (see {@link addService}). */
+  readonly services: SimServiceSpec[] = [];
+
+  /** Nodes and Services as discovery lists them. */
+  discoveryExtras(): DiscoveryExtras {
+    return {
+      nodes: this.nodes.map((n) => ({ name: n.name, podSubnet: n.podSubnet, ip: n.linkIp })),
+      services: this.services,
+    };
+  }
+
+  /** Writes the discovery file from the current nodes, namespaces, pods and Services. */
   writeDiscovery(): void {
     writeDiscoveryFile(
       this.discoveryFile,
       this.namespaces,
-      this.pods.map((p) => ({ ...p, node: p.node.name })),
+      this.discoveredPods(),
+      this.discoveryExtras(),
     );
+  }
+
+  discoveredPods(): DiscoveredPod[] {
+    return this.pods.map((p) => ({ ...p, node: p.node.name }));
+  }
+
+  /**
+   * Adds a ClusterIP Service (or replaces the one of that name): published
+   * to discovery with an EndpointSlice of its backends, and kube-proxy's
+   * DNAT installed in every node, so a client that meshless does not
+   * capture reaches a backend the way a real cluster's would.
+   */
+  async addService(spec: SimServiceSpec): Promise<void> {
+    const at = this.services.findIndex(
+      (s) => s.name === spec.name && s.namespace === spec.namespace,
+    );
+    if (at >= 0) this.services.splice(at, 1, spec);
+    else this.services.push(spec);
+    this.writeDiscovery();
+    for (const node of this.nodes)
+      applyKubeProxyRules(node.netns, this.services, this.discoveredPods());
+    await this.waitForDiscovery();
   }
 
   /** Waits until every running daemon's discovery shows `addresses` pod IPs and `pods` pods. */

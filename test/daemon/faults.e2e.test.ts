@@ -95,7 +95,7 @@ describe(
         dir,
         nodes: 2,
         namespaces: { secure: true },
-        daemonConfig: { podCidrs: ['10.248.0.0/16'], drainTimeoutSeconds: 2 },
+        daemonConfig: { drainTimeoutSeconds: 2 },
       });
       for (const n of cluster.nodes) await cluster.startDaemon(n);
       await cluster.addPods([

@@ -195,7 +195,7 @@ describe('deploy/: RBAC is least privilege', () => {
       }
   });
 
-  it('cluster-wide: get/list/watch on pods and namespaces, nothing else', () => {
+  it('cluster-wide: get/list/watch on what discovery informs on, nothing else', () => {
     assert.deepEqual(
       rules(clusterRole).map((r) => ({
         apiGroups: strings(r, 'apiGroups'),
@@ -206,7 +206,13 @@ describe('deploy/: RBAC is least privilege', () => {
       [
         {
           apiGroups: [''],
-          resources: ['namespaces', 'pods'],
+          resources: ['namespaces', 'nodes', 'pods', 'services'],
+          verbs: ['get', 'list', 'watch'],
+          resourceNames: undefined,
+        },
+        {
+          apiGroups: ['discovery.k8s.io'],
+          resources: ['endpointslices'],
           verbs: ['get', 'list', 'watch'],
           resourceNames: undefined,
         },

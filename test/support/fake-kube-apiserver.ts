@@ -1,7 +1,8 @@
 /**
  * TEST DOUBLE of the Kubernetes API server, not a real one: an in-process
  * HTTP server on 127.0.0.1:0 that speaks the list/watch protocol of
- * `/api/v1/namespaces` and `/api/v1/pods` closely enough to exercise an
+ * `/api/v1/{namespaces,pods,nodes,services}` and
+ * `/apis/discovery.k8s.io/v1/endpointslices` closely enough to exercise an
  * informer, and lets a test break it on purpose.
  *
  * What it implements, as the real server does:
@@ -33,7 +34,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
-export type Resource = 'namespaces' | 'pods';
+export type Resource = 'namespaces' | 'pods' | 'nodes' | 'services' | 'endpointslices';
+
+/** Every resource the double serves, and its cluster-wide path. */
+export const RESOURCE_PATHS: Readonly<Record<Resource, string>> = {
+  namespaces: '/api/v1/namespaces',
+  pods: '/api/v1/pods',
+  nodes: '/api/v1/nodes',
+  services: '/api/v1/services',
+  endpointslices: '/apis/discovery.k8s.io/v1/endpointslices',
+};
+const RESOURCES = Object.keys(RESOURCE_PATHS) as Resource[];
 
 /** A request as the double saw it. */
 export interface RecordedRequest {
@@ -63,11 +74,17 @@ interface OpenWatch {
   timer: NodeJS.Timeout | undefined;
 }
 
-const KIND: Record<Resource, string> = { namespaces: 'Namespace', pods: 'Pod' };
+const KIND: Record<Resource, string> = {
+  namespaces: 'Namespace',
+  pods: 'Pod',
+  nodes: 'Node',
+  services: 'Service',
+  endpointslices: 'EndpointSlice',
+};
 
 function keyOf(resource: Resource, obj: Obj): string {
   const name = String(obj.metadata['name']);
-  return resource === 'namespaces'
+  return resource === 'namespaces' || resource === 'nodes'
     ? name
     : `${String(obj.metadata['namespace'] ?? 'default')}/${name}`;
 }
@@ -128,11 +145,14 @@ export function podObject(p: {
 export class FakeKubeApiServer {
   readonly #server: Server;
   readonly #token: string | undefined;
-  readonly #objects: Record<Resource, Map<string, Obj>> = {
-    namespaces: new Map(),
-    pods: new Map(),
-  };
-  readonly #log: Record<Resource, LoggedEvent[]> = { namespaces: [], pods: [] };
+  readonly #objects = Object.fromEntries(RESOURCES.map((r) => [r, new Map()])) as Record<
+    Resource,
+    Map<string, Obj>
+  >;
+  readonly #log = Object.fromEntries(RESOURCES.map((r) => [r, []])) as unknown as Record<
+    Resource,
+    LoggedEvent[]
+  >;
   readonly #watches = new Set<OpenWatch>();
   readonly #pages = new Map<string, { rv: number; items: Obj[] }>();
   readonly #events = new EventEmitter();
@@ -220,8 +240,7 @@ export class FakeKubeApiServer {
   /** Forgets the event log up to now: older resourceVersions and continue tokens get 410. */
   compact(): void {
     this.#compacted = this.#rv;
-    for (const r of ['namespaces', 'pods'] as const)
-      this.#log[r] = this.#log[r].filter((e) => e.rv > this.#rv);
+    for (const r of RESOURCES) this.#log[r] = this.#log[r].filter((e) => e.rv > this.#rv);
   }
 
   /** Destroys every watch connection's socket mid-stream, without ending the response. */
@@ -341,12 +360,9 @@ export class FakeKubeApiServer {
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     const query = Object.fromEntries(url.searchParams);
-    const resource: Resource | undefined =
-      url.pathname === '/api/v1/namespaces'
-        ? 'namespaces'
-        : url.pathname === '/api/v1/pods'
-          ? 'pods'
-          : undefined;
+    const resource: Resource | undefined = RESOURCES.find(
+      (r) => RESOURCE_PATHS[r] === url.pathname,
+    );
     const watch = query['watch'] === 'true' || query['watch'] === '1';
     const answer = (code: number, body: unknown): void => {
       this.#record(req, resource, watch, query, code);

@@ -103,6 +103,7 @@ const EXPECTED = {
       nodeName: 'node-a',
       hostNetwork: false,
       ips: ['10.22.0.5', 'fd00:10:22::5'],
+      containerPorts: {},
     },
     'kube-system/kube-proxy-x7k2p': {
       namespace: 'kube-system',
@@ -112,6 +113,7 @@ const EXPECTED = {
       nodeName: 'node-a',
       hostNetwork: true,
       ips: ['192.168.1.10'],
+      containerPorts: {},
     },
   },
 };
@@ -143,6 +145,7 @@ describe('parseClusterDocument', () => {
       nodeName: 'node-a',
       hostNetwork: false,
       ips: ['10.22.0.5'],
+      containerPorts: {},
     });
   });
 

@@ -21,6 +21,7 @@ const pod = (namespace: string, hostNetwork = false): PodInfo => ({
   nodeName: 'node-a',
   hostNetwork,
   ips: [],
+  containerPorts: {},
 });
 const ENROLLED = { 'io.cilium/mtls-enabled': 'true' };
 

@@ -7,6 +7,7 @@
  * condition with a bounded timeout; nothing sleeps.
  */
 import assert from 'node:assert/strict';
+import { buildServiceIndex } from '../../../src/proxy/service-index.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +28,8 @@ import {
   type RecordedRequest,
 } from '../../support/fake-kube-apiserver.js';
 
+/** One watch per resource the source informs on (namespaces, pods, nodes, services, endpointslices). */
+const ALL_WATCHES = 5;
 const WAIT_MS = 5000;
 const TOKEN = 'daemon-token';
 
@@ -219,6 +222,7 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
       nodeName: 'node-a',
       hostNetwork: false,
       ips: ['10.0.0.5', 'fd00::5'],
+      containerPorts: {},
     });
     assert.equal(pod(snap, 'secure/db')?.nodeName, 'node-b');
     assert.deepEqual(pod(snap, 'plain/batch')?.ips, ['10.0.0.9']);
@@ -232,6 +236,7 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
       nodeName: undefined,
       hostNetwork: false,
       ips: [],
+      containerPorts: {},
     });
     assert.equal(snap.pods.size, 5);
     // Five pods in pages of two: the continue token was followed, all nodes' pods are in.
@@ -241,10 +246,53 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
     // Every request carried the token (the double answers 401 otherwise).
     assert.ok(api.requests.every((r) => r.status !== 401));
     // Watches ask for bookmarks and a server-side timeout.
-    await api.waitForOpenWatches(2);
+    await api.waitForOpenWatches(ALL_WATCHES);
     const watch = api.requests.find((r) => r.watch);
     assert.equal(watch?.query['allowWatchBookmarks'], 'true');
     assert.equal(watch?.query['timeoutSeconds'], '60');
+  });
+
+  it('syncs Nodes, Services and EndpointSlices; a new backend reaches the Service index live', async () => {
+    api.put('nodes', {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'node-a' },
+      spec: { podCIDRs: ['10.0.0.0/24'] },
+      status: { addresses: [{ type: 'InternalIP', address: '192.168.1.11' }] },
+    });
+    api.put('services', {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: 'secure' },
+      spec: { clusterIP: '10.96.0.5', ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+    });
+    const slice = (addresses: string[]): Record<string, unknown> => ({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        name: 'web-1',
+        namespace: 'secure',
+        labels: { 'kubernetes.io/service-name': 'web' },
+      },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: 8080 }],
+      endpoints: addresses.map((a) => ({ addresses: [a], conditions: { ready: true } })),
+    });
+    api.put('endpointslices', slice(['10.0.0.5']));
+    const s = makeSource();
+    await within(s.start(), WAIT_MS, 'start');
+    const snap = s.snapshot();
+    assert.deepEqual(snap.nodes.get('node-a')?.podCidrs, ['10.0.0.0/24']);
+    const backends = (x: typeof snap): string[] =>
+      (buildServiceIndex(x).frontend('10.96.0.5', 80)?.backends ?? []).map(
+        (b) => `${b.address}:${b.port}`,
+      );
+    assert.deepEqual(backends(snap), ['10.0.0.5:8080']);
+    api.update('endpointslices', 'secure/web-1', (o) =>
+      Object.assign(o, slice(['10.0.0.5', '10.0.0.6'])),
+    );
+    const next = await changes.until((x) => backends(x).length === 2, 'the second backend');
+    assert.deepEqual(backends(next), ['10.0.0.5:8080', '10.0.0.6:8080']);
   });
 
   it('logs and skips malformed objects, in the list and in watch events', async () => {
@@ -329,7 +377,7 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
   it('resumes from a BOOKMARK resourceVersion, so a compaction does not force a relist', async () => {
     const s = makeSource();
     await within(s.start(), WAIT_MS, 'start');
-    await api.waitForOpenWatches(2);
+    await api.waitForOpenWatches(ALL_WATCHES);
     // Pod writes move the cluster's resourceVersion; the namespaces watch sees none of them.
     for (let i = 0; i < 3; i++) api.put('pods', podObject({ namespace: 'plain', name: `p${i}` }));
     await changes.until((x) => x.pods.has('plain/p2'), 'plain/p2');
@@ -354,7 +402,7 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
   it('reconnects a dropped watch and catches up from its resourceVersion', async () => {
     const s = makeSource();
     await within(s.start(), WAIT_MS, 'start');
-    await api.waitForOpenWatches(2);
+    await api.waitForOpenWatches(ALL_WATCHES);
     const listsBefore = lists(api.requests).length;
 
     // Dropped mid-stream, reconnects at once.
@@ -386,7 +434,7 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
   it('relists on 410 Gone and drops what was deleted while it was away', async () => {
     const s = makeSource();
     await within(s.start(), WAIT_MS, 'start');
-    await api.waitForOpenWatches(2);
+    await api.waitForOpenWatches(ALL_WATCHES);
     api.setDown(true);
     await api.waitForRequests((r) => r.filter((q) => q.status === 500).length >= 2);
     api.delete('pods', 'secure/db');
@@ -492,7 +540,7 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
   it('close() ends the watches and leaves nothing that keeps a process alive', async () => {
     const s = makeSource();
     await within(s.start(), WAIT_MS, 'start');
-    await api.waitForOpenWatches(2);
+    await api.waitForOpenWatches(ALL_WATCHES);
     s.close();
     await api.waitForOpenWatches(0);
     // The real proof: a separate process that starts, syncs, closes and must exit on its own.

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decideOutbound } from '../../../src/proxy/outbound-decision.js';
-import { parseCidr, podAddressSpace } from '../../../src/proxy/pod-address-space.js';
+import { decideOutbound, type Endpoint } from '../../../src/proxy/outbound-decision.js';
+import type { ServiceIndex } from '../../../src/proxy/service-index.js';
+import {
+  clusterPodSpace,
+  parseCidr,
+  podAddressSpace,
+} from '../../../src/proxy/pod-address-space.js';
 import type { WorkloadEntry, WorkloadIndex } from '../../../src/proxy/workload-index.js';
 
 const entry = (enrolled: boolean): WorkloadEntry => ({
@@ -93,5 +98,139 @@ describe('pod address space', () => {
     assert.equal(s.contains('not-an-ip'), false);
     assert.equal(podAddressSpace([]).contains('10.248.7.1'), false);
     assert.throws(() => podAddressSpace(['10.0.0.0']));
+  });
+});
+
+describe('decideOutbound to a Service', () => {
+  const space = podAddressSpace(['10.0.0.0/16']);
+  const frontends: Record<
+    string,
+    { service: string; backends: { address: string; port: number }[] }
+  > = {
+    '10.96.0.1|80': {
+      service: 'secure/api',
+      backends: [
+        { address: '10.0.1.5', port: 8080 },
+        { address: '10.0.1.6', port: 8080 },
+        { address: '10.0.9.9', port: 8080 },
+      ],
+    },
+    '10.96.0.2|80': { service: 'secure/empty', backends: [] },
+    '10.96.0.3|80': { service: 'secure/loop', backends: [{ address: '10.0.1.5', port: 15008 }] },
+  };
+  const services: ServiceIndex = {
+    frontend: (ip, port) => {
+      const f = frontends[`${ip}|${port}`];
+      return f && { ...f, port: { name: '', port, targetPort: 8080, nodePort: undefined } };
+    },
+    serviceAt: (ip) =>
+      ['secure/api', 'secure/empty', 'secure/loop'][
+        ['10.96.0.1', '10.96.0.2', '10.96.0.3'].indexOf(ip)
+      ],
+    size: 3,
+  };
+  const vip = { address: '10.96.0.1', port: 80 };
+  const cases: { name: string; dst: Endpoint; pick: number; want: Record<string, unknown> }[] = [
+    {
+      name: 'enrolled backend: HBONE to the backend pod, CONNECT to its target port',
+      dst: vip,
+      pick: 0,
+      want: {
+        kind: 'hbone',
+        service: 'secure/api',
+        hbone: { address: '10.0.1.5', port: 15008 },
+        target: { address: '10.0.1.5', port: 8080 },
+      },
+    },
+    {
+      name: 'plain backend: passthrough to the backend itself, not the ClusterIP',
+      dst: vip,
+      pick: 1,
+      want: {
+        kind: 'passthrough',
+        service: 'secure/api',
+        target: { address: '10.0.1.6', port: 8080 },
+      },
+    },
+    {
+      name: 'backend unknown to discovery, in pod space: wait, then decide the Service afresh',
+      dst: vip,
+      pick: 2,
+      want: { kind: 'wait-for-discovery', target: vip },
+    },
+    {
+      name: 'a pick out of range is clamped',
+      dst: vip,
+      pick: 7,
+      want: { kind: 'wait-for-discovery', target: vip },
+    },
+    {
+      name: 'no usable endpoint: refused, naming the Service',
+      dst: { address: '10.96.0.2', port: 80 },
+      pick: 0,
+      want: {
+        kind: 'refuse',
+        service: 'secure/empty',
+        reason: 'Service secure/empty has no ready endpoint',
+      },
+    },
+    {
+      name: 'a port the Service does not have: refused',
+      dst: { address: '10.96.0.1', port: 81 },
+      pick: 0,
+      want: { kind: 'refuse', service: 'secure/api', reason: 'Service secure/api has no port 81' },
+    },
+    {
+      name: 'a backend on a proxy port: refused (loop)',
+      dst: { address: '10.96.0.3', port: 80 },
+      pick: 0,
+      want: { kind: 'refuse', service: 'secure/loop' },
+    },
+    {
+      name: 'a pod IP is never taken for a Service',
+      dst: { address: '10.0.1.5', port: 80 },
+      pick: 1,
+      want: { kind: 'hbone', target: { address: '10.0.1.5', port: 80 } },
+    },
+  ];
+  for (const c of cases)
+    it(c.name, () => {
+      const d = decideOutbound(c.dst, index, space, services, () => c.pick);
+      for (const [k, v] of Object.entries(c.want))
+        assert.deepEqual((d as unknown as Record<string, unknown>)[k], v, k);
+      if (d.kind === 'hbone' && c.want['service'] === undefined) assert.equal(d.service, undefined);
+    });
+
+  it('picks every backend over many draws (uniform random by default)', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const d = decideOutbound(vip, index, space, services);
+      seen.add(d.kind === 'wait-for-discovery' ? 'wait' : `${d.kind}`);
+    }
+    assert.deepEqual([...seen].sort(), ['hbone', 'passthrough', 'wait']);
+  });
+});
+
+describe('clusterPodSpace', () => {
+  const nodes = [
+    { name: 'a', podCidrs: ['10.244.0.0/24', 'fd00:10:244::/64'] },
+    { name: 'b', podCidrs: ['10.244.1.0/24', 'not-a-cidr'] },
+    { name: 'c', podCidrs: [] },
+  ];
+  it('config podCidrs win over the nodes', () => {
+    const r = clusterPodSpace(['10.0.0.0/8'], nodes);
+    assert.deepEqual([r.origin, r.space.cidrs, r.invalid], ['config', ['10.0.0.0/8'], []]);
+  });
+  it("else the union of the nodes' podCIDRs, malformed ones reported and left out", () => {
+    const r = clusterPodSpace([], nodes);
+    assert.equal(r.origin, 'nodes');
+    assert.deepEqual(r.space.cidrs, ['10.244.0.0/24', '10.244.1.0/24', 'fd00:10:244::/64']);
+    assert.deepEqual(r.invalid, ['b: not-a-cidr']);
+    assert.equal(r.space.contains('10.244.1.77'), true);
+    assert.equal(r.space.contains('10.244.2.1'), false);
+  });
+  it('neither: origin none, nothing is in it', () => {
+    const r = clusterPodSpace([], [{ name: 'c', podCidrs: [] }]);
+    assert.deepEqual([r.origin, r.space.contains('10.244.0.1')], ['none', false]);
   });
 });
