@@ -72,9 +72,11 @@ describe('meshless demo', { skip, concurrency: false }, () => {
     assert.ok(r.ms < 45_000, `demo up took ${r.ms} ms`);
     assert.match(r.stderr, /creating 6 pods through the CNI chain/, 'progress on stderr');
     up = JSON.parse(r.stdout) as typeof up;
-    assert.equal(up.traffic.length, 4);
+    assert.equal(up.traffic.length, 5);
     const row = (src: string, dst: string): TrafficRow => {
-      const found = up.traffic.find((t) => t.source.pod === src && t.destination.pod === dst);
+      const found = up.traffic.find(
+        (t) => t.source.pod === src && t.destination.pod === dst && t.service === undefined,
+      );
       assert.ok(found, `row ${src} -> ${dst}`);
       return found;
     };
@@ -100,6 +102,15 @@ describe('meshless demo', { skip, concurrency: false }, () => {
     const segments = readPcap(secure.seen.capture);
     assert.equal(payloadContains(segments, secure.marker), false);
     assert.ok(tlsHandshakes(segments, 15008).serverVersions.includes(0x0304));
+
+    // web -> Service api's ClusterIP: meshless picked the backend and tunnelled to it.
+    const viaService = up.traffic.find((t) => t.service !== undefined);
+    assert.deepEqual(viaService?.service, { name: 'secure/api', address: '10.96.0.10', port: 80 });
+    assert.equal(viaService.destination.pod, 'api');
+    assert.equal(viaService.seen.markerOnWire, false);
+    assert.ok(['mtls-1.3', 'tls-pooled'].includes(viaService.seen.wire), viaService.seen.wire);
+    assert.equal(payloadContains(readPcap(viaService.seen.capture), viaService.marker), false);
+    assert.ok(viaService.seen.path.some((s) => s.direction === 'inbound' && s.sourceIdentity));
 
     for (const [src, dst, path] of [
       ['web', 'batch', ['passthrough']],
