@@ -102,6 +102,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     onStreamRefused: (reason) => metrics.streamsRefused.inc({ reason }),
     onSessionError: (reason) => metrics.sessionErrors.inc({ reason }),
     podCidrs: config.podCidrs,
+    serviceCidrs: config.serviceCidrs,
   });
   const service = new RegistrationService({
     nodeName: config.nodeName,
@@ -160,7 +161,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
           ready: notReady.length === 0,
           notReady,
           warnings: proxy.warnings(),
-          podAddressSpace: proxy.podSpace,
+          addressSpace: proxy.addressSpace,
           discovery: {
             source: config.discovery.source,
             ...service.status().discovery,

@@ -15,9 +15,9 @@ import { HbonePool } from '../../src/hbone/pool.js';
 import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
 import { buildWorkloadIndex, type WorkloadIndex } from '../../src/proxy/workload-index.js';
 import {
-  clusterPodSpace,
-  type PodAddressSpace,
-  type PodSpaceOrigin,
+  clusterAddressSpace,
+  type AddressRangeOrigin,
+  type ClusterAddressSpace,
 } from '../../src/proxy/pod-address-space.js';
 import { buildServiceIndex, type ServiceIndex } from '../../src/proxy/service-index.js';
 import type { IdentityService } from '../identity/identity-service.js';
@@ -49,6 +49,11 @@ export interface ProxyServiceOptions {
    * fail closed. Empty: the Node objects' `spec.podCIDRs` from discovery.
    */
   readonly podCidrs?: readonly string[];
+  /**
+   * The cluster's Service ranges (config `serviceCidrs`): an unknown
+   * ClusterIP in them fails closed. Empty: the ServiceCIDR objects.
+   */
+  readonly serviceCidrs?: readonly string[];
   /** How long a connection to an unknown pod address waits for discovery, ms; default 2000. */
   readonly discoveryWaitMs?: number;
 }
@@ -59,6 +64,12 @@ export const POD_SPACE_UNKNOWN =
   'to a pod discovery has not seen yet would pass through in plaintext; set podCidrs to the ' +
   "cluster's pod CIDRs";
 
+/** The warning when neither config nor ServiceCIDR objects give the Service ranges. */
+export const SERVICE_SPACE_UNKNOWN =
+  'Service address range unknown: serviceCidrs is not set and the cluster has no ServiceCIDR ' +
+  'objects (Kubernetes < 1.33), so a connection to a Service discovery has not seen yet would ' +
+  "reach kube-proxy in plaintext; set serviceCidrs to the API server's --service-cluster-ip-range";
+
 export class ProxyService implements WorkloadObserver {
   readonly pool: HbonePool;
   readonly #o: ProxyServiceOptions;
@@ -66,7 +77,7 @@ export class ProxyService implements WorkloadObserver {
   readonly #log: Logger;
   #index: WorkloadIndex;
   #services: ServiceIndex;
-  #podSpace: { space: PodAddressSpace; origin: PodSpaceOrigin; invalid: string[] };
+  #addressSpace: ClusterAddressSpace;
   /** Connections waiting for the next index (discovery lagging behind a new pod). */
   readonly #indexWaiters = new Set<() => void>();
 
@@ -77,50 +88,65 @@ export class ProxyService implements WorkloadObserver {
     const first = o.discovery.snapshot();
     this.#index = buildWorkloadIndex(first, o.policy, o.trustDomain);
     this.#services = buildServiceIndex(first);
-    this.#podSpace = clusterPodSpace(o.podCidrs ?? [], first.nodes.values());
-    if (o.discovery.synced) this.#reportPodSpace(undefined);
+    this.#addressSpace = this.#spaceOf(first);
+    if (o.discovery.synced) this.#reportAddressSpace(undefined);
     o.discovery.onChange((s: ClusterSnapshot) => {
       this.#index = buildWorkloadIndex(s, o.policy, o.trustDomain);
       this.#services = buildServiceIndex(s);
-      const before = this.#podSpace;
-      this.#podSpace = clusterPodSpace(o.podCidrs ?? [], s.nodes.values());
-      this.#reportPodSpace(before);
+      const before = this.#addressSpace;
+      this.#addressSpace = this.#spaceOf(s);
+      this.#reportAddressSpace(before);
       const waiters = [...this.#indexWaiters];
       this.#indexWaiters.clear();
       for (const wake of waiters) wake();
     });
   }
 
+  #spaceOf(s: ClusterSnapshot): ClusterAddressSpace {
+    return clusterAddressSpace(
+      { podCidrs: this.#o.podCidrs ?? [], serviceCidrs: this.#o.serviceCidrs ?? [] },
+      { nodes: s.nodes.values(), serviceCidrs: s.serviceCidrs.values() },
+    );
+  }
+
   /**
-   * Logs the pod address space when it is first known or changes; an
-   * unknown one loudly, since unknown pod IPs then pass through.
+   * Logs the cluster address space when it is first known or changes; a
+   * part nothing gives loudly, since unknown addresses in it then pass
+   * through.
    */
-  #reportPodSpace(before: { space: PodAddressSpace; origin: PodSpaceOrigin } | undefined): void {
-    const now = this.#podSpace;
+  #reportAddressSpace(before: ClusterAddressSpace | undefined): void {
+    const now = this.#addressSpace;
     if (
       before &&
-      before.origin === now.origin &&
+      before.pods === now.pods &&
+      before.services === now.services &&
       before.space.cidrs.join() === now.space.cidrs.join()
     )
       return;
-    for (const bad of now.invalid)
-      this.#log.warn({ podCidr: bad }, 'ignoring a malformed Node podCIDR');
-    if (now.origin === 'none') this.#log.error({}, POD_SPACE_UNKNOWN);
-    else
-      this.#log.info(
-        { podCidrs: now.space.cidrs, from: now.origin },
-        'pod address space: connections to unknown addresses in it wait for discovery, never plaintext',
-      );
+    for (const bad of now.invalid) this.#log.warn({ range: bad }, 'ignoring a malformed CIDR');
+    for (const w of this.warnings()) this.#log.error({}, w);
+    this.#log.info(
+      { cidrs: now.space.cidrs, pods: now.pods, services: now.services },
+      'cluster address space: connections to unknown addresses in it wait for discovery, never plaintext',
+    );
   }
 
   /** What an operator must fix although the data plane serves (readiness details). */
   warnings(): string[] {
-    return this.#podSpace.origin === 'none' ? [POD_SPACE_UNKNOWN] : [];
+    return [
+      ...(this.#addressSpace.pods === 'none' ? [POD_SPACE_UNKNOWN] : []),
+      ...(this.#addressSpace.services === 'none' ? [SERVICE_SPACE_UNKNOWN] : []),
+    ];
   }
 
-  /** The pod address space in use and where it came from. */
-  get podSpace(): { readonly cidrs: readonly string[]; readonly origin: PodSpaceOrigin } {
-    return { cidrs: this.#podSpace.space.cidrs, origin: this.#podSpace.origin };
+  /** The cluster address space in use and where its parts came from. */
+  get addressSpace(): {
+    readonly cidrs: readonly string[];
+    readonly pods: AddressRangeOrigin;
+    readonly services: AddressRangeOrigin;
+  } {
+    const a = this.#addressSpace;
+    return { cidrs: a.space.cidrs, pods: a.pods, services: a.services };
   }
 
   /** The proxies running now, by container ID. */
@@ -148,7 +174,7 @@ export class ProxyService implements WorkloadObserver {
       streamRefused: (reason) => this.#o.onStreamRefused?.(reason),
       sessionError: (reason) => this.#o.onSessionError?.(reason),
       connectTimeoutMs: this.#o.connectTimeoutMs ?? 10_000,
-      podSpace: () => this.#podSpace.space,
+      podSpace: () => this.#addressSpace.space,
       services: () => this.#services,
       indexChanged: (ms) => this.#indexChanged(ms),
       ...(this.#o.discoveryWaitMs === undefined

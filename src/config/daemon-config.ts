@@ -76,6 +76,14 @@ export interface DaemonConfig {
    * unknown addresses are outside the cluster and passed through.
    */
   readonly podCidrs: readonly string[];
+  /**
+   * The cluster's Service address ranges (the API server's
+   * --service-cluster-ip-range). A connection to an address in them that no
+   * Service known to discovery has waits for discovery, then is reset, never
+   * handed to kube-proxy in plaintext. Empty (the default): the ranges of the
+   * cluster's ServiceCIDR objects (networking.k8s.io/v1, Kubernetes 1.33+).
+   */
+  readonly serviceCidrs: readonly string[];
 }
 
 type Kind =
@@ -118,6 +126,7 @@ const FIELDS: readonly Field[] = [
   { key: 'drainTimeoutSeconds', kind: 'duration' },
   { key: 'hostProcPath', kind: 'path' },
   { key: 'podCidrs', kind: 'list' },
+  { key: 'serviceCidrs', kind: 'list' },
 ];
 
 /** The environment variable that overrides `key`. */
@@ -309,6 +318,10 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
   for (const cidr of podCidrs)
     if (!parseCidr(cidr))
       throw configError('podCidrs', `"${cidr}" is not a CIDR (a.b.c.d/n, v6/n)`);
+  const serviceCidrs = get<string[]>('serviceCidrs', []);
+  for (const cidr of serviceCidrs)
+    if (!parseCidr(cidr))
+      throw configError('serviceCidrs', `"${cidr}" is not a CIDR (a.b.c.d/n, v6/n)`);
 
   return Object.freeze({
     nodeName: get('nodeName', hostname()),
@@ -327,5 +340,6 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
     drainTimeoutSeconds: get('drainTimeoutSeconds', 25),
     hostProcPath: values.get('hostProcPath') as string | undefined,
     podCidrs: Object.freeze(podCidrs),
+    serviceCidrs: Object.freeze(serviceCidrs),
   });
 }

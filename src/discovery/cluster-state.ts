@@ -1,6 +1,6 @@
 /**
  * The workload model both discovery sources yield: the namespaces, pods,
- * nodes, Services and EndpointSlices of the cluster as far as meshless
+ * nodes, Services, EndpointSlices and ServiceCIDRs of the cluster as far as meshless
  * cares, built from the API's objects (Services, EndpointSlices and Nodes
  * are parsed in service-model.ts). Pure parsing; unknown fields are
  * ignored, malformed objects are reported and skipped, never half-read.
@@ -9,9 +9,11 @@ import { MeshlessError } from '../errors.js';
 import {
   endpointSliceFromObject,
   nodeFromObject,
+  serviceCidrFromObject,
   serviceFromObject,
   type EndpointSliceInfo,
   type NodeInfo,
+  type ServiceCidrInfo,
   type ServiceInfo,
 } from './service-model.js';
 
@@ -43,6 +45,8 @@ export interface ClusterSnapshot {
   readonly services: ReadonlyMap<string, ServiceInfo>;
   /** Keyed by `namespace/name` of the slice. */
   readonly endpointSlices: ReadonlyMap<string, EndpointSliceInfo>;
+  /** ServiceCIDR objects (Kubernetes 1.33+), keyed by name. */
+  readonly serviceCidrs: ReadonlyMap<string, ServiceCidrInfo>;
 }
 
 /** The key of a namespaced object in a snapshot's maps. */
@@ -55,6 +59,7 @@ export const EMPTY_SNAPSHOT: ClusterSnapshot = {
   nodes: new Map(),
   services: new Map(),
   endpointSlices: new Map(),
+  serviceCidrs: new Map(),
 };
 
 /** How many objects of each kind a snapshot holds (for logs). */
@@ -65,6 +70,7 @@ export function snapshotCounts(s: ClusterSnapshot): Record<string, number> {
     nodes: s.nodes.size,
     services: s.services.size,
     endpointSlices: s.endpointSlices.size,
+    serviceCidrs: s.serviceCidrs.size,
   };
 }
 
@@ -143,6 +149,7 @@ export function snapshotFromObjects(objects: readonly unknown[]): ClusterSnapsho
   const nodes = new Map<string, NodeInfo>();
   const services = new Map<string, ServiceInfo>();
   const endpointSlices = new Map<string, EndpointSliceInfo>();
+  const serviceCidrs = new Map<string, ServiceCidrInfo>();
   const visit = (obj: unknown, where: string, itemKind?: string): void => {
     if (!isRecord(obj)) throw bad(`${where} is not an object`);
     // Items of a typed list (PodList, NamespaceList) come without a kind from the API.
@@ -167,8 +174,11 @@ export function snapshotFromObjects(objects: readonly unknown[]): ClusterSnapsho
     } else if (kind === 'EndpointSlice') {
       const slice = endpointSliceFromObject(obj);
       endpointSlices.set(objectKey(slice.namespace, slice.name), slice);
+    } else if (kind === 'ServiceCIDR') {
+      const range = serviceCidrFromObject(obj);
+      serviceCidrs.set(range.name, range);
     }
   };
   objects.forEach((o, i) => visit(o, `document ${i}`));
-  return { namespaces, pods, nodes, services, endpointSlices };
+  return { namespaces, pods, nodes, services, endpointSlices, serviceCidrs };
 }

@@ -1,7 +1,8 @@
 /**
  * The Kubernetes discovery source: informers on all v1 Namespaces, Pods,
- * Nodes and Services and all discovery.k8s.io/v1 EndpointSlices of the
- * cluster (a node daemon resolves destinations by IP cluster-wide, so it
+ * Nodes and Services, discovery.k8s.io/v1 EndpointSlices and
+ * networking.k8s.io/v1 ServiceCIDRs (optional: older servers lack them) of
+ * the cluster (a node daemon resolves destinations by IP cluster-wide, so it
  * needs every node's pods, the Services' addresses and their backends, and
  * the nodes' pod CIDRs), yielding the same workload model as the file
  * source.
@@ -74,9 +75,11 @@ import {
 import {
   endpointSliceFromObject,
   nodeFromObject,
+  serviceCidrFromObject,
   serviceFromObject,
   type EndpointSliceInfo,
   type NodeInfo,
+  type ServiceCidrInfo,
   type ServiceInfo,
 } from './service-model.js';
 import type { DiscoverySource } from './discovery-source.js';
@@ -199,6 +202,12 @@ interface ResourceInformerOptions<M> {
   readonly random: () => number;
   /** The cache changed (add, update or delete of a model). */
   readonly onChange: () => void;
+  /**
+   * A resource older API servers do not serve (ServiceCIDR before
+   * Kubernetes 1.33): a 404 on its list counts as "none" and syncs, logged
+   * once, instead of blocking start-up; it is asked again at each resync.
+   */
+  readonly optional?: boolean;
 }
 
 /**
@@ -217,6 +226,8 @@ class ResourceInformer<M> {
   #current: { handle: WatchHandle; relist(): void } | undefined;
   /** Set by resync(): the next list may be served from the watch cache, not older than this. */
   #resyncFrom: string | undefined;
+  /** An optional resource the API server does not serve (404): no watch until the next resync. */
+  #absent = false;
   #closed = false;
 
   constructor(o: ResourceInformerOptions<M>) {
@@ -247,6 +258,11 @@ class ResourceInformer<M> {
 
   /** Ends the running watch through the library's 410 path: it relists. */
   resync(): void {
+    if (this.#absent) {
+      // An optional resource the server did not serve: ask again (it may have been upgraded).
+      this.start();
+      return;
+    }
     if (this.#current === undefined) return; // listing or backing off: a list is coming anyway
     const rv = this.#lw.latestResourceVersion();
     this.#resyncFrom = rv === '' ? undefined : rv;
@@ -301,7 +317,23 @@ class ResourceInformer<M> {
         resyncFrom !== undefined
           ? { resourceVersion: resyncFrom, resourceVersionMatch: 'NotOlderThan' }
           : { limit: this.#o.pageSize, continue: cont };
-      const page = await this.#o.transport.getJson(this.#o.path, query, this.#abort.signal);
+      let page: unknown;
+      try {
+        page = await this.#o.transport.getJson(this.#o.path, query, this.#abort.signal);
+      } catch (err) {
+        if (this.#o.optional === true && (err as { statusCode?: unknown }).statusCode === 404) {
+          if (!this.#absent)
+            this.#o.log.info(
+              { path: this.#o.path },
+              `the API server does not serve ${this.#o.kind}; taking none`,
+            );
+          this.#absent = true;
+          this.#backoff.reset();
+          return { metadata: { resourceVersion: '' }, items: [] };
+        }
+        throw err;
+      }
+      this.#absent = false;
       pages += 1;
       if (!isRecord(page) || !Array.isArray(page['items']) || !isRecord(page['metadata']))
         throw kubeApiError(`GET ${this.#o.path}`, 200, 'the answer is not a List');
@@ -336,6 +368,8 @@ class ResourceInformer<M> {
     // The library goes on to watch even when stopped during the list: refuse.
     if (this.#closed) return controller;
     this.#markSynced();
+    // Nothing to watch on a server without the resource; resync() asks again.
+    if (this.#absent) return controller;
     const [lo, hi] = this.#o.watchTimeoutSeconds;
     const timeoutSeconds = Math.round(lo + this.#o.random() * (hi - lo));
     const started = Date.now();
@@ -454,6 +488,7 @@ interface Informers {
   readonly nodes: ResourceInformer<NodeInfo>;
   readonly services: ResourceInformer<ServiceInfo>;
   readonly endpointSlices: ResourceInformer<EndpointSliceInfo>;
+  readonly serviceCidrs: ResourceInformer<ServiceCidrInfo>;
 }
 
 /**
@@ -545,6 +580,7 @@ export class KubernetesDiscoverySource implements DiscoverySource {
       resource: string,
       parse: (obj: unknown) => M,
       keyOf: (m: M) => { name: string; namespace?: string },
+      optional = false,
     ): ResourceInformer<M> =>
       new ResourceInformer<M>({
         ...common,
@@ -552,6 +588,7 @@ export class KubernetesDiscoverySource implements DiscoverySource {
         kind,
         parse,
         keyOf,
+        optional,
         log: this.#log.child({ resource }),
       });
     const informers: Informers = {
@@ -573,6 +610,14 @@ export class KubernetesDiscoverySource implements DiscoverySource {
         'endpointslices',
         endpointSliceFromObject,
         namespaced,
+      ),
+      serviceCidrs: informer(
+        '/apis/networking.k8s.io/v1/servicecidrs',
+        'ServiceCIDR',
+        'servicecidrs',
+        serviceCidrFromObject,
+        (c) => ({ name: c.name }),
+        true,
       ),
     };
     this.#informers = informers;
@@ -596,6 +641,7 @@ export class KubernetesDiscoverySource implements DiscoverySource {
       nodes: new Map(i.nodes.models().map((n) => [n.name, n])),
       services: byKey(i.services.models()),
       endpointSlices: byKey(i.endpointSlices.models()),
+      serviceCidrs: new Map(i.serviceCidrs.models().map((c) => [c.name, c])),
     };
   }
 

@@ -1,6 +1,7 @@
 /**
  * Services and their backends as meshless needs them, parsed from v1
- * Service, discovery.k8s.io/v1 EndpointSlice and v1 Node objects: the
+ * Service, discovery.k8s.io/v1 EndpointSlice, networking.k8s.io/v1
+ * ServiceCIDR and v1 Node objects: the
  * addresses a Service answers on (ClusterIPs, external and load-balancer
  * IPs, node ports) and its endpoints with their readiness. Pure parsing;
  * unknown fields are ignored, malformed objects are reported and skipped,
@@ -221,4 +222,21 @@ export function nodeFromObject(obj: unknown): NodeInfo {
     )
       addresses.push(a['address']);
   return { name, podCidrs: cidrs, addresses };
+}
+
+/** A networking.k8s.io/v1 ServiceCIDR: ranges ClusterIPs are allocated from. */
+export interface ServiceCidrInfo {
+  readonly name: string;
+  readonly cidrs: readonly string[];
+}
+
+/** A networking.k8s.io/v1 ServiceCIDR object to ServiceCidrInfo. */
+export function serviceCidrFromObject(obj: unknown): ServiceCidrInfo {
+  const { name } = metaOf(obj, 'ServiceCIDR', false);
+  const o = obj as Record<string, unknown>;
+  const spec = isRecord(o['spec']) ? o['spec'] : {};
+  const cidrs = Array.isArray(spec['cidrs'])
+    ? spec['cidrs'].filter((c): c is string => typeof c === 'string')
+    : [];
+  return { name, cidrs };
 }

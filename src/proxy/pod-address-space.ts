@@ -1,9 +1,10 @@
 /**
- * The cluster's pod address space (config `podCidrs`, else the nodes' pod
- * CIDRs from discovery): the ranges pod IPs are allocated from. An enrolled pod's connection to an address inside it
- * that discovery does not know yet is a pod discovery lags behind, not an
- * outside host, so it is never passed through in plaintext
- * (see {@link decideOutbound}).
+ * The cluster's address space: the ranges pod IPs and Service ClusterIPs
+ * are allocated from (config `podCidrs` / `serviceCidrs`, else the Nodes'
+ * pod CIDRs and the ServiceCIDR objects from discovery). An enrolled pod's
+ * connection to an address inside it that discovery does not know yet is a
+ * pod or Service discovery lags behind, not an outside host, so it is never
+ * passed through in plaintext (see {@link decideOutbound}).
  */
 import { BlockList, isIP } from 'node:net';
 
@@ -52,32 +53,56 @@ export function podAddressSpace(cidrs: readonly string[]): PodAddressSpace {
   };
 }
 
-/** Where the pod address space came from. */
-export type PodSpaceOrigin = 'config' | 'nodes' | 'none';
+/** Where a part of the cluster address space came from. */
+export type AddressRangeOrigin = 'config' | 'cluster' | 'none';
+
+/** The cluster's address space and where its parts came from. */
+export interface ClusterAddressSpace {
+  /** Pod ranges and Service ranges together (what an unknown address waits in). */
+  readonly space: PodAddressSpace;
+  /** Pod ranges: config `podCidrs`, else the Nodes' `spec.podCIDRs`. */
+  readonly pods: AddressRangeOrigin;
+  /** Service ranges: config `serviceCidrs`, else the ServiceCIDR objects. */
+  readonly services: AddressRangeOrigin;
+  /** Ranges from the cluster that do not parse (left out), `owner: text`. */
+  readonly invalid: readonly string[];
+}
 
 /**
- * The cluster's pod address space: config `podCidrs` when set, else the
- * union of the Node objects' `spec.podCIDRs` (what the node IPAM hands
- * out). `invalid` lists node CIDRs that do not parse (left out); `origin`
- * 'none' means neither gives one, so unknown destinations pass through:
- * the daemon warns about it.
+ * The addresses the cluster allocates: pod ranges (config `podCidrs` when
+ * set, else the union of the Node objects' `spec.podCIDRs`) and Service
+ * ranges (config `serviceCidrs` when set, else the union of the ServiceCIDR
+ * objects). An enrolled pod's connection to an address in them that
+ * discovery does not know waits for discovery, then is reset; 'none' for a
+ * part means such addresses pass through: the daemon warns about it.
  */
-export function clusterPodSpace(
-  configured: readonly string[],
-  nodes: Iterable<{ readonly name: string; readonly podCidrs: readonly string[] }>,
-): { space: PodAddressSpace; origin: PodSpaceOrigin; invalid: string[] } {
-  if (configured.length > 0)
-    return { space: podAddressSpace(configured), origin: 'config', invalid: [] };
-  const cidrs = new Set<string>();
+export function clusterAddressSpace(
+  configured: { readonly podCidrs: readonly string[]; readonly serviceCidrs: readonly string[] },
+  cluster: {
+    readonly nodes: Iterable<{ readonly name: string; readonly podCidrs: readonly string[] }>;
+    readonly serviceCidrs: Iterable<{ readonly name: string; readonly cidrs: readonly string[] }>;
+  },
+): ClusterAddressSpace {
   const invalid: string[] = [];
-  for (const node of nodes)
-    for (const c of node.podCidrs)
-      if (parseCidr(c)) cidrs.add(c);
-      else invalid.push(`${node.name}: ${c}`);
-  const list = [...cidrs].sort();
+  const part = (
+    fromConfig: readonly string[],
+    owners: Iterable<{ readonly name: string; readonly cidrs: readonly string[] }>,
+  ): { cidrs: string[]; origin: AddressRangeOrigin } => {
+    if (fromConfig.length > 0) return { cidrs: [...fromConfig], origin: 'config' };
+    const found = new Set<string>();
+    for (const owner of owners)
+      for (const c of owner.cidrs)
+        if (parseCidr(c)) found.add(c);
+        else invalid.push(`${owner.name}: ${c}`);
+    return { cidrs: [...found].sort(), origin: found.size > 0 ? 'cluster' : 'none' };
+  };
+  const nodes = [...cluster.nodes].map((n) => ({ name: n.name, cidrs: n.podCidrs }));
+  const pods = part(configured.podCidrs, nodes);
+  const services = part(configured.serviceCidrs, cluster.serviceCidrs);
   return {
-    space: podAddressSpace(list),
-    origin: list.length > 0 ? 'nodes' : 'none',
+    space: podAddressSpace([...pods.cidrs, ...services.cidrs]),
+    pods: pods.origin,
+    services: services.origin,
     invalid,
   };
 }

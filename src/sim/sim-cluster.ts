@@ -134,6 +134,13 @@ export function renderDiscovery(
   extras: DiscoveryExtras = {},
 ): string {
   const items: unknown[] = [];
+  if (extras.nodes !== undefined)
+    items.push({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'ServiceCIDR',
+      metadata: { name: 'kubernetes' },
+      spec: { cidrs: [SERVICE_CIDR] },
+    });
   for (const n of extras.nodes ?? [])
     items.push({
       apiVersion: 'v1',
@@ -229,6 +236,9 @@ export function renderKubeProxyRules(
   lines.push('COMMIT', '');
   return lines.join('\n');
 }
+
+/** The simulated cluster's Service range (ClusterIPs come from it). */
+export const SERVICE_CIDR = '10.96.0.0/16';
 
 /** The chain of the simulated kube-proxy in each node netns. */
 export const KUBE_PROXY_CHAIN = 'SIM-KUBE-SERVICES';

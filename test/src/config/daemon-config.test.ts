@@ -59,6 +59,7 @@ describe('loadDaemonConfig: defaults', () => {
       logLevel: 'info',
       drainTimeoutSeconds: 25,
       podCidrs: [],
+      serviceCidrs: [],
     });
   });
 
@@ -131,6 +132,7 @@ const FULL: DaemonConfig = {
   drainTimeoutSeconds: 10,
   hostProcPath: '/host/proc',
   podCidrs: ['10.244.0.0/16'],
+  serviceCidrs: [],
 };
 
 describe('loadDaemonConfig: files', () => {

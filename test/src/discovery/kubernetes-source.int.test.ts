@@ -283,6 +283,10 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
     await within(s.start(), WAIT_MS, 'start');
     const snap = s.snapshot();
     assert.deepEqual(snap.nodes.get('node-a')?.podCidrs, ['10.0.0.0/24']);
+    // The double does not serve ServiceCIDR (as API servers before 1.33): none, and synced anyway.
+    assert.equal(snap.serviceCidrs.size, 0);
+    assert.ok(logs.some((l) => l.level === 'info' && /does not serve ServiceCIDR/.test(l.msg)));
+    await api.waitForOpenWatches(ALL_WATCHES);
     const backends = (x: typeof snap): string[] =>
       (buildServiceIndex(x).frontend('10.96.0.5', 80)?.backends ?? []).map(
         (b) => `${b.address}:${b.port}`,

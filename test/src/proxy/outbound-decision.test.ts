@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { decideOutbound, type Endpoint } from '../../../src/proxy/outbound-decision.js';
 import type { ServiceIndex } from '../../../src/proxy/service-index.js';
 import {
-  clusterPodSpace,
+  clusterAddressSpace,
   parseCidr,
   podAddressSpace,
 } from '../../../src/proxy/pod-address-space.js';
@@ -211,26 +211,45 @@ describe('decideOutbound to a Service', () => {
   });
 });
 
-describe('clusterPodSpace', () => {
+describe('clusterAddressSpace', () => {
   const nodes = [
     { name: 'a', podCidrs: ['10.244.0.0/24', 'fd00:10:244::/64'] },
     { name: 'b', podCidrs: ['10.244.1.0/24', 'not-a-cidr'] },
     { name: 'c', podCidrs: [] },
   ];
-  it('config podCidrs win over the nodes', () => {
-    const r = clusterPodSpace(['10.0.0.0/8'], nodes);
-    assert.deepEqual([r.origin, r.space.cidrs, r.invalid], ['config', ['10.0.0.0/8'], []]);
+  const serviceCidrs = [{ name: 'kubernetes', cidrs: ['10.96.0.0/16'] }];
+  const none = { podCidrs: [], serviceCidrs: [] };
+  it('config wins over the cluster, for each part', () => {
+    const r = clusterAddressSpace(
+      { podCidrs: ['10.0.0.0/8'], serviceCidrs: ['172.20.0.0/16'] },
+      { nodes, serviceCidrs },
+    );
+    assert.deepEqual(
+      [r.pods, r.services, r.space.cidrs, r.invalid],
+      ['config', 'config', ['10.0.0.0/8', '172.20.0.0/16'], []],
+    );
   });
-  it("else the union of the nodes' podCIDRs, malformed ones reported and left out", () => {
-    const r = clusterPodSpace([], nodes);
-    assert.equal(r.origin, 'nodes');
-    assert.deepEqual(r.space.cidrs, ['10.244.0.0/24', '10.244.1.0/24', 'fd00:10:244::/64']);
+  it("else the Nodes' podCIDRs and the ServiceCIDRs; malformed ones reported and left out", () => {
+    const r = clusterAddressSpace(none, { nodes, serviceCidrs });
+    assert.deepEqual([r.pods, r.services], ['cluster', 'cluster']);
+    assert.deepEqual(r.space.cidrs, [
+      '10.244.0.0/24',
+      '10.244.1.0/24',
+      'fd00:10:244::/64',
+      '10.96.0.0/16',
+    ]);
     assert.deepEqual(r.invalid, ['b: not-a-cidr']);
     assert.equal(r.space.contains('10.244.1.77'), true);
+    assert.equal(r.space.contains('10.96.3.4'), true);
     assert.equal(r.space.contains('10.244.2.1'), false);
   });
-  it('neither: origin none, nothing is in it', () => {
-    const r = clusterPodSpace([], [{ name: 'c', podCidrs: [] }]);
-    assert.deepEqual([r.origin, r.space.contains('10.244.0.1')], ['none', false]);
+  it('nothing: both parts none, nothing is in it', () => {
+    const r = clusterAddressSpace(none, { nodes: [{ name: 'c', podCidrs: [] }], serviceCidrs: [] });
+    assert.deepEqual([r.pods, r.services, r.space.contains('10.244.0.1')], ['none', 'none', false]);
+  });
+  it('an unknown ClusterIP in the Service range waits for discovery instead of reaching kube-proxy', () => {
+    const r = clusterAddressSpace(none, { nodes, serviceCidrs });
+    const d = decideOutbound({ address: '10.96.7.7', port: 80 }, index, r.space);
+    assert.equal(d.kind, 'wait-for-discovery');
   });
 });

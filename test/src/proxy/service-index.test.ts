@@ -99,7 +99,11 @@ describe('buildServiceIndex', () => {
     assert.equal(services.serviceAt('192.168.5.10'), undefined);
   });
 
-  it('node pod CIDRs and named container ports are parsed', () => {
+  it('node pod CIDRs, ServiceCIDRs and named container ports are parsed', () => {
+    assert.deepEqual(snapshot.serviceCidrs.get('kubernetes')?.cidrs, [
+      '10.96.0.0/16',
+      'fd00:96::/112',
+    ]);
     assert.deepEqual(snapshot.nodes.get('node-a')?.podCidrs, ['10.22.0.0/24', 'fd00:10:22::/64']);
     assert.deepEqual(snapshot.nodes.get('node-a')?.addresses, ['192.168.5.10']);
     assert.deepEqual(snapshot.pods.get('secure/api-0')?.containerPorts, {
