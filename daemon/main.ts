@@ -11,7 +11,7 @@ import { startDaemon } from './daemon.js';
 const USAGE = `usage: meshlessd [--config FILE]
 
 Runs the meshless node daemon. Every config key can also be set by a
-MESHLESS_* environment variable (e.g. MESHLESS_STATE_DIR); see README.md.`;
+MESHLESS_* environment variable (e.g. MESHLESS_STATE_DIR); see docs/configuration.md.`;
 
 async function main(): Promise<void> {
   let file: string | undefined;
