@@ -1,7 +1,9 @@
 /**
- * meshlessd: the node daemon's entry. Parses flags and config once, wires
- * the services, binds everything before reporting ready, and shuts down
- * cleanly on SIGTERM/SIGINT.
+ * meshlessd: the node daemon's entry. Parses flags and config once (exit 2
+ * when they are invalid), starts the daemon (daemon.ts: exit 1 when that
+ * fails), and on SIGTERM/SIGINT drains and stops it. What is bound before
+ * the daemon reports ready, and what an upgrading daemon binds later, is
+ * daemon.ts's business.
  */
 import { parseArgs } from 'node:util';
 import { errorMessage } from '../src/errors.js';
