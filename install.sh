@@ -30,7 +30,7 @@ Usage: install.sh [--uninstall] [options]
   --log-level LEVEL           debug|info|warn|error|silent
   --exclude-namespaces A,B    namespaces never enrolled (replaces the default kube-system)
 
-The local demo (root; see README "Demo"):
+The local demo (root; see README "The demo"):
   --demo                      install what is missing (apt packages, npm ci, build), then
                               bring up a two-node cluster in network namespaces and show,
                               on a capture, which traffic is mutual TLS; it keeps running

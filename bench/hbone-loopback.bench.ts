@@ -2,7 +2,7 @@
 // one run: client app -> front proxy (15001 role) -> [HBONE | TCP] ->
 // [HBONE server (15008 role)] -> sink/source upstream.
 //   node --import tsx bench/hbone-loopback.bench.ts [MiB per stream] [--no-coalesce]
-// Both directions are measured separately (FACTS §8: the HTTP/2 receive
+// Both directions are measured separately (docs/performance.md: the HTTP/2 receive
 // path may be slower than the send path).
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';

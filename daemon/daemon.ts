@@ -1,6 +1,17 @@
 /**
  * The daemon's composition root: builds every service from the config, in
- * order, and tears them down in reverse. Nothing here decides anything.
+ * order, and tears them down in reverse. The few decisions that live here
+ * are about the daemon as a whole, not about a pod or a connection:
+ * - readiness: ready once discovery has synced and every enrolled
+ *   registration has its listeners and identity (`readinessProblems`,
+ *   served on /healthz/ready and in /status);
+ * - the admin routes' answers, and `POST /logging`, which checks the level
+ *   against LOG_LEVELS before changing it;
+ * - the upgrade take-over: a daemon that finds another one serving the CNI
+ *   socket treats the registrations as read-only, serves the data plane at
+ *   once, retries the socket and the probe ports until the old daemon has
+ *   left, then reloads the registrations and reconciles.
+ * Enrolment, identity and proxying are decided in the services it builds.
  */
 import { mkdir } from 'node:fs/promises';
 import { LOG_LEVELS, type DaemonConfig, type LogLevel } from '../src/config/daemon-config.js';

@@ -1,7 +1,9 @@
 /**
- * meshlessd: the node daemon's entry. Parses flags and config once, wires
- * the services, binds everything before reporting ready, and shuts down
- * cleanly on SIGTERM/SIGINT.
+ * meshlessd: the node daemon's entry. Parses flags and config once (exit 2
+ * when they are invalid), starts the daemon (daemon.ts: exit 1 when that
+ * fails), and on SIGTERM/SIGINT drains and stops it. What is bound before
+ * the daemon reports ready, and what an upgrading daemon binds later, is
+ * daemon.ts's business.
  */
 import { parseArgs } from 'node:util';
 import { errorMessage } from '../src/errors.js';
@@ -11,7 +13,7 @@ import { startDaemon } from './daemon.js';
 const USAGE = `usage: meshlessd [--config FILE]
 
 Runs the meshless node daemon. Every config key can also be set by a
-MESHLESS_* environment variable (e.g. MESHLESS_STATE_DIR); see README.md.`;
+MESHLESS_* environment variable (e.g. MESHLESS_STATE_DIR); see docs/configuration.md.`;
 
 async function main(): Promise<void> {
   let file: string | undefined;

@@ -1,13 +1,24 @@
 /*
- * meshless_netns: the only native code of meshless (see DESIGN.md, "The
- * native piece"). Node cannot enter a network namespace nor read or set
- * SO_MARK, IP_TRANSPARENT or SO_ORIGINAL_DST, so this addon:
+ * meshless_netns: the only native code of meshless (ARCHITECTURE.md, "Native
+ * addon"). Node cannot enter a network namespace, nor read or set SO_MARK,
+ * IP_TRANSPARENT, SO_ORIGINAL_DST or a lasting SO_LINGER, so this addon
+ * exports four functions:
  *
- *   openSocket(spec)   creates a TCP socket inside a netns (by path), sets
- *                      its options, binds it (and listens, for listeners),
- *                      and returns the fd; JavaScript adopts it with `net`.
- *   originalDst(fd)    reads SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST of an
- *                      accepted (REDIRECTed) socket.
+ *   openSocket(spec)        creates a TCP socket inside a netns (by path),
+ *                           sets its options (SO_MARK, IP_TRANSPARENT,
+ *                           SO_REUSEADDR/SO_REUSEPORT, SO_RCVBUF(FORCE)),
+ *                           binds it (and listens, for listeners), and
+ *                           returns the fd; JavaScript adopts it with `net`.
+ *   originalDst(fd)         reads SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST of
+ *                           an accepted (REDIRECTed) socket.
+ *   setLinger(fd, seconds)  sets SO_LINGER (seconds >= 0) or clears it
+ *                           (< 0); with 0, closing the socket (or the
+ *                           process dying) sends RST instead of FIN.
+ *   writeNetSysctl(netnsPath, key, value)
+ *                           writes /proc/sys/net/<key> as the given netns
+ *                           sees it (e.g. ipv4/tcp_migrate_req); the file is
+ *                           opened after setns(), since /proc/sys/net
+ *                           resolves the opening thread's namespace.
  *
  * Invariants:
  *  - Nothing here blocks: sockets are non-blocking, and we never connect()

@@ -1,8 +1,16 @@
 /**
  * The one error class of meshless. Every failure that crosses a module
  * boundary is a MeshlessError with a stable string code, so callers (the CNI
- * dispatcher, the daemon's API, the CLI) can map it without parsing messages.
- * Codes are documented in ARCHITECTURE.md ("Error codes").
+ * dispatcher, the daemon's API, the CLI) can map it by code, not by message.
+ * Not every caller does yet; three places read message text today:
+ * - the HBONE server classifies an HTTP/2 session error as `flood` from its
+ *   message (src/hbone/hbone-server.ts);
+ * - the pod proxy's `outcomeOf` falls back to message patterns for errors
+ *   that are not HboneErrors (daemon/proxy/pod-proxy.ts);
+ * - the daemon's wait for a port a previous daemon holds also accepts
+ *   "EADDRINUSE" in an error's text when no errno is attached
+ *   (daemon/daemon.ts).
+ * Codes are documented in docs/error-codes.md (a test keeps it complete).
  */
 export class MeshlessError extends Error {
   /** Stable code, `MESHLESS_E_*`. */

@@ -1,6 +1,6 @@
 /**
  * Renders {@link BenchResults}: a Markdown report with ratios and the
- * targets of the benchmark issue, and an SVG bar chart (throughput and
+ * performance targets (docs/performance.md, "Targets"), and an SVG bar chart (throughput and
  * latency per variant). Pure functions of the results.
  */
 import { median } from './proc-stats.js';

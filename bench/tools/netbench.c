@@ -15,7 +15,7 @@
  *       close; prints one JSON line with connections/s and errors.
  *
  * Written in C rather than Node so that the client's own cost and jitter
- * (event loop, GC) stay far below the proxies' (FACTS §8: +136..219 us added
+ * (event loop, GC) stay far below the proxies' (docs/performance.md: +136..219 us added
  * per round trip), and the connection-rate client can outrun a proxy on a
  * 2-core machine.
  */

@@ -203,8 +203,8 @@ async function runInstall(argv: ArgumentsCamelCase): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  // --- Later work: --demo (install.sh --demo) brings up the local two-node demo
-  // (DESIGN.md "Operating it"); it gets its own verb beside this one. ---------
+  // (install.sh --demo is not handled here: it runs `meshless demo up`,
+  // cli/commands/demo.ts.)
   if (argv.node !== true && !watching)
     return run('install', () => installCni(installOptions(argv)));
 

@@ -1,7 +1,7 @@
 /**
  * `meshless demo`: a two-node cluster in network namespaces on this machine
- * (see README "Demo"). `up` builds it and proves, on a capture of the node
- * link, what FACTS.md section 1 requires; the cluster then keeps running
+ * (see README "The demo"). `up` builds it and proves, on a capture of the
+ * node link, the behaviour matrix of docs/reference/behaviour.md; the cluster then keeps running
  * (its daemons and pod servers are detached processes) until `down`.
  * `status`, `exec`, `label`, `traffic` and `down` find it through the
  * state file in `--state-dir` (default /var/run/meshless-demo).
@@ -82,7 +82,7 @@ async function traffic(state: DemoState): Promise<TrafficRow[]> {
 
 function printRows(rows: readonly TrafficRow[]): void {
   process.stdout.write(
-    `\nWhat FACTS.md section 1 requires, checked on a capture of the node1-node2 link:\n\n`,
+    `\nThe behaviour matrix (docs/reference/behaviour.md), checked on a capture of the node1-node2 link:\n\n`,
   );
   process.stdout.write(renderTrafficTable(rows, colour()));
   const failed = rows.filter((r) => !r.ok).length;
@@ -258,7 +258,7 @@ export const demoCommand: CommandModule = {
     stateDirOption(y)
       .command<UpArgs>(
         'up',
-        'build the demo, prove FACTS.md section 1 on a capture, leave it running',
+        'build the demo, prove the behaviour matrix on a capture, leave it running',
         (b) =>
           b
             .option('prefix', {

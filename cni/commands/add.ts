@@ -1,5 +1,5 @@
 /**
- * ADD (DESIGN.md "Pod ADD"): register the pod with the node daemon; when it
+ * ADD (docs/reference/cni.md, "Verbs"): register the pod with the node daemon; when it
  * says the pod is enrolled, install the redirect rules in the pod's netns;
  * print prevResult. When the daemon cannot be reached, ask the Kubernetes
  * API: an enrolled (or unknown) namespace fails with 11 so the pod never

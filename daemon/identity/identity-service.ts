@@ -9,8 +9,10 @@
  *   last `release` drops it and its timer. Nothing else creates identities,
  *   so the node never issues an SVID for a pod that is not on it.
  * - Leaves are issued only by the node CA, never by the root.
- * - One `tls.SecureContext` per SVID, built at issue time; renewal swaps in
- *   a new one. Established connections keep the context they started with.
+ * - One `tls.SecureContext` per SVID, built lazily: on its first use, or
+ *   ~30 ms after issuance (off the CNI ADD's path), whichever comes first;
+ *   renewal swaps in a new SVID with its own. Established connections keep
+ *   the context they started with.
  * - A renewal failure never removes the current SVID: it is retried with
  *   backoff until it succeeds or the SVID expires.
  * - Timers are unref'd: they never keep the process alive.

@@ -1,7 +1,8 @@
 /**
  * The daemon's Prometheus metrics (prom-client), one registry per daemon so
  * several can run in one process (tests). Names follow Prometheus
- * conventions with the `meshless_` prefix; README "Metrics" lists them.
+ * conventions with the `meshless_` prefix; docs/metrics.md lists them (a
+ * test fails when a metric is missing there).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ConnectionRecord } from '../../src/hbone/connection-record.js';

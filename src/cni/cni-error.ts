@@ -16,7 +16,7 @@ export const CNI_CODES = {
   tryAgainLater: 11,
   pluginNotAvailable: 50,
   pluginNotAvailableLimited: 51,
-  // Plugin-specific (100+), documented in ARCHITECTURE.md.
+  // Plugin-specific (100+), documented in docs/reference/cni.md.
   daemonRejected: 100,
   redirectFailed: 101,
   redirectMissing: 102,

@@ -129,6 +129,9 @@ const FIELDS: readonly Field[] = [
   { key: 'serviceCidrs', kind: 'list' },
 ];
 
+/** Every key the config file may hold; docs/configuration.md documents each (a test checks). */
+export const CONFIG_KEYS: readonly string[] = FIELDS.map((f) => f.key);
+
 /** The environment variable that overrides `key`. */
 export function envNameOf(key: string): string {
   return (

@@ -7,7 +7,7 @@ import { request } from 'node:http';
 import { MeshlessError, errorMessage } from '../errors.js';
 import { connectFromNetns } from '../netns/socket-in-netns.js';
 
-/** The daemon's default admin port (FACTS.md 2). */
+/** The daemon's default admin port (docs/reference/ports-and-marks.md). */
 export const ADMIN_PORT = 15000;
 
 /**

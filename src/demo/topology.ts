@@ -1,6 +1,7 @@
 /**
  * What the demo builds: two nodes, an enrolled and a plain namespace with
- * pods on both nodes, and the four traffic rows of FACTS.md section 1 (all
+ * pods on both nodes, and the four traffic rows of the behaviour matrix
+ * (docs/reference/behaviour.md; all
  * across the node link, so the capture sees them).
  */
 
@@ -68,7 +69,7 @@ export interface TrafficPair {
   readonly service?: string;
 }
 
-/** The rows of FACTS.md section 1, node1 -> node2. */
+/** The rows of the behaviour matrix (docs/reference/behaviour.md), node1 -> node2. */
 export const DEMO_TRAFFIC: readonly TrafficPair[] = [
   { source: 'web', destination: 'api' }, // enrolled -> enrolled
   { source: 'web', destination: 'batch' }, // enrolled -> not enrolled

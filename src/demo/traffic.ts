@@ -1,5 +1,6 @@
 /**
- * The demo's proof: for each row of FACTS.md section 1, one application
+ * The demo's proof: for each row of the behaviour matrix
+ * (docs/reference/behaviour.md), one application
  * connection from a pod on node1 to a pod on node2 carries a random marker
  * while tcpdump captures the node link; the capture is then classified
  * (TLS 1.3 on 15008 with the marker absent, or the marker in plaintext),
@@ -49,7 +50,7 @@ export interface RowEnd {
   readonly enrolled: boolean;
 }
 
-/** What a row must show (FACTS.md 1). */
+/** What a row must show (docs/reference/behaviour.md). */
 export interface RowExpectation {
   readonly wire: WireVerdict;
   /** The directions meshless logs for it, in any order; none: we are not involved. */
@@ -86,7 +87,7 @@ export interface TrafficRow {
   readonly problems: readonly string[];
 }
 
-/** The behaviour FACTS.md section 1 requires for a pair. Pure. */
+/** What the behaviour matrix (docs/reference/behaviour.md) requires for a pair. Pure. */
 export function expectationFor(
   sourceEnrolled: boolean,
   destinationEnrolled: boolean,

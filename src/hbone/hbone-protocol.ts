@@ -1,6 +1,6 @@
 /**
- * HBONE wire decisions, free of I/O (FACTS §4; istio/ztunnel
- * `src/proxy/h2`): the CONNECT request a client sends, the checks a server
+ * HBONE wire decisions, free of I/O (docs/reference/hbone.md;
+ * istio/ztunnel `src/proxy/h2`): the CONNECT request a client sends, the checks a server
  * makes before dialling upstream, and the HTTP/2 settings of both ends.
  */
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
@@ -42,7 +42,7 @@ export const MAX_FRAME_BYTES = 1 * MiB;
  */
 export const SESSION_MEMORY_MB = 64;
 
-/** Client SETTINGS (FACTS §4: header list 16 KiB, no push). */
+/** Client SETTINGS (docs/reference/hbone.md: header list 16 KiB, no push). */
 export const CLIENT_HTTP2_SETTINGS = {
   initialWindowSize: STREAM_WINDOW_BYTES,
   maxFrameSize: MAX_FRAME_BYTES,
@@ -50,7 +50,7 @@ export const CLIENT_HTTP2_SETTINGS = {
   enablePush: false,
 } as const;
 
-/** Server SETTINGS (FACTS §4: 200 concurrent streams, header list 64 KiB, no push). */
+/** Server SETTINGS (docs/reference/hbone.md: 200 concurrent streams, header list 64 KiB, no push). */
 export const SERVER_HTTP2_SETTINGS = {
   initialWindowSize: STREAM_WINDOW_BYTES,
   maxFrameSize: MAX_FRAME_BYTES,
@@ -189,7 +189,7 @@ export interface ConnectRequestPolicy {
 }
 
 /**
- * Checks an inbound HBONE request (FACTS §4): CONNECT only; `:authority`
+ * Checks an inbound HBONE request (docs/reference/hbone.md): CONNECT only; `:authority`
  * an IP literal and port; the IP one of the pod's; the port not one of the
  * proxy's. Any failure is a 400.
  */

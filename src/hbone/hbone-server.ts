@@ -1,7 +1,7 @@
 /**
  * The server end of HBONE, on an enrolled pod's port 15008: mutual TLS 1.3
  * with the pod's SVID, HTTP/2, CONNECT streams delivered to the application
- * (FACTS §4; istio/ztunnel `src/proxy/inbound.rs`).
+ * (docs/reference/hbone.md; istio/ztunnel `src/proxy/inbound.rs`).
  *
  * The daemon accepts raw TCP on a listener bound inside the pod's netns and
  * hands each socket to {@link HboneServer.handleConnection}. Per connection:

@@ -1,5 +1,5 @@
 /**
- * The outbound "held inline" rule (FACTS §1): the application's connection
+ * The outbound "held inline" rule (docs/reference/behaviour.md): the application's connection
  * is accepted at once, but its bytes stay in the kernel and in Node's
  * buffer until the HBONE tunnel answered 200; only then does the relay
  * start. If the tunnel fails, the application's connection is reset: it

@@ -25,7 +25,7 @@ import { connectHbone, openConnectStream, type TunnelRequest } from './hbone-cli
 import { HboneError } from './hbone-error.js';
 import { canonicalIp, formatAuthority } from './hbone-protocol.js';
 
-/** Options of {@link HbonePool}; defaults per FACTS §4. */
+/** Options of {@link HbonePool}; defaults per docs/reference/hbone.md. */
 export interface HbonePoolOptions {
   /** Streams per connection before another is opened; default 100. */
   readonly maxStreamsPerConnection?: number;

@@ -15,10 +15,10 @@
  * - Backpressure with a larger buffer than Node's 16 KiB default: a source
  *   is paused only once its destination holds `highWaterMark` bytes, and
  *   resumed on `'drain'`. HTTP/2 streams cannot be created with another
- *   highWaterMark, so the relay applies its own (FACTS §8).
+ *   highWaterMark, so the relay applies its own (docs/performance.md).
  * - Write coalescing: the first chunk of an event-loop turn is written at
  *   once; if more arrive in the same turn, the destination is corked and
- *   uncorked on `setImmediate`, so they leave in one writev() (FACTS §8:
+ *   uncorked on `setImmediate`, so they leave in one writev() (docs/performance.md:
  *   +70 % once windows are large). Writing the first chunk at once keeps
  *   request/response traffic (one chunk per turn) off the extra loop turn:
  *   corking every chunk added ~60 us to a pod-to-pod round trip.
@@ -58,7 +58,7 @@ export interface RelayOptions {
   readonly coalesceWrites?: boolean;
 }
 
-/** Default per-direction buffer of a relay (FACTS §8: 4 MiB). */
+/** Default per-direction buffer of a relay (docs/performance.md: 4 MiB). */
 export const RELAY_HIGH_WATER_MARK = 4 * 1024 * 1024;
 
 interface Http2StreamLike extends Duplex {

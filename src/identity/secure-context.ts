@@ -1,9 +1,10 @@
 /**
- * TLS contexts for HBONE. One `tls.SecureContext` is built per SVID, when it
- * is issued, and shared by every connection that presents that SVID:
- * building one per connection costs a quarter or more of the handshake rate.
- * On rotation a new context is built and swapped in; connections already
- * established keep the old one until they close.
+ * TLS contexts for HBONE. One `tls.SecureContext` is built per SVID (by the
+ * identity service, lazily, soon after issuance) and shared by every
+ * connection that presents that SVID: building one per connection costs a
+ * quarter or more of the handshake rate. On rotation a new context is built
+ * and swapped in; connections already established keep the old one until
+ * they close.
  */
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { TrustBundle } from './trust-bundle.js';

@@ -5,8 +5,7 @@
  * removed, it is being upgraded (rolling update) or restarted, or the node
  * is shutting down. Only the first should take our entry out. Removing it
  * during an upgrade opens a window in which pods start without the plugin,
- * so their traffic silently skips mTLS (FACTS.md section 7, istio/istio
- * #60882); a stale entry costs far less: enrolled pods on that node wait
+ * so their traffic silently skips mTLS (istio/istio #60882, #55968); a stale entry costs far less: enrolled pods on that node wait
  * (CNI error 11) until a daemon is back. So, like istio-cni's node agent,
  * we look up our own DaemonSet when stopped and uninstall only when it is
  * gone or being deleted; when in doubt we keep the entry (fail closed).

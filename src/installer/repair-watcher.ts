@@ -1,7 +1,7 @@
 /**
  * Watch and repair: keeps our entry in the node's primary CNI config while
- * the primary network plugin rewrites its files (istio-cni's behaviour; its
- * users needed it, FACTS.md sections 6 and 7).
+ * the primary network plugin rewrites its files (istio-cni's behaviour, after
+ * its users' reports: istio/istio #57432, #52761; docs/reference/cni.md).
  *
  * The watcher knows nothing about configs: it calls `repair` (an idempotent
  * install pass, normally installNode) once at start, after every burst of

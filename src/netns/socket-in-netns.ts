@@ -2,7 +2,9 @@
  * TCP sockets that live in another network namespace (a pod's), for the
  * proxy: listeners bound inside the pod netns (15001/15006/15008), outbound
  * connections opened from inside it (marked, optionally with a foreign
- * source address), and the original destination of a REDIRECTed connection.
+ * source address), the original destination of a REDIRECTed connection,
+ * SO_LINGER for reset-on-death application sockets, and the pod netns's
+ * `net.ipv4.tcp_migrate_req` for upgrades.
  *
  * How: the C addon (native/netns.c) enters the netns in the calling thread,
  * builds and binds the socket, comes back, and returns the fd; `net` adopts
@@ -74,7 +76,7 @@ export interface ConnectFromNetnsOptions {
   readonly mark?: number;
   /**
    * `IP_TRANSPARENT`, to bind a `bindAddress` that is not local (the
-   * original peer's). Replies need policy routing in that netns (FACTS.md 2).
+   * original peer's). Replies need policy routing in that netns (docs/reference/ports-and-marks.md).
    */
   readonly transparent?: boolean;
   /** Source IP literal to bind, same family as `host`. */

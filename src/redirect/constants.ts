@@ -1,6 +1,6 @@
 /**
- * Ports, marks and names of the in-pod redirection (FACTS.md sections 2-3,
- * after istio/ztunnel and cilium's in-pod mode).
+ * Ports, marks and names of the in-pod redirection (docs/reference/ports-and-marks.md
+ * and redirect-rules.md, after istio/ztunnel and cilium's in-pod mode).
  */
 
 /** Listeners the daemon binds inside every enrolled pod's netns. */

@@ -1,7 +1,7 @@
 /**
  * Reply routing for sockets the proxy binds to a foreign source address
  * (IP_TRANSPARENT): packets of connections carrying our connmark are routed
- * locally (FACTS.md section 2). Pure: decides which `ip` commands bring the
+ * locally (docs/reference/ports-and-marks.md). Pure: decides which `ip` commands bring the
  * netns to the wanted state from what `ip rule`/`ip route` print now.
  */
 import { CONNMARK, POLICY_ROUTE, hex, type IpFamily } from './constants.js';

@@ -20,7 +20,7 @@ import { CniRuntime, bridgeConflist, type Conflist, type PodAttachment } from '.
 import { startDaemonProcess, type DaemonHandle } from './daemon-process.js';
 import { Netns, sh } from './netns.js';
 
-/** The namespace label that enrols (FACTS.md 1). */
+/** The namespace label that enrols (docs/reference/behaviour.md). */
 export const ENROLMENT_LABEL = { key: 'io.cilium/mtls-enabled', value: 'true' } as const;
 
 /** Longest cluster prefix: link names are `<prefix>n<i>`, at most 15 bytes. */

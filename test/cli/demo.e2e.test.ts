@@ -1,6 +1,6 @@
 /**
  * `meshless demo` end to end, as a user runs it: the built CLI brings the
- * demo up (its processes outlive the CLI), every row of FACTS.md section 1
+ * demo up (its processes outlive the CLI), every row of the behaviour matrix (docs/reference/behaviour.md)
  * is checked on the capture it made, `status`, `exec` and `label` work on
  * the running demo, and `down` (twice) leaves nothing behind. A state dir
  * and name prefix of its own keep it clear of a user's demo.
@@ -66,7 +66,7 @@ describe('meshless demo', { skip, concurrency: false }, () => {
     if (parent) rmSync(parent, { recursive: true, force: true });
   });
 
-  test('up: builds the cluster, checks each row of FACTS.md 1 on a capture, and exits leaving it running', () => {
+  test('up: builds the cluster, checks each row of the behaviour matrix on a capture, and exits leaving it running', () => {
     const r = demo('up', '--json');
     assert.equal(r.status, 0, `demo up failed:\n${r.stderr}\n${r.stdout}`);
     assert.ok(r.ms < 45_000, `demo up took ${r.ms} ms`);

@@ -2,7 +2,7 @@
  * Generators of hostile CNI invocations (environment + stdin) for the
  * plugin's fuzz tests, and the checks every answer must pass. Each case
  * carries the CNI error code its input problem determines, worked out from
- * the spec (containernetworking/cni SPEC.md, FACTS.md section 6), not from
+ * the spec (containernetworking/cni SPEC.md, docs/reference/cni.md), not from
  * the plugin's own parsers: env problem 4, undecodable stdin 6, invalid
  * field 7, unsupported version 1. Cases whose outcome depends on the daemon
  * carry no expected code; their answer must still be valid.

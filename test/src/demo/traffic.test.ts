@@ -35,7 +35,7 @@ function serverHello(version: number): Buffer {
 }
 
 describe('demo traffic decisions', () => {
-  test('what FACTS.md 1 requires per pair', () => {
+  test('what the behaviour matrix requires per pair', () => {
     assert.deepEqual(expectationFor(true, true), {
       wire: 'mtls-1.3',
       path: ['outbound', 'inbound'],

@@ -212,7 +212,7 @@ describe('verifyInstalled', () => {
 });
 
 describe('chainRules', () => {
-  it('matches the in-pod rules of FACTS.md section 3, in order', () => {
+  it('matches the in-pod rules of docs/reference/redirect-rules.md, in order', () => {
     const summary = (f: IpFamily): string[] =>
       [...chainRules(f).mangle, ...chainRules(f).nat].map((r) => `${r.chain} ${r.rule}`);
     const v4 = summary(4);
