@@ -1,9 +1,11 @@
 /**
  * What the demo builds: two nodes, an enrolled and a plain namespace with
- * pods on both nodes, and the four traffic rows of the behaviour matrix
- * (docs/reference/behaviour.md; all
- * across the node link, so the capture sees them).
+ * pods on both nodes, a Service in front of `api`, and the traffic rows:
+ * the four of the behaviour matrix (docs/reference/behaviour.md) and one
+ * through the Service's ClusterIP, all across the node link, so the capture
+ * sees them.
  */
+import type { SimServiceSpec } from '../sim/sim-cluster.js';
 
 /** The enrolled namespace (labelled `io.cilium/mtls-enabled=true`). */
 export const SECURE_NAMESPACE = 'secure';
@@ -36,15 +38,8 @@ export const DEMO_PODS: readonly DemoPodSpec[] = [
   { name: 'report', namespace: PLAIN_NAMESPACE, node: 'node1' },
 ];
 
-/** A Service of the demo: ClusterIP, port, and its backend pods. */
-export interface DemoService {
-  readonly name: string;
-  readonly namespace: string;
-  readonly clusterIp: string;
-  readonly port: number;
-  readonly targetPort: number;
-  readonly backends: readonly string[];
-}
+/** A Service of the demo: ClusterIP, port, and its backend pods (by name). */
+export type DemoService = SimServiceSpec;
 
 /** The Services: `api` in the enrolled namespace (kube-proxy's DNAT simulated on both nodes). */
 export const DEMO_SERVICES: readonly DemoService[] = [
