@@ -58,8 +58,14 @@ describe('loadDaemonConfig: defaults', () => {
       readinessAddress: ':15021',
       logLevel: 'info',
       drainTimeoutSeconds: 25,
+      probeSnat: true,
       podCidrs: [],
     });
+  });
+
+  it('probeSnat: on by default, off from the file or MESHLESS_PROBE_SNAT=false', () => {
+    const env = { ...MIN_ENV, MESHLESS_PROBE_SNAT: 'false' };
+    assert.equal(loadDaemonConfig({ env }).probeSnat, false);
   });
 
   it('podCidrs: a list of CIDRs, from the file or MESHLESS_POD_CIDRS', () => {
@@ -105,6 +111,7 @@ metricsAddress: "[::]:16020"
 readinessAddress: 0.0.0.0:16021
 logLevel: debug
 drainTimeoutSeconds: 10
+probeSnat: false
 podCidrs: [10.244.0.0/16]
 hostProcPath: /host/proc
 `;
@@ -129,6 +136,7 @@ const FULL: DaemonConfig = {
   readinessAddress: '0.0.0.0:16021',
   logLevel: 'debug',
   drainTimeoutSeconds: 10,
+  probeSnat: false,
   hostProcPath: '/host/proc',
   podCidrs: ['10.244.0.0/16'],
 };
