@@ -209,4 +209,18 @@ describe('IPv6 link-local between IPv4-only pods on one node', { skip, concurren
     const marker = `LOOP-${randomBytes(4).toString('hex')}`;
     assert.deepEqual(await clientIn(netnsName('b-secure'), '::1', marker), { data: marker });
   });
+
+  test('CHECK reports a tampered IPv6 refuse chain (102); DEL removes both families exactly', () => {
+    const pod = cluster.pod('a-secure');
+    const { runtime, conflist } = pod.node;
+    assert.equal(runtime.check(conflist, pod.attachment).ok, true, 'intact after ADD');
+    pod.netns.exec(['ip6tables', '-F', 'MESHLESS_OUTPUT']);
+    const check = runtime.check(conflist, pod.attachment);
+    assert.equal(check.ok, false);
+    assert.equal(check.output?.['code'], 102);
+    assert.match(String(check.output?.['msg']), /IPv6 filter MESHLESS_OUTPUT: rules differ/);
+    runtime.del(conflist, pod.attachment);
+    for (const save of ['iptables-save', 'ip6tables-save'])
+      assert.doesNotMatch(pod.netns.exec([save]).stdout, /MESHLESS/, save);
+  });
 });
