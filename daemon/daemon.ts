@@ -128,6 +128,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
   await (probes ? probes.sync() : probeSnat.remove()).catch((err: unknown) =>
     logger.error({ error: errorMessage(err) }, 'probe SNAT rules on the node could not be set'),
   );
+  const stopProbeRepair = probes?.repairEvery(60_000);
   discovery.onChange(() => void service.scheduleReconcile());
   const firstReconcile = synced.then(() => service.scheduleReconcile());
   if (config.discovery.source === 'file') await firstReconcile;
@@ -304,6 +305,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     proxy,
     async stop() {
       stopping = true;
+      stopProbeRepair?.();
       for (const close of closers) await close();
       await proxy.close(config.drainTimeoutSeconds * 1000);
       identity.close();

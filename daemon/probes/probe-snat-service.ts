@@ -13,6 +13,8 @@
  * - The daemon stopping leaves the rule as it is: probes must keep working
  *   while the daemon restarts or is upgraded. Removal is for uninstall
  *   (`meshless cni uninstall`) and for `probeSnat: false`.
+ * - Someone else flushing the node's nat table (a firewall reload) is
+ *   noticed by `repair()`, which the daemon runs every minute.
  */
 import { errorMessage } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
@@ -72,6 +74,35 @@ export class ProbeSnatService implements WorkloadObserver {
     this.#pending = next;
     this.#running = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * Compares the node's rules with the current set and renders again when
+   * they differ (a firewall reload flushed them, someone edited the chain).
+   * Resolves true when it had to repair.
+   */
+  async repair(): Promise<boolean> {
+    if (!this.#live) return false;
+    await this.settled();
+    const problems = await this.#snat.verify(this.addresses());
+    if (problems.length === 0) return false;
+    this.#log.warn(
+      { problems },
+      'the probe SNAT rules on the node were not intact; rendering again',
+    );
+    await this.sync();
+    return true;
+  }
+
+  /** Runs {@link repair} every `intervalMs` until the returned function is called. */
+  repairEvery(intervalMs: number): () => void {
+    const timer = setInterval(() => {
+      this.repair().catch((err: unknown) =>
+        this.#log.error({ error: errorMessage(err) }, 'checking the probe SNAT rules failed'),
+      );
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /** Resolves once every render scheduled so far has run. */

@@ -102,4 +102,18 @@ describe('ProbeSnatService', () => {
     await svc.settled();
     assert.deepEqual(node.covered(), ['10.0.0.2', '10.0.0.3']);
   });
+
+  it('repair() renders again when the node rules were flushed, and does nothing when intact', async () => {
+    const node = new FakeNode();
+    const { log } = recordingLogger();
+    const svc = new ProbeSnatService(new NodeProbeSnat(node, { kernelHasIpv6: false }), log);
+    await svc.workloadEnrolled(reg('a', '10.0.0.2'));
+    assert.equal(await svc.repair(), false, 'not live before the start-up sync');
+    await svc.sync();
+    assert.equal(await svc.repair(), false);
+    node.nat = applyRestore(node.nat, '*nat\n-F MESHLESS_POSTRT\nCOMMIT\n');
+    assert.deepEqual(node.covered(), []);
+    assert.equal(await svc.repair(), true);
+    assert.deepEqual(node.covered(), ['10.0.0.2']);
+  });
 });

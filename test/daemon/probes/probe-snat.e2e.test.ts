@@ -25,6 +25,8 @@ import { SimCluster, type SimNode } from '../../../src/sim/sim-cluster.js';
 import { PROBE_SNAT } from '../../../src/redirect/constants.js';
 import { parseIptablesSave } from '../../../src/redirect/iptables-state.js';
 import { PROBE_SNAT_CHAIN } from '../../../src/redirect/probe-snat.js';
+import { NodeProbeSnat } from '../../../src/redirect/node-probe-snat.js';
+import { execaRunner } from '../../../src/exec/command-runner.js';
 
 const skip = E2E_SKIP;
 const PORT = 8080;
@@ -111,9 +113,12 @@ describe('kubelet probes SNATed on the node', { skip, concurrency: false }, () =
     removeTestDir(dir);
   });
 
-  test('the node SNATs only enrolled pods, one jump, one rule each', () => {
+  test('the node SNATs only enrolled pods, one jump, one rule each', async () => {
     assert.deepEqual(covered(), [ip('app')]);
     assert.equal(jumps(), 1);
+    // What the kernel prints is exactly what we render (the daemon's repair check relies on it).
+    const snat = new NodeProbeSnat(execaRunner(), { netnsPath: node.netns.path });
+    assert.deepEqual(await snat.verify([ip('app')]), []);
   });
 
   test('from the node netns the app sees 169.254.7.127; from a pod, the pod (through 15006)', async () => {
