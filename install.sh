@@ -4,7 +4,8 @@
 # Copies dist/meshless-cni atomically into the CNI bin dir and appends our
 # entry to the node's primary CNI config (the lexically first .conf/.conflist/
 # .json in the conf dir, unless --conf-file names one), wrapping a .conf into
-# a .conflist. --uninstall reverses it exactly. Both are idempotent.
+# a .conflist. --uninstall reverses it exactly, and also removes the daemon's
+# probe SNAT rule from the node's nat table (as root). Both are idempotent.
 # --node (what the DaemonSet runs) also writes the plugin's kubeconfig from the
 # pod's service account and waits for the primary config to appear; --watch
 # keeps running and re-inserts our entry whenever the primary CNI rewrites its
@@ -18,8 +19,8 @@ usage() {
   cat <<'EOF'
 Usage: install.sh [--uninstall] [options]
 
-  --uninstall                 remove our entry (restoring the original config) and the plugin
-                              (with --node: the kubeconfig too)
+  --uninstall                 remove our entry (restoring the original config), the plugin and,
+                              as root, the daemon's probe SNAT rule (with --node: the kubeconfig too)
   --cni-bin-dir DIR           CNI plugin dir     (env CNI_BIN_DIR, default /opt/cni/bin)
   --cni-conf-dir DIR          CNI config dir     (env CNI_CONF_DIR, default /etc/cni/net.d)
   --conf-file NAME            config file in the conf dir to edit (default: lexically first)

@@ -23,11 +23,13 @@ import { KubernetesDiscoverySource } from '../src/discovery/kubernetes-source.js
 import { createAdminServer } from './admin/admin-server.js';
 import { execaRunner } from '../src/exec/command-runner.js';
 import { PodRedirect } from '../src/redirect/pod-redirect.js';
+import { NodeProbeSnat } from '../src/redirect/node-probe-snat.js';
 import { IdentityService } from './identity/identity-service.js';
 import { createDaemonLogger } from './observability/daemon-logger.js';
 import { DaemonMetrics } from './observability/metrics.js';
 import { startMetricsServer, startReadinessServer } from './observability/probe-servers.js';
 import { ProxyService } from './proxy/proxy-service.js';
+import { ProbeSnatService } from './probes/probe-snat-service.js';
 import { isSocketServed, startCniApiServer } from './registration/cni-api-server.js';
 import { RegistrationService } from './registration/registration-service.js';
 import { Registry } from './registration/registry.js';
@@ -126,9 +128,19 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     hostProcPath: config.hostProcPath,
   });
   service.addObserver(proxy);
+  // Kubelet probes SNATed on the node (config probeSnat), kept in step with enrolment.
+  const probeSnat = new NodeProbeSnat(execaRunner());
+  const probes = config.probeSnat
+    ? new ProbeSnatService(probeSnat, logger.child({ component: 'probe-snat' }))
+    : undefined;
+  if (probes) service.addObserver(probes);
   // Listeners first (a redirected pod without them is refused, never leaks),
   // then, once discovery has synced, rules and enrolment against the labels.
   await service.reattach();
+  await (probes ? probes.sync() : probeSnat.remove()).catch((err: unknown) =>
+    logger.error({ error: errorMessage(err) }, 'probe SNAT rules on the node could not be set'),
+  );
+  const stopProbeRepair = probes?.repairEvery(60_000);
   discovery.onChange(() => void service.scheduleReconcile());
   const firstReconcile = synced.then(() => service.scheduleReconcile());
   if (config.discovery.source === 'file') await firstReconcile;
@@ -307,6 +319,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     proxy,
     async stop() {
       stopping = true;
+      stopProbeRepair?.();
       for (const close of closers) await close();
       await proxy.close(config.drainTimeoutSeconds * 1000);
       identity.close();

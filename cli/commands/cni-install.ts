@@ -39,6 +39,9 @@ import {
   type NodeInstallOptions,
 } from '../../src/installer/node-install.js';
 import { RepairWatcher } from '../../src/installer/repair-watcher.js';
+import { execaRunner } from '../../src/exec/command-runner.js';
+import { NodeProbeSnat } from '../../src/redirect/node-probe-snat.js';
+import { PROBE_SNAT_CHAIN } from '../../src/redirect/probe-snat.js';
 
 /**
  * meshless-cni beside the running program: dist/meshless-cni when run as
@@ -245,10 +248,12 @@ async function runInstall(argv: ArgumentsCamelCase): Promise<void> {
       uninstallOnExit: argv['uninstall-on-exit'] === true,
       owner,
       serviceAccountDir: String(argv['service-account-dir']),
-      uninstall: () =>
-        uninstallNode(
-          { binDir: base.binDir, confDir: base.confDir, confFile: base.confFile },
-          node?.node.kubeconfigPath,
+      uninstall: async () =>
+        withProbeSnatRemoved(
+          await uninstallNode(
+            { binDir: base.binDir, confDir: base.confDir, confFile: base.confFile },
+            node?.node.kubeconfigPath,
+          ),
         ),
     });
   } catch (err) {
@@ -336,7 +341,8 @@ async function watchUntilStopped(o: {
 
 const uninstall: CommandModule = {
   command: 'uninstall',
-  describe: 'remove our conflist entry (restoring the original file) and the plugin binary',
+  describe:
+    "remove our conflist entry (restoring the original file), the plugin binary and the node's probe SNAT rule",
   builder: (y) =>
     dirOptions(y)
       .option('node', {
@@ -350,20 +356,45 @@ const uninstall: CommandModule = {
           'with --node: the kubeconfig to remove (default <cni-conf-dir>/meshless-kubeconfig)',
       }),
   handler: (argv) =>
-    run('uninstall', () => {
+    run('uninstall', async () => {
       const dirs = {
         binDir: String(argv['cni-bin-dir']),
         confDir: String(argv['cni-conf-dir']),
         confFile: optionalString(argv['conf-file']),
       };
-      return argv.node === true
-        ? uninstallNode(
-            dirs,
-            optionalString(argv.kubeconfig) ?? defaultKubeconfigPath(dirs.confDir),
-          )
-        : uninstallCni(dirs);
+      return withProbeSnatRemoved(
+        await (argv.node === true
+          ? uninstallNode(
+              dirs,
+              optionalString(argv.kubeconfig) ?? defaultKubeconfigPath(dirs.confDir),
+            )
+          : uninstallCni(dirs)),
+      );
     }),
 };
+
+/**
+ * Uninstalling also removes the node's probe SNAT rule, which the daemon
+ * keeps (and leaves in place when it stops, so probes survive restarts).
+ * Only root can read the node's rules; without iptables there is nothing of
+ * ours. A failure is a warning: the plugin entry is what matters most.
+ */
+async function withProbeSnatRemoved(result: InstallResult): Promise<InstallResult> {
+  if (process.getuid?.() !== 0) return result;
+  const snat = new NodeProbeSnat(execaRunner());
+  const what = `iptables nat chain ${PROBE_SNAT_CHAIN} (probe SNAT)`;
+  try {
+    if (!(await snat.present())) return result;
+    await snat.remove();
+    return { ...result, actions: [...result.actions, { path: what, action: 'removed' }] };
+  } catch (err) {
+    if (err instanceof MeshlessError && err.code === 'MESHLESS_E_EXEC') return result;
+    return {
+      ...result,
+      warnings: [...result.warnings, `could not remove the ${what}: ${errorMessage(err)}`],
+    };
+  }
+}
 
 function optionalString(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;

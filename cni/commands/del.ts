@@ -1,8 +1,8 @@
 /**
- * DEL: best effort and idempotent. Remove our rules (for the families of
- * prevResult, both without it) if the netns still exists and tell the
- * daemon to forget the pod (both at once), and succeed whatever is already
- * gone (the daemon reconciles with what exists when it starts).
+ * DEL: best effort and idempotent. Remove our rules (both families: those of
+ * prevResult were redirected, the others refused) if the netns still exists
+ * and tell the daemon to forget the pod (both at once), and succeed whatever
+ * is already gone (the daemon reconciles with what exists when it starts).
  */
 import { podAddresses } from '../../src/cni/result.js';
 import type { PluginConfig } from '../../src/cni/plugin-config.js';
@@ -12,8 +12,10 @@ import { API_VERSION, type DelRequest } from '../../src/registration/protocol.js
 import type { HandlerResult, Invocation } from '../plugin-context.js';
 
 /**
- * The families whose rules ADD installed: those of prevResult's addresses
- * (ADD installs IPv4 for a pod without any), both when DEL has no prevResult.
+ * The families ADD redirected: those of prevResult's addresses (ADD
+ * redirects IPv4 for a pod without any), both when DEL has no prevResult.
+ * The removal covers both families whatever this says; it only tells which
+ * rule set to expect in each, so the common case takes one restore.
  */
 function familiesOf(prev: PluginConfig['prevResult']): IpFamily[] {
   const families = new Set<IpFamily>(podAddresses(prev).map((a) => a.family));

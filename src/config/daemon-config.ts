@@ -70,6 +70,13 @@ export interface DaemonConfig {
    */
   readonly drainTimeoutSeconds: number;
   /**
+   * SNAT TCP from the node's own sockets (the kubelet's probes) to enrolled
+   * pods of this node to 169.254.7.127, a source the pods' rules let
+   * through, so probes do not depend on the daemon (rule in the node's nat
+   * POSTROUTING, chain MESHLESS_POSTRT). Default true; false removes it.
+   */
+  readonly probeSnat: boolean;
+  /**
    * The cluster's pod address ranges (CIDRs). An enrolled pod's connection
    * to an address in them that discovery does not know yet waits briefly
    * for discovery, then is reset: never plaintext. Empty (the default):
@@ -124,6 +131,7 @@ const FIELDS: readonly Field[] = [
   { key: 'readinessAddress', kind: 'address' },
   { key: 'logLevel', kind: 'logLevel' },
   { key: 'drainTimeoutSeconds', kind: 'duration' },
+  { key: 'probeSnat', kind: 'boolean' },
   { key: 'hostProcPath', kind: 'path' },
   { key: 'podCidrs', kind: 'list' },
   { key: 'serviceCidrs', kind: 'list' },
@@ -341,6 +349,7 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
     readinessAddress: get('readinessAddress', ':15021'),
     logLevel: get<LogLevel>('logLevel', 'info'),
     drainTimeoutSeconds: get('drainTimeoutSeconds', 25),
+    probeSnat: get('probeSnat', true),
     hostProcPath: values.get('hostProcPath') as string | undefined,
     podCidrs: Object.freeze(podCidrs),
     serviceCidrs: Object.freeze(serviceCidrs),

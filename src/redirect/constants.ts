@@ -29,6 +29,13 @@ export const PROBE_SNAT = {
 /** Our chains, in both the mangle and the nat table. */
 export const CHAINS = { prerouting: 'MESHLESS_PRERT', output: 'MESHLESS_OUTPUT' } as const;
 
+/**
+ * Our chains in the filter table, for an address family the pod has no
+ * address of (its IPv6 link-local addresses in an IPv4-only pod): new TCP
+ * connections over it are refused with a reset, both ways (rules.ts).
+ */
+export const REFUSE_CHAINS = { input: 'MESHLESS_INPUT', output: 'MESHLESS_OUTPUT' } as const;
+
 export type IpFamily = 4 | 6;
 
 export const hex = (n: number): string => `0x${n.toString(16)}`;

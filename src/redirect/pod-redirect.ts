@@ -3,7 +3,13 @@
  * namespace. The I/O shell around rules.ts and policy-routes.ts: it reads
  * the live state, renders the exact change, applies it atomically per
  * family (iptables-restore --noflush in one transaction).
+ *
+ * Callers name the address families the pod has; every family gets rules
+ * (rules.ts `familyPlan`): those the pod has addresses of are redirected,
+ * the others (IPv6 link-local in an IPv4-only pod) refuse TCP. The policy
+ * routing exists only for redirected families.
  */
+import { existsSync } from 'node:fs';
 import { MeshlessError } from '../errors.js';
 import { inNetns, type CommandRunner } from '../exec/command-runner.js';
 import type { IpFamily } from './constants.js';
@@ -17,7 +23,14 @@ import {
   removeCommands,
   verifyPolicyRoutes,
 } from './policy-routes.js';
-import { renderInstall, renderRemoval, renderRemovalOfInstall, verifyInstalled } from './rules.js';
+import {
+  familyPlan,
+  renderInstall,
+  renderRemoval,
+  renderRemovalOfInstall,
+  verifyInstalled,
+  type FamilyRules,
+} from './rules.js';
 
 const save = (f: IpFamily): string => (f === 4 ? 'iptables-save' : 'ip6tables-save');
 const restore = (f: IpFamily): string => (f === 4 ? 'iptables-restore' : 'ip6tables-restore');
@@ -28,11 +41,23 @@ export interface PreparedInstall {
   apply(): Promise<void>;
 }
 
+export interface PodRedirectOptions {
+  /** Whether the kernel has IPv6 (default: /proc/sys/net/ipv6 exists); without it nothing to refuse. */
+  readonly kernelHasIpv6?: boolean;
+}
+
 export class PodRedirect {
   readonly #runner: CommandRunner;
+  readonly #ipv6: boolean;
 
-  constructor(runner: CommandRunner) {
+  constructor(runner: CommandRunner, options: PodRedirectOptions = {}) {
     this.#runner = runner;
+    this.#ipv6 = options.kernelHasIpv6 ?? existsSync('/proc/sys/net/ipv6');
+  }
+
+  /** The rules of every family, given the families the pod has addresses of. */
+  plan(addressFamilies: readonly IpFamily[]): FamilyRules[] {
+    return familyPlan(addressFamilies, this.#ipv6);
   }
 
   async #must(netns: string, argv: string[], what: string, input?: string): Promise<string> {
@@ -82,8 +107,9 @@ export class PodRedirect {
    * A prepared install that is never applied has only read.
    */
   prepareInstall(netns: string, families: readonly IpFamily[]): PreparedInstall {
+    const plan = this.plan(families);
     const reads = new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
-      families.map((family) => {
+      plan.map(({ family }) => {
         const state = this.#ruleset(netns, family);
         state.catch(() => undefined); // reported by apply(), if it runs
         return state;
@@ -93,16 +119,16 @@ export class PodRedirect {
       apply: async () => {
         const states = await reads;
         await Promise.all(
-          families.map(async (family, i) => {
+          plan.map(async ({ family, mode }, i) => {
             const current = await states[i];
             if (current === undefined) return;
             await Promise.all([
-              this.#policyRoutes(netns, family),
+              mode === 'redirect' ? this.#policyRoutes(netns, family) : undefined,
               this.#must(
                 netns,
                 [restore(family), '--noflush'],
                 `${restore(family)} --noflush`,
-                renderInstall(family, current),
+                renderInstall(family, current, mode),
               ),
             ]);
           }),
@@ -111,7 +137,7 @@ export class PodRedirect {
     };
   }
 
-  /** Installs the rules for each family (idempotent); see {@link prepareInstall}. */
+  /** Installs the rules of every family (idempotent); see {@link prepareInstall}. */
   install(netns: string, families: readonly IpFamily[]): Promise<void> {
     return this.prepareInstall(netns, families).apply();
   }
@@ -122,18 +148,18 @@ export class PodRedirect {
    * where thoroughness matters more than a few milliseconds.
    */
   async repair(netns: string, families: readonly IpFamily[]): Promise<void> {
-    for (const family of families) {
-      const [current, routes] = await Promise.all([
-        this.#ruleset(netns, family),
-        this.#routes(netns, family),
-      ]);
-      for (const args of installCommands(family, routes.rules, routes.routes))
-        await this.#must(netns, ['ip', ...args], `ip ${args.slice(1).join(' ')}`);
+    for (const { family, mode } of this.plan(families)) {
+      const current = await this.#ruleset(netns, family);
+      if (mode === 'redirect') {
+        const routes = await this.#routes(netns, family);
+        for (const args of installCommands(family, routes.rules, routes.routes))
+          await this.#must(netns, ['ip', ...args], `ip ${args.slice(1).join(' ')}`);
+      }
       await this.#must(
         netns,
         [restore(family), '--noflush'],
         `${restore(family)} --noflush`,
-        renderInstall(family, current),
+        renderInstall(family, current, mode),
       );
     }
   }
@@ -152,23 +178,26 @@ export class PodRedirect {
   }
 
   /**
-   * Removes everything of ours for the given families, by default both
-   * (idempotent). Per family, two independent chains run in parallel,
-   * families in parallel:
-   * - iptables: the restore that removes exactly one install of ours is
-   *   tried at once, beside an iptables-save; it either commits whole or
-   *   changes nothing, and then the removal is rendered from the save (a
-   *   netns without our rules, doubled jumps). Reading first would put the
-   *   save before the restore, whose commit waits ~20 ms on the kernel.
+   * Removes everything of ours from both families (idempotent); `families`
+   * (the pod's address families, as given to install; default both) only
+   * says which rule set to expect in each. Per family, two independent
+   * chains run in parallel, families in parallel:
+   * - iptables: the restore that removes exactly one install of the
+   *   expected rule set is tried at once, beside an iptables-save; it either
+   *   commits whole or changes nothing, and then the removal is rendered
+   *   from the save (a netns without our rules, doubled jumps, the other
+   *   rule set). Reading first would put the save before the restore, whose
+   *   commit waits ~20 ms on the kernel.
    * - policy routing: one `ip -batch` listing, then one deleting.
    */
   async remove(netns: string, families: readonly IpFamily[] = [4, 6]): Promise<void> {
+    const modes = new Map(this.plan(families).map((p) => [p.family, p.mode]));
     await Promise.all(
-      families.flatMap((family) => [
+      ([4, 6] as const).flatMap((family) => [
         (async () => {
           const attempt = this.#runner.run(
             inNetns(netns, [restore(family), '--noflush']),
-            renderRemovalOfInstall(),
+            renderRemovalOfInstall(modes.get(family) ?? 'redirect'),
           );
           const state = this.#ruleset(netns, family);
           state.catch(() => undefined); // only needed when the attempt fails
@@ -208,15 +237,14 @@ export class PodRedirect {
   /** What is missing or wrong for the given families ([] when intact). */
   async verify(netns: string, families: readonly IpFamily[]): Promise<string[]> {
     const problems: string[] = [];
-    for (const family of families) {
+    for (const { family, mode } of this.plan(families)) {
       const [current, routes] = await Promise.all([
         this.#ruleset(netns, family),
-        this.#routes(netns, family),
+        mode === 'redirect' ? this.#routes(netns, family) : undefined,
       ]);
-      problems.push(
-        ...verifyInstalled(family, current).map((p) => `IPv${family} ${p}`),
-        ...verifyPolicyRoutes(family, routes.rules, routes.routes),
-      );
+      problems.push(...verifyInstalled(family, current, mode).map((p) => `IPv${family} ${p}`));
+      if (routes !== undefined)
+        problems.push(...verifyPolicyRoutes(family, routes.rules, routes.routes));
     }
     return problems;
   }

@@ -5,10 +5,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chainRules } from '../../src/redirect/rules.js';
+import { PROBE_SNAT } from '../../src/redirect/constants.js';
+import { listenInNetns } from '../../src/netns/socket-in-netns.js';
+import { until } from '../support/until.js';
 import {
   CniRuntime,
   bridgeConflist,
@@ -163,6 +168,69 @@ describe('meshless-cni in a real CNI chain', { skip, concurrency: false }, () =>
     assert.equal(netnsSnapshot(pod('web')), before, 'netns back to its state before ADD');
     assert.equal(runtime.del(list, att).ok, true);
     assert.equal(runtime.del(list, { ...att, netns: '' }).ok, true);
+  });
+
+  test('the node SNATs its own connections to an enrolled dual-stack pod, both families, while it is enrolled', async () => {
+    const att = attachment('web', 'secure');
+    const out = runtime.add(list, att);
+    assert.equal(out.ok, true, JSON.stringify(out.output));
+    const ips = ((out.output?.['ips'] ?? []) as { address: string }[]).map(
+      (i) => i.address.split('/')[0] ?? '',
+    );
+    const v4 = ips.find((ip) => !ip.includes(':')) ?? '';
+    const v6 = ips.find((ip) => ip.includes(':')) ?? '';
+    assert.ok(v4 && v6, `dual stack: ${ips.join(' ')}`);
+    const natOf = (save: string): string => node.exec([save, '-t', 'nat']).stdout;
+    await until(
+      'the node rules cover the pod',
+      () =>
+        natOf('iptables-save').includes(`-d ${v4}/32 -p tcp -m owner --socket-exists`) &&
+        natOf('ip6tables-save').includes(`-d ${v6}/128 -p tcp -m owner --socket-exists`),
+    );
+    // IPv6 addresses are usable once duplicate address detection is over.
+    await until('no tentative IPv6 address on the node or in the pod', () =>
+      [node, pod('web')].every((ns) => !/tentative/.test(ns.exec(['ip', '-6', 'addr']).stdout)),
+    );
+    // The reply to the probe address follows the pod's default route to the
+    // node; this conflist gives pods none for IPv6 (a dual-stack CNI does).
+    const gw6 = v6.replace(/::[0-9a-f]+$/, '::1');
+    pod('web').exec(['ip', '-6', 'route', 'add', 'default', 'via', gw6, 'dev', 'eth0']);
+    // The app answers the peer address it sees.
+    const server = await listenInNetns({ netnsPath: pod('web').path, host: '::', port: 8080 });
+    server.on('connection', (s: Socket) => s.end(`${s.remoteAddress ?? '?'}\n`));
+    const fromNode = (host: string): Promise<string> =>
+      new Promise((resolve, reject) =>
+        execFile(
+          'ip',
+          [
+            'netns',
+            'exec',
+            node.name,
+            process.execPath,
+            '-e',
+            `const s=require('node:net').connect(8080,process.argv[1]);let d='';` +
+              `s.on('data',c=>d+=c);s.on('end',()=>console.log(d.trim()));` +
+              `s.on('error',e=>console.log('ERR '+e.code));`,
+            host,
+          ],
+          { timeout: 10_000 },
+          (err, stdout) => (err ? reject(err) : resolve(stdout.trim())),
+        ),
+      );
+    try {
+      assert.equal((await fromNode(v4)).replace(/^::ffff:/, ''), PROBE_SNAT[4]);
+      assert.equal(await fromNode(v6), PROBE_SNAT[6]);
+    } finally {
+      await new Promise((r) => server.close(r));
+      pod('web').exec(['ip', '-6', 'route', 'del', 'default']);
+    }
+    assert.equal(runtime.del(list, att).ok, true);
+    await until(
+      'the node rules no longer cover the pod',
+      () =>
+        !natOf('iptables-save').includes(`-d ${v4}/32`) &&
+        !natOf('ip6tables-save').includes(`-d ${v6}/128`),
+    );
   });
 
   test('a pod of a plain namespace is passed through byte-for-byte with no rules', () => {

@@ -356,8 +356,20 @@ describe('deploy/: the DaemonSet', () => {
       const isc = obj(c, 'securityContext');
       assert.notEqual(isc.privileged, true);
       assert.equal(isc.allowPrivilegeEscalation, false);
-      assert.deepEqual(strings(isc, 'capabilities.add').sort(), ['CHOWN', 'DAC_OVERRIDE']);
     }
+    const [init, watch] = installers as [Obj, Obj];
+    assert.deepEqual(strings(obj(init, 'securityContext'), 'capabilities.add').sort(), [
+      'CHOWN',
+      'DAC_OVERRIDE',
+    ]);
+    // The watcher's uninstall-on-exit also removes the probe SNAT rule (iptables).
+    assert.deepEqual(strings(obj(watch, 'securityContext'), 'capabilities.add').sort(), [
+      'CHOWN',
+      'DAC_OVERRIDE',
+      'NET_ADMIN',
+      'NET_RAW',
+    ]);
+    assert.equal(mount(watch, '/run/xtables.lock').mountPath, '/run/xtables.lock');
   });
 
   it('every container has requests and a memory limit', () => {

@@ -58,9 +58,15 @@ describe('loadDaemonConfig: defaults', () => {
       readinessAddress: ':15021',
       logLevel: 'info',
       drainTimeoutSeconds: 25,
+      probeSnat: true,
       podCidrs: [],
       serviceCidrs: [],
     });
+  });
+
+  it('probeSnat: on by default, off from the file or MESHLESS_PROBE_SNAT=false', () => {
+    const env = { ...MIN_ENV, MESHLESS_PROBE_SNAT: 'false' };
+    assert.equal(loadDaemonConfig({ env }).probeSnat, false);
   });
 
   it('podCidrs: a list of CIDRs, from the file or MESHLESS_POD_CIDRS', () => {
@@ -106,6 +112,7 @@ metricsAddress: "[::]:16020"
 readinessAddress: 0.0.0.0:16021
 logLevel: debug
 drainTimeoutSeconds: 10
+probeSnat: false
 podCidrs: [10.244.0.0/16]
 hostProcPath: /host/proc
 `;
@@ -130,6 +137,7 @@ const FULL: DaemonConfig = {
   readinessAddress: '0.0.0.0:16021',
   logLevel: 'debug',
   drainTimeoutSeconds: 10,
+  probeSnat: false,
   hostProcPath: '/host/proc',
   podCidrs: ['10.244.0.0/16'],
   serviceCidrs: [],

@@ -101,15 +101,59 @@ describe('PodRedirect', () => {
 
   it('remove after one install: the blind removal does it, in one restore per family', async () => {
     const ns = new FakeNetns();
-    const r = new PodRedirect(ns);
+    const r = new PodRedirect(ns, { kernelHasIpv6: true });
     await r.install(NETNS, [4]);
     ns.log.length = 0;
     await r.remove(NETNS, [4]);
     assert.equal(await r.present(NETNS), false);
     assert.deepEqual(
-      ns.log.filter((l) => l.startsWith('restore')),
-      ['restore4'],
+      ns.log.filter((l) => l.startsWith('restore')).sort(),
+      ['restore4', 'restore6'],
+      'IPv4 redirect and IPv6 refuse, each removed by its blind restore',
     );
+  });
+
+  it('an IPv4-only pod: IPv4 redirected, IPv6 refused (no policy routing), CHECK sees tampering, DEL removes both', async () => {
+    const ns = new FakeNetns();
+    const r = new PodRedirect(ns, { kernelHasIpv6: true });
+    await r.install(NETNS, [4]);
+    const once = { ...ns.save };
+    await r.install(NETNS, [4]);
+    assert.deepEqual(ns.save, once, 'run twice: one copy');
+    assert.match(ns.save['6'] ?? '', /-A MESHLESS_OUTPUT .*-j REJECT --reject-with tcp-reset/);
+    assert.doesNotMatch(ns.save['6'] ?? '', /REDIRECT/);
+    assert.deepEqual(ns.rules, { '4': 1, '6': 0 });
+    assert.deepEqual(ns.routes, { '4': true, '6': false });
+    assert.deepEqual(await r.verify(NETNS, [4]), []);
+
+    ns.save['6'] = applyRestore(ns.save['6'] ?? '', '*filter\n-F MESHLESS_INPUT\nCOMMIT\n');
+    assert.deepEqual(await r.verify(NETNS, [4]), [
+      'IPv6 filter MESHLESS_INPUT: rules differ from what meshless installs',
+    ]);
+    await r.repair(NETNS, [4]);
+    assert.deepEqual(await r.verify(NETNS, [4]), []);
+    assert.deepEqual(ns.save, once, 'repair restores exactly the install');
+
+    await r.remove(NETNS, [4]);
+    assert.equal(await r.present(NETNS), false);
+    assert.ok(!(ns.save['6'] ?? '').includes('MESHLESS'));
+    assert.deepEqual(ns.routes, { '4': false, '6': false });
+  });
+
+  it('DEL without prevResult (both families expected redirected) still removes a refuse install', async () => {
+    const ns = new FakeNetns();
+    const r = new PodRedirect(ns, { kernelHasIpv6: true });
+    await r.install(NETNS, [4]);
+    await r.remove(NETNS);
+    assert.equal(await r.present(NETNS), false);
+  });
+
+  it('a kernel without IPv6: an IPv4-only pod gets no IPv6 rules', async () => {
+    const ns = new FakeNetns();
+    const r = new PodRedirect(ns, { kernelHasIpv6: false });
+    await r.install(NETNS, [4]);
+    assert.deepEqual(ns.save['6'], '');
+    assert.deepEqual(await r.verify(NETNS, [4]), []);
   });
 
   it('remove of a doubled install: the blind removal fails whole, the read one removes all', async () => {
@@ -128,13 +172,18 @@ describe('PodRedirect', () => {
 
   it('a prepared install reads on the next turn, and writes nothing until apply()', async () => {
     const ns = new FakeNetns();
-    const prepared = new PodRedirect(ns).prepareInstall(NETNS, [4]);
+    const prepared = new PodRedirect(ns, { kernelHasIpv6: true }).prepareInstall(NETNS, [4]);
     assert.deepEqual(ns.log, [], 'nothing runs in the same turn');
     await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.deepEqual(ns.log, ['save4']);
+    assert.deepEqual(ns.log, ['save4', 'save6']);
     await prepared.apply();
-    assert.deepEqual(ns.log.slice(1).sort(), ['ip4 route replace', 'ip4 rule add', 'restore4']);
-    assert.deepEqual(ns.save['6'], '');
+    assert.deepEqual(ns.log.slice(2).sort(), [
+      'ip4 route replace',
+      'ip4 rule add',
+      'restore4',
+      'restore6',
+    ]);
+    assert.doesNotMatch(ns.save['6'] ?? '', /nat|mangle/);
   });
 
   it('a failed read surfaces at apply(), and an unapplied one is silent', async () => {

@@ -4,6 +4,7 @@ import { CHAINS, type IpFamily } from '../../../src/redirect/constants.js';
 import { EMPTY_RULESET, parseIptablesSave } from '../../../src/redirect/iptables-state.js';
 import {
   chainRules,
+  familyPlan,
   renderInstall,
   renderRemoval,
   renderRemovalOfInstall,
@@ -251,4 +252,112 @@ describe('parseIptablesSave', () => {
     const s = parseIptablesSave(STATES.installed(4).replace(/\n/g, '\r\n'));
     assert.deepEqual(verifyInstalled(4, s), []);
   });
+});
+
+describe('refuse mode (a family the pod has no address of)', () => {
+  const REFUSE_STATES = {
+    empty: () => '',
+    installed: () => readTestdata('v6-refuse-installed.save'),
+    // A netns that was redirected for IPv6 before: the refuse rules go beside, not over, them.
+    redirected: () => readTestdata('v6-installed.save'),
+  } as const;
+
+  for (const [state, load] of Object.entries(REFUSE_STATES)) {
+    it(`golden: install on the ${state} netns, and removal after it`, () => {
+      const text = renderInstall(6, parseIptablesSave(load()), 'refuse');
+      assertGolden(`install-v6-refuse-${state}.golden`, text);
+      const installed = applyRestore(load(), text);
+      assertGolden(
+        `remove-v6-refuse-${state}.golden`,
+        renderRemoval(parseIptablesSave(installed)) ?? '<undefined>',
+      );
+    });
+
+    it(`run twice from the ${state} netns: one copy, intact, removal leaves only foreign rules`, () => {
+      const start = load();
+      const once = applyRestore(start, renderInstall(6, parseIptablesSave(start), 'refuse'));
+      assert.deepEqual(verifyInstalled(6, parseIptablesSave(once), 'refuse'), []);
+      const twice = applyRestore(once, renderInstall(6, parseIptablesSave(once), 'refuse'));
+      assert.equal(twice, once);
+      const removed = applyRestore(twice, renderRemoval(parseIptablesSave(twice)) ?? '');
+      assert.ok(!removed.includes('MESHLESS'), removed);
+      const foreign = (text: string): string[] =>
+        text.split('\n').filter((l) => l.startsWith('-A ') && !l.includes('MESHLESS'));
+      assert.deepEqual(foreign(removed), foreign(applyRestore('', start)));
+    });
+  }
+
+  it('the blind removal removes exactly one refuse install, and fails on anything else', () => {
+    const installed = applyRestore('', renderInstall(6, EMPTY_RULESET, 'refuse'));
+    assert.ok(!applyRestore(installed, renderRemovalOfInstall('refuse')).includes('MESHLESS'));
+    assert.throws(
+      () => applyRestore('', renderRemovalOfInstall('refuse')),
+      /no such rule|no chain/,
+    );
+    // A redirect install is not a refuse install: all or nothing, nothing removed.
+    assert.throws(() =>
+      applyRestore(readTestdata('v6-installed.save'), renderRemovalOfInstall('refuse')),
+    );
+  });
+
+  it('the rules: new TCP refused with a reset both ways, loopback and the proxy mark exempt', () => {
+    const text = renderInstall(4, EMPTY_RULESET, 'refuse');
+    assert.doesNotMatch(text, /\*nat|\*mangle|REDIRECT/);
+    assert.match(text, /^-A MESHLESS_INPUT -i lo -j ACCEPT$/m);
+    assert.match(text, /^-A MESHLESS_OUTPUT -o lo -j ACCEPT$/m);
+    assert.match(
+      text,
+      /^-A MESHLESS_OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m mark ! --mark 0x539\/0xfff -j REJECT --reject-with tcp-reset$/m,
+    );
+  });
+
+  const good = (): string => REFUSE_STATES.installed();
+  const tampered: [string, () => string, string[]][] = [
+    ['intact', good, []],
+    [
+      'INPUT jump removed',
+      () => good().replace(/^-A INPUT -j MESHLESS_INPUT\n/m, ''),
+      ['filter INPUT: 0 jumps to MESHLESS_INPUT, want 1'],
+    ],
+    [
+      'REJECT turned into ACCEPT',
+      () =>
+        good().replace(
+          /(-A MESHLESS_OUTPUT -p tcp[^\n]*)-j REJECT --reject-with tcp-reset/,
+          '$1-j ACCEPT',
+        ),
+      ['filter MESHLESS_OUTPUT: rules differ from what meshless installs'],
+    ],
+    [
+      'chain flushed',
+      () => good().replace(/^-A MESHLESS_INPUT [^\n]*\n/gm, ''),
+      ['filter MESHLESS_INPUT: rules differ from what meshless installs'],
+    ],
+    [
+      'an ACCEPT inserted first',
+      () => good().replace(/^(-A MESHLESS_OUTPUT -o lo)/m, '-A MESHLESS_OUTPUT -j ACCEPT\n$1'),
+      ['filter MESHLESS_OUTPUT: rules differ from what meshless installs'],
+    ],
+  ];
+  for (const [name, make, want] of tampered)
+    it(`verify, ${name}`, () => {
+      assert.deepEqual(verifyInstalled(6, parseIptablesSave(make()), 'refuse'), want);
+    });
+});
+
+describe('familyPlan', () => {
+  const cases: [string, IpFamily[], boolean, string[]][] = [
+    ['IPv4-only pod', [4], true, ['4 redirect', '6 refuse']],
+    ['IPv6-only pod', [6], true, ['4 refuse', '6 redirect']],
+    ['dual-stack pod', [4, 6], true, ['4 redirect', '6 redirect']],
+    ['no address in prevResult (ADD installs IPv4)', [], true, ['4 redirect', '6 refuse']],
+    ['IPv4-only pod, kernel without IPv6', [4], false, ['4 redirect']],
+  ];
+  for (const [name, families, v6, want] of cases)
+    it(name, () => {
+      assert.deepEqual(
+        familyPlan(families, v6).map((p) => `${p.family} ${p.mode}`),
+        want,
+      );
+    });
 });
