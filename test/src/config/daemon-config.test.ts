@@ -60,6 +60,8 @@ describe('loadDaemonConfig: defaults', () => {
       drainTimeoutSeconds: 25,
       podCidrs: [],
       serviceCidrs: [],
+      rootNamespace: 'meshless-system',
+      enforceNetworkPolicy: true,
     });
   });
 
@@ -108,6 +110,8 @@ logLevel: debug
 drainTimeoutSeconds: 10
 podCidrs: [10.244.0.0/16]
 hostProcPath: /host/proc
+rootNamespace: istio-system
+enforceNetworkPolicy: false
 `;
 
 const FULL: DaemonConfig = {
@@ -133,6 +137,8 @@ const FULL: DaemonConfig = {
   hostProcPath: '/host/proc',
   podCidrs: ['10.244.0.0/16'],
   serviceCidrs: [],
+  rootNamespace: 'istio-system',
+  enforceNetworkPolicy: false,
 };
 
 describe('loadDaemonConfig: files', () => {
@@ -389,4 +395,18 @@ describe('parseListenAddress', () => {
     it(`rejects ${JSON.stringify(text)}`, () => {
       assert.throws(() => parseListenAddress(text, 'k'), /config key "k"/);
     });
+});
+
+describe('loadDaemonConfig: policy keys', () => {
+  it('rootNamespace must be a namespace name', () => {
+    assertConfigError(
+      () => loadDaemonConfig({ env: { ...MIN_ENV, MESHLESS_ROOT_NAMESPACE: 'Not_A_Namespace' } }),
+      'rootNamespace',
+      /RFC 1123/,
+    );
+  });
+  it('enforceNetworkPolicy from the environment', () => {
+    const c = loadDaemonConfig({ env: { ...MIN_ENV, MESHLESS_ENFORCE_NETWORK_POLICY: 'false' } });
+    assert.equal(c.enforceNetworkPolicy, false);
+  });
 });

@@ -2,7 +2,10 @@
 // evaluator, and a fast-check property test of the evaluator against a small
 // reference model written straight from the Kubernetes API documentation.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 import fc from 'fast-check';
 import { parseIpAddress } from '../../../src/policy/ip-address.js';
 import { networkPolicyFromObject } from '../../../src/policy/network-policy.js';
@@ -356,5 +359,25 @@ describe('networkPolicyAllows: cases', () => {
       ).allowed,
       false,
     );
+  });
+});
+
+describe('docs/examples/networkpolicy-allow-hbone.yaml', () => {
+  it('allows 15008 from anywhere and no app port', () => {
+    const path = fileURLToPath(
+      new URL('../../../docs/examples/networkpolicy-allow-hbone.yaml', import.meta.url),
+    );
+    const obj = parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    const p = networkPolicyFromObject(obj);
+    assert.equal(p.invalid, undefined);
+    const dest: Pod = {
+      namespace: p.namespace,
+      name: 'web',
+      labels: { app: 'web' },
+      ip: '10.0.0.10',
+    };
+    const w: World = { namespaces: { [p.namespace]: {} }, pods: [dest], policies: [obj] };
+    assert.equal(check(w, dest, '10.9.9.9', 15008).allowed, true);
+    assert.equal(check(w, dest, '10.9.9.9', 8080).allowed, false);
   });
 });
