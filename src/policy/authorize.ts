@@ -277,15 +277,19 @@ function evaluate(
       return allowed ? ALLOW_NO_POLICIES : DENY_NO_MATCH;
     return { allowed, reason, policy, dryRun: dryRun ?? [] };
   };
+  let strict: AuthorizationDecision | undefined;
   if (r.principal === undefined) {
     const mtls = effectiveMtls(index, r.destination, r.destinationPort);
-    if (mtls.mode === 'STRICT' && mtls.policy !== undefined)
-      return {
+    if (mtls.mode === 'STRICT' && mtls.policy !== undefined) {
+      strict = {
         allowed: false,
         reason: 'strict_mtls',
         policy: refOf(mtls.policy, 'PeerAuthentication'),
         dryRun: [],
       };
+      // An explanation still lists the AuthorizationPolicies.
+      if (steps === undefined) return strict;
+    }
   }
   // DENY policies first (dry-run ones only report), then ALLOW.
   let denied: AuthorizationPolicy | undefined;
@@ -306,6 +310,7 @@ function evaluate(
     if (p.dryRun) (dryRun ??= []).push({ policy: refOf(p, 'AuthorizationPolicy'), action: 'DENY' });
     else denied ??= p;
   });
+  if (strict !== undefined) return strict;
   if (denied !== undefined)
     return decide(false, 'deny_policy_matched', refOf(denied, 'AuthorizationPolicy'));
   forApplicable(index, r.destination, (p, scope) => {

@@ -95,7 +95,7 @@ export function buildPolicyIndex(
         kind: 'AuthorizationPolicy',
         namespace: p.namespace,
         name: p.name,
-        problem: `${p.unsupported} is outside the L4 subset: enforced as DENY of every connection to the workloads it selects`,
+        problem: `${p.unsupported} is outside the L4 subset: ${p.dryRun ? 'dry-run, reported as a DENY' : 'enforced as DENY'} of every connection to the workloads it selects`,
       });
   for (const p of source.peerAuthentications.values())
     if (p.unsupported !== undefined)
