@@ -35,6 +35,7 @@ import { blockContains, type IpAddress, type IpBlock } from './ip-address.js';
 import { selectorMatches, type Labels } from './label-selector.js';
 import type { MtlsMode, PeerAuthentication } from './peer-authentication.js';
 import type { PolicyIndex } from './policy-index.js';
+import { refOf, type PolicyRef } from './policy-ref.js';
 
 /** One connection as the authorization sees it. */
 export interface AuthorizationRequest {
@@ -48,12 +49,7 @@ export interface AuthorizationRequest {
   readonly destinationPort: number;
 }
 
-/** A policy by kind and name (`namespace/name` in records and metrics). */
-export interface PolicyRef {
-  readonly kind: 'AuthorizationPolicy' | 'PeerAuthentication' | 'NetworkPolicy';
-  readonly namespace: string;
-  readonly name: string;
-}
+export type { PolicyRef } from './policy-ref.js';
 
 export type AuthorizationReason =
   | 'no_allow_policies'
@@ -104,11 +100,28 @@ function anyString(list: readonly StringMatch[], check: string): boolean {
   return false;
 }
 
-/** rbac.rs `matches_principal`: the principal without `spiffe://`; none never matches. */
+/** rbac.rs `matches_principal`: the principal without `spiffe://` (compared in place); none never matches. */
 function anyPrincipal(list: readonly StringMatch[], principal: string | undefined): boolean {
   if (principal === undefined || !principal.startsWith(SPIFFE)) return false;
-  const bare = principal.slice(SPIFFE.length);
-  return anyString(list, bare);
+  const from = SPIFFE.length;
+  for (const m of list) {
+    switch (m.kind) {
+      case 'exact':
+        if (principal.length - from === m.value.length && principal.startsWith(m.value, from))
+          return true;
+        break;
+      case 'prefix':
+        if (principal.startsWith(m.value, from)) return true;
+        break;
+      case 'suffix':
+        if (principal.length - from >= m.value.length && principal.endsWith(m.value)) return true;
+        break;
+      case 'presence':
+        if (principal.length > from) return true;
+        break;
+    }
+  }
+  return false;
 }
 
 function anyBlock(list: readonly IpBlock[], ip: IpAddress): boolean {
@@ -153,7 +166,14 @@ function matchHolds(m: RbacMatch, r: AuthorizationRequest, ns: string): boolean 
 
 /** Whether `policy` matches the connection (rbac.rs `Authorization::matches`). */
 export function policyMatches(policy: AuthorizationPolicy, r: AuthorizationRequest): boolean {
-  const ns = principalNamespace(r.principal);
+  return matchesWithNamespace(policy, r, principalNamespace(r.principal));
+}
+
+function matchesWithNamespace(
+  policy: AuthorizationPolicy,
+  r: AuthorizationRequest,
+  ns: string,
+): boolean {
   for (const rule of policy.rules) {
     let ruleMatch = true;
     for (const clause of rule) {
@@ -174,52 +194,34 @@ export function policyMatches(policy: AuthorizationPolicy, r: AuthorizationReque
   return false;
 }
 
-const refOf = (p: { namespace: string; name: string }, kind: PolicyRef['kind']): PolicyRef => ({
-  kind,
-  namespace: p.namespace,
-  name: p.name,
-});
-
-/** Calls `visit` for each policy that applies to the destination, in evaluation order. */
-function forApplicable(
-  index: PolicyIndex,
-  destination: AuthorizationRequest['destination'],
-  visit: (p: AuthorizationPolicy, scope: AuthorizationStep['scope']) => void,
-): void {
-  const own = index.authorization.get(destination.namespace);
-  const root =
-    destination.namespace === index.rootNamespace
-      ? undefined
-      : index.authorization.get(index.rootNamespace);
-  for (const list of [own, root]) {
-    if (list === undefined) continue;
-    for (const p of list) {
-      const scope: AuthorizationStep['scope'] =
-        p.selector === undefined
-          ? p.namespace === index.rootNamespace
-            ? 'root'
-            : 'namespace'
-          : 'selector';
-      if (p.selector !== undefined && !selectorMatches(p.selector, destination.labels)) continue;
-      visit(p, scope);
-    }
-  }
+function scopeOf(p: AuthorizationPolicy, index: PolicyIndex): AuthorizationStep['scope'] {
+  if (p.selector !== undefined) return 'selector';
+  return p.namespace === index.rootNamespace ? 'root' : 'namespace';
 }
 
+/** The oldest policy of `list` with (`withSelector`) a selector matching `labels`, or without one. */
 function pick(
   list: readonly PeerAuthentication[] | undefined,
-  keep: (p: PeerAuthentication) => boolean,
+  withSelector: boolean,
+  labels: Labels,
 ): PeerAuthentication | undefined {
+  if (list === undefined) return undefined;
   let best: PeerAuthentication | undefined;
-  for (const p of list ?? [])
+  for (const p of list) {
+    if (withSelector) {
+      if (p.selector === undefined || !selectorMatches(p.selector, labels)) continue;
+    } else if (p.selector !== undefined) continue;
     if (
-      keep(p) &&
-      (best === undefined ||
-        (p.created !== '' && (best.created === '' || p.created < best.created)))
+      best === undefined ||
+      (p.created !== '' && (best.created === '' || p.created < best.created))
     )
       best = p;
+  }
   return best;
 }
+
+const decided = (m: MtlsMode | undefined): m is 'STRICT' | 'PERMISSIVE' =>
+  m === 'STRICT' || m === 'PERMISSIVE';
 
 /** The effective mTLS mode of a destination port (default PERMISSIVE) and the policy that set it. */
 export function effectiveMtls(
@@ -227,27 +229,24 @@ export function effectiveMtls(
   destination: AuthorizationRequest['destination'],
   port: number,
 ): { mode: 'STRICT' | 'PERMISSIVE'; policy: PeerAuthentication | undefined } {
-  if (index.peerAuthentication.size === 0) return { mode: 'PERMISSIVE', policy: undefined };
+  if (index.peerAuthentication.size === 0) return PERMISSIVE_DEFAULT;
   const own = index.peerAuthentication.get(destination.namespace);
-  const workload = pick(
-    own,
-    (p) => p.selector !== undefined && selectorMatches(p.selector, destination.labels),
-  );
-  const namespace = pick(own, (p) => p.selector === undefined);
-  const mesh = pick(
-    index.peerAuthentication.get(index.rootNamespace),
-    (p) => p.selector === undefined,
-  );
-  const decided = (m: MtlsMode | undefined): boolean => m === 'STRICT' || m === 'PERMISSIVE';
-  // DISABLE cannot be honoured by a node proxy: ignored, as in Istio ambient.
-  const portMode = workload?.portLevelMtls.get(port);
-  if (workload !== undefined && decided(portMode))
-    return { mode: portMode as 'STRICT' | 'PERMISSIVE', policy: workload };
-  for (const p of [workload, namespace, mesh])
-    if (p !== undefined && decided(p.mode))
-      return { mode: p.mode as 'STRICT' | 'PERMISSIVE', policy: p };
-  return { mode: 'PERMISSIVE', policy: undefined };
+  // DISABLE cannot be honoured by a node proxy: ignored (inherits), as in Istio ambient.
+  const workload = pick(own, true, destination.labels);
+  if (workload !== undefined) {
+    const portMode = workload.portLevelMtls.get(port);
+    if (decided(portMode)) return { mode: portMode, policy: workload };
+    if (decided(workload.mode)) return { mode: workload.mode, policy: workload };
+  }
+  const namespace = pick(own, false, destination.labels);
+  if (namespace !== undefined && decided(namespace.mode))
+    return { mode: namespace.mode, policy: namespace };
+  const mesh = pick(index.peerAuthentication.get(index.rootNamespace), false, destination.labels);
+  if (mesh !== undefined && decided(mesh.mode)) return { mode: mesh.mode, policy: mesh };
+  return PERMISSIVE_DEFAULT;
 }
+
+const PERMISSIVE_DEFAULT = { mode: 'PERMISSIVE', policy: undefined } as const;
 
 const ALLOW_NO_POLICIES: AuthorizationDecision = {
   allowed: true,
@@ -262,21 +261,40 @@ const DENY_NO_MATCH: AuthorizationDecision = {
   dryRun: [],
 };
 
+type DryRunMatch = { policy: PolicyRef; action: AuthorizationAction };
+
+function decision(
+  allowed: boolean,
+  reason: AuthorizationReason,
+  policy: PolicyRef | undefined,
+  dryRun: DryRunMatch[] | undefined,
+): AuthorizationDecision {
+  if (dryRun === undefined && policy === undefined)
+    return allowed ? ALLOW_NO_POLICIES : DENY_NO_MATCH;
+  return { allowed, reason, policy, dryRun: dryRun ?? [] };
+}
+
+function step(
+  steps: AuthorizationStep[],
+  p: AuthorizationPolicy,
+  index: PolicyIndex,
+  matched: boolean,
+): void {
+  steps.push({
+    policy: refOf(p, 'AuthorizationPolicy'),
+    action: p.action,
+    dryRun: p.dryRun,
+    scope: scopeOf(p, index),
+    matched,
+    unsupported: p.unsupported,
+  });
+}
+
 function evaluate(
   r: AuthorizationRequest,
   index: PolicyIndex,
   steps: AuthorizationStep[] | undefined,
 ): AuthorizationDecision {
-  let dryRun: { policy: PolicyRef; action: AuthorizationAction }[] | undefined;
-  const decide = (
-    allowed: boolean,
-    reason: AuthorizationReason,
-    policy: PolicyRef | undefined,
-  ): AuthorizationDecision => {
-    if (dryRun === undefined && policy === undefined)
-      return allowed ? ALLOW_NO_POLICIES : DENY_NO_MATCH;
-    return { allowed, reason, policy, dryRun: dryRun ?? [] };
-  };
   let strict: AuthorizationDecision | undefined;
   if (r.principal === undefined) {
     const mtls = effectiveMtls(index, r.destination, r.destinationPort);
@@ -291,51 +309,41 @@ function evaluate(
       if (steps === undefined) return strict;
     }
   }
+  const applicable = index.applicable.get(r.destination.namespace) ?? index.rootApplicable;
+  const labels = r.destination.labels;
+  const ns = principalNamespace(r.principal);
+  let dryRun: DryRunMatch[] | undefined;
   // DENY policies first (dry-run ones only report), then ALLOW.
   let denied: AuthorizationPolicy | undefined;
-  let allowSeen = false;
-  let allowed: AuthorizationPolicy | undefined;
-  forApplicable(index, r.destination, (p, scope) => {
-    if (p.action !== 'DENY') return;
-    const matched = policyMatches(p, r);
-    steps?.push({
-      policy: refOf(p, 'AuthorizationPolicy'),
-      action: p.action,
-      dryRun: p.dryRun,
-      scope,
-      matched,
-      unsupported: p.unsupported,
-    });
-    if (!matched) return;
+  for (const p of applicable.deny) {
+    if (p.selector !== undefined && !selectorMatches(p.selector, labels)) continue;
+    const matched = matchesWithNamespace(p, r, ns);
+    if (steps !== undefined) step(steps, p, index, matched);
+    if (!matched) continue;
     if (p.dryRun) (dryRun ??= []).push({ policy: refOf(p, 'AuthorizationPolicy'), action: 'DENY' });
     else denied ??= p;
-  });
+  }
   if (strict !== undefined) return strict;
   if (denied !== undefined)
-    return decide(false, 'deny_policy_matched', refOf(denied, 'AuthorizationPolicy'));
-  forApplicable(index, r.destination, (p, scope) => {
-    if (p.action !== 'ALLOW') return;
-    const matched = policyMatches(p, r);
-    steps?.push({
-      policy: refOf(p, 'AuthorizationPolicy'),
-      action: p.action,
-      dryRun: p.dryRun,
-      scope,
-      matched,
-      unsupported: p.unsupported,
-    });
+    return decision(false, 'deny_policy_matched', refOf(denied, 'AuthorizationPolicy'), dryRun);
+  let allowSeen = false;
+  let allowed: AuthorizationPolicy | undefined;
+  for (const p of applicable.allow) {
+    if (p.selector !== undefined && !selectorMatches(p.selector, labels)) continue;
+    const matched = matchesWithNamespace(p, r, ns);
+    if (steps !== undefined) step(steps, p, index, matched);
     if (p.dryRun) {
       if (matched)
         (dryRun ??= []).push({ policy: refOf(p, 'AuthorizationPolicy'), action: 'ALLOW' });
-      return;
+      continue;
     }
     allowSeen = true;
     if (matched) allowed ??= p;
-  });
-  if (!allowSeen) return decide(true, 'no_allow_policies', undefined);
+  }
+  if (!allowSeen) return decision(true, 'no_allow_policies', undefined, dryRun);
   if (allowed !== undefined)
-    return decide(true, 'allow_policy_matched', refOf(allowed, 'AuthorizationPolicy'));
-  return decide(false, 'no_allow_policy_matched', undefined);
+    return decision(true, 'allow_policy_matched', refOf(allowed, 'AuthorizationPolicy'), dryRun);
+  return decision(false, 'no_allow_policy_matched', undefined, dryRun);
 }
 
 /** The decision for one connection (the data plane's per-connection call). */

@@ -16,7 +16,7 @@ import { blockContains, type IpAddress } from './ip-address.js';
 import { selectorMatches, type Labels } from './label-selector.js';
 import type { NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort } from './network-policy.js';
 import { addressKey, type PolicyIndex, type PolicyPod } from './policy-index.js';
-import type { PolicyRef } from './authorize.js';
+import { refOf, type PolicyRef } from './policy-ref.js';
 
 export interface NetworkPolicyRequest {
   /** The destination pod: namespace, labels, named container ports. */
@@ -116,11 +116,7 @@ export function networkPolicyAllows(
   let source: PolicyPod | undefined | null = null;
   for (const policy of list) {
     if (!selectorMatches(policy.podSelector, r.destination.labels)) continue;
-    (selecting ??= []).push({
-      kind: 'NetworkPolicy',
-      namespace: policy.namespace,
-      name: policy.name,
-    });
+    (selecting ??= []).push(refOf(policy, 'NetworkPolicy'));
     if (allowedBy !== undefined) continue;
     if (source === null) source = index.podsByIp.get(addressKey(r.sourceIp));
     if (networkPolicyAllowsOne(policy, r, source, index)) allowedBy = policy;
@@ -131,7 +127,7 @@ export function networkPolicyAllows(
   return {
     allowed: true,
     reason: 'allowed_by_policy',
-    policy: { kind: 'NetworkPolicy', namespace: allowedBy.namespace, name: allowedBy.name },
+    policy: refOf(allowedBy, 'NetworkPolicy'),
     selecting,
   };
 }

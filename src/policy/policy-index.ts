@@ -50,9 +50,21 @@ export interface PolicyProblem {
   readonly problem: string;
 }
 
+/** The AuthorizationPolicies that may apply in one destination namespace, split by action. */
+export interface ApplicablePolicies {
+  /** The namespace's own policies, then the root namespace's; selectors still to be matched. */
+  readonly deny: readonly AuthorizationPolicy[];
+  readonly allow: readonly AuthorizationPolicy[];
+}
+
 export interface PolicyIndex {
   readonly rootNamespace: string;
+  /** AuthorizationPolicies by their own namespace, sorted by name. */
   readonly authorization: ReadonlyMap<string, readonly AuthorizationPolicy[]>;
+  /** By destination namespace (one lookup per connection): own policies, then the root namespace's. */
+  readonly applicable: ReadonlyMap<string, ApplicablePolicies>;
+  /** What applies in a namespace without policies of its own: the root namespace's. */
+  readonly rootApplicable: ApplicablePolicies;
   readonly peerAuthentication: ReadonlyMap<string, readonly PeerAuthentication[]>;
   /** Only policies that isolate pods for ingress. */
   readonly networkPolicies: ReadonlyMap<string, readonly NetworkPolicy[]>;
@@ -123,9 +135,21 @@ export function buildPolicyIndex(
   }
   const namespaceLabels = new Map<string, Labels>();
   for (const [name, ns] of source.namespaces) namespaceLabels.set(name, ns.labels);
+  const rootNamespace = options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  const authorization = group(source.authorizationPolicies.values());
+  const split = (list: readonly AuthorizationPolicy[]): ApplicablePolicies => ({
+    deny: list.filter((p) => p.action === 'DENY'),
+    allow: list.filter((p) => p.action === 'ALLOW'),
+  });
+  const root = authorization.get(rootNamespace) ?? [];
+  const applicable = new Map<string, ApplicablePolicies>();
+  for (const [ns, own] of authorization)
+    applicable.set(ns, split(ns === rootNamespace ? own : [...own, ...root]));
   return {
-    rootNamespace: options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE,
-    authorization: group(source.authorizationPolicies.values()),
+    rootNamespace,
+    authorization,
+    applicable,
+    rootApplicable: split(root),
     peerAuthentication: group(source.peerAuthentications.values()),
     networkPolicies: group(source.networkPolicies.values(), (p) => p.ingressIsolation),
     namespaceLabels,
