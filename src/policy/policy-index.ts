@@ -69,6 +69,8 @@ export interface PolicyIndex {
   /** Only policies that isolate pods for ingress. */
   readonly networkPolicies: ReadonlyMap<string, readonly NetworkPolicy[]>;
   readonly namespaceLabels: ReadonlyMap<string, Labels>;
+  /** Pods by `namespace/name` (a destination's labels and named ports). */
+  readonly pods: ReadonlyMap<string, PolicyPod>;
   /** Pods (not hostNetwork) by address key, see {@link addressKey}. */
   readonly podsByIp: ReadonlyMap<number | string, PolicyPod>;
   readonly problems: readonly PolicyProblem[];
@@ -153,6 +155,7 @@ export function buildPolicyIndex(
     peerAuthentication: group(source.peerAuthentications.values()),
     networkPolicies: group(source.networkPolicies.values(), (p) => p.ingressIsolation),
     namespaceLabels,
+    pods: source.pods,
     podsByIp,
     problems,
   };
