@@ -73,7 +73,7 @@ export function decideInbound(
   if (!a.allowed || c.transport !== 'hbone' || !options.enforceNetworkPolicy)
     return { ...a, layer: 'authorization' };
   const n = networkPolicyAllows(
-    { destination: c.destination, sourceIp: c.sourceIp, port: c.destinationPort },
+    { destination: c.destination, sourceIp: c.sourceIp, port: c.destinationPort, principal },
     index,
   );
   if (n.allowed) return { ...a, layer: 'authorization' };

@@ -9,7 +9,10 @@
  *
  * The source is known by its address: a pod discovery knows (not
  * hostNetwork) matches pod and namespace selectors; any source matches
- * ipBlocks by address. Named ports resolve through the destination pod's
+ * ipBlocks by address. When the request carries the tunnel's verified
+ * principal and it is not the identity of the pod at that address (a
+ * claimed address, or discovery behind), the source counts as unknown:
+ * only ipBlocks can match it (fail safe). Named ports resolve through the destination pod's
  * container ports. Only TCP is tunnelled, so only TCP ports match.
  */
 import { blockContains, type IpAddress } from './ip-address.js';
@@ -27,6 +30,8 @@ export interface NetworkPolicyRequest {
   };
   /** The source pod's address (the HBONE stream's source, not the peer daemon's). */
   readonly sourceIp: IpAddress;
+  /** The tunnel's verified peer SPIFFE ID: the source pod must carry it. */
+  readonly principal?: string | undefined;
   /** The inner target port. */
   readonly port: number;
 }
@@ -97,6 +102,19 @@ export function networkPolicyAllowsOne(
   return false;
 }
 
+/** The pod at the source address, unless the tunnel's principal says it is someone else. */
+function sourcePod(r: NetworkPolicyRequest, index: PolicyIndex): PolicyPod | undefined {
+  const pod = index.podsByIp.get(addressKey(r.sourceIp));
+  if (pod === undefined || r.principal === undefined || pod.serviceAccount === undefined)
+    return pod;
+  const p = r.principal;
+  // spiffe://<td>/ns/<namespace>/sa/<serviceAccount>, compared without building strings.
+  const tail = `/ns/${pod.namespace}/sa/${pod.serviceAccount}`;
+  return p.endsWith(tail) && p.indexOf('/', 'spiffe://'.length) === p.length - tail.length
+    ? pod
+    : undefined;
+}
+
 const NOT_ISOLATED: NetworkPolicyDecision = {
   allowed: true,
   reason: 'not_isolated',
@@ -118,7 +136,7 @@ export function networkPolicyAllows(
     if (!selectorMatches(policy.podSelector, r.destination.labels)) continue;
     (selecting ??= []).push(refOf(policy, 'NetworkPolicy'));
     if (allowedBy !== undefined) continue;
-    if (source === null) source = index.podsByIp.get(addressKey(r.sourceIp));
+    if (source === null) source = sourcePod(r, index);
     if (networkPolicyAllowsOne(policy, r, source, index)) allowedBy = policy;
   }
   if (selecting === undefined) return NOT_ISOLATED;

@@ -147,7 +147,12 @@ export function checkPolicy(
       ? 'plaintext reaches the pod on its own port, where the CNI enforces NetworkPolicy'
       : null;
   const np =
-    skipped === null ? networkPolicyAllows({ destination, sourceIp, port }, index) : undefined;
+    skipped === null
+      ? networkPolicyAllows(
+          { destination, sourceIp, port, principal: from.principal ?? undefined },
+          index,
+        )
+      : undefined;
   const involved = new Set([
     ...e.steps.map((s) => `AuthorizationPolicy ${name(s.policy)}`),
     ...(e.mtls.policy ? [`PeerAuthentication ${name(e.mtls.policy)}`] : []),

@@ -21,6 +21,8 @@ export interface PolicyPod {
   readonly namespace: string;
   readonly name: string;
   readonly labels: Labels;
+  /** Its service account (the identity a tunnel from it must carry); absent: not checked. */
+  readonly serviceAccount?: string;
   readonly ips: readonly string[];
   readonly hostNetwork: boolean;
   /** Named TCP container ports (NetworkPolicy named ports resolve through them). */

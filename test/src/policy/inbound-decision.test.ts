@@ -117,6 +117,12 @@ describe('decideInbound', () => {
       expect: [true, 'authorization', 'no_allow_policies', undefined],
     },
     {
+      name: 'a tunnel whose identity is not that of the pod at its source address: an unknown source',
+      index: [ONLY_CLIENTS_ON_HTTP],
+      c: { ...conn('hbone', '10.0.0.2', 8080), principal: 'spiffe://cluster.local/ns/app/sa/web' },
+      expect: [false, 'network_policy', 'network_policy_denied', 'app/web'],
+    },
+    {
       name: 'authorization decides first',
       index: [ONLY_CLIENTS_ON_HTTP, DENY_CLIENT],
       c: conn('hbone', '10.0.0.2', 9090),
