@@ -9,6 +9,7 @@ import { cniCommand } from './commands/cni-install.js';
 import { configCommand } from './commands/config.js';
 import { connectionsCommand } from './commands/connections.js';
 import { demoCommand } from './commands/demo.js';
+import { policyCommand } from './commands/policy.js';
 import { statusCommand } from './commands/status.js';
 import { workloadsCommand } from './commands/workloads.js';
 
@@ -20,6 +21,7 @@ void yargs(hideBin(process.argv))
   .command(certsCommand)
   .command(connectionsCommand)
   .command(configCommand)
+  .command(policyCommand)
   .command(demoCommand)
   .strict()
   .demandCommand(1, 'name a command; see --help')

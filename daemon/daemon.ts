@@ -27,6 +27,8 @@ import { NodeProbeSnat } from '../src/redirect/node-probe-snat.js';
 import { IdentityService } from './identity/identity-service.js';
 import { createDaemonLogger } from './observability/daemon-logger.js';
 import { DaemonMetrics } from './observability/metrics.js';
+import { policyCheckRoute } from './policy/policy-check-route.js';
+import { PolicyView } from './policy/policy-view.js';
 import { startMetricsServer, startReadinessServer } from './observability/probe-servers.js';
 import { ProxyService } from './proxy/proxy-service.js';
 import { ProbeSnatService } from './probes/probe-snat-service.js';
@@ -102,6 +104,12 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     logger: logger.child({ component: 'identity' }),
   });
   const policy = { label: config.enrolmentLabel, excludeNamespaces: config.excludeNamespaces };
+  // Authorization, strict mTLS and NetworkPolicy, compiled per snapshot.
+  // Evaluated by GET /policy/check; the data plane does not call it yet.
+  const policies = new PolicyView(discovery, {
+    rootNamespace: config.rootNamespace,
+    log: logger.child({ component: 'policy' }),
+  });
   const proxy = new ProxyService({
     trustDomain: config.trustDomain,
     policy,
@@ -208,6 +216,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
         ),
       '/certs': () => identity.report(),
       '/config': () => redactedConfig(config),
+      '/policy/check': policyCheckRoute(policies, discovery, config, policy),
       '/workloads': () =>
         registry.all().map((r) => ({
           ...r,

@@ -2,10 +2,11 @@
  * The daemon's admin endpoint (default 127.0.0.1:15000): read-only JSON
  * over plain HTTP, for the `meshless` CLI and operators with curl.
  *
- * - `GET <path>` runs the registered route and answers its value as JSON;
- *   `GET /` lists the routes. Query strings are ignored.
+ * - `GET <path>` runs the registered route (given the query parameters)
+ *   and answers its value as JSON; `GET /` lists the routes.
  * - Unknown path: 404. Any method but GET: 405 with `Allow: GET`. A route
- *   that throws: 500 with the message.
+ *   that throws MESHLESS_E_ADMIN_REQUEST: 400; anything else: 500, with
+ *   the message.
  * - Binds loopback only unless `allowNonLoopback` is set: the answers
  *   describe the node's workloads and certificates. (`:port` means
  *   127.0.0.1 here.)
@@ -15,8 +16,12 @@ import { isIP } from 'node:net';
 import { parseListenAddress } from '../../src/config/daemon-config.js';
 import { MeshlessError, errorMessage } from '../../src/errors.js';
 
-/** A route: returns the JSON-serialisable answer (or a promise of it). */
-export type AdminRoute = () => unknown;
+/**
+ * A route: returns the JSON-serialisable answer (or a promise of it). Gets
+ * the query parameters; throws MeshlessError `MESHLESS_E_ADMIN_REQUEST` for
+ * a bad request (400).
+ */
+export type AdminRoute = (query: URLSearchParams) => unknown;
 
 /**
  * An action (POST): changes something at run time, e.g. the log level.
@@ -139,11 +144,12 @@ export function createAdminServer(options: AdminServerOptions = {}): AdminServer
       return;
     }
     try {
-      send(res, 200, await route());
+      send(res, 200, await route(new URLSearchParams(query)));
     } catch (err) {
-      log?.warn({ path, err: errorMessage(err) }, 'admin route failed');
       const code = err instanceof MeshlessError ? err.code : undefined;
-      send(res, 500, { error: errorMessage(err), ...(code ? { code } : {}) });
+      const badRequest = code === 'MESHLESS_E_ADMIN_REQUEST';
+      if (!badRequest) log?.warn({ path, err: errorMessage(err) }, 'admin route failed');
+      send(res, badRequest ? 400 : 500, { error: errorMessage(err), ...(code ? { code } : {}) });
     }
   };
 

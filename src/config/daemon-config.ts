@@ -91,6 +91,18 @@ export interface DaemonConfig {
    * cluster's ServiceCIDR objects (networking.k8s.io/v1, Kubernetes 1.33+).
    */
   readonly serviceCidrs: readonly string[];
+  /**
+   * The namespace whose AuthorizationPolicies without a selector apply to
+   * every workload, and whose PeerAuthentication without a selector is the
+   * mesh-wide default (Istio's root namespace). Default `meshless-system`.
+   */
+  readonly rootNamespace: string;
+  /**
+   * Whether the destination daemon evaluates the destination pod's ingress
+   * NetworkPolicies for connections that arrive over HBONE (the CNI only
+   * sees port 15008 for them). Default true.
+   */
+  readonly enforceNetworkPolicy: boolean;
 }
 
 type Kind =
@@ -135,6 +147,8 @@ const FIELDS: readonly Field[] = [
   { key: 'hostProcPath', kind: 'path' },
   { key: 'podCidrs', kind: 'list' },
   { key: 'serviceCidrs', kind: 'list' },
+  { key: 'rootNamespace', kind: 'string' },
+  { key: 'enforceNetworkPolicy', kind: 'boolean' },
 ];
 
 /** Every key the config file may hold; docs/configuration.md documents each (a test checks). */
@@ -333,6 +347,9 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
   for (const cidr of serviceCidrs)
     if (!parseCidr(cidr))
       throw configError('serviceCidrs', `"${cidr}" is not a CIDR (a.b.c.d/n, v6/n)`);
+  const rootNamespace = get('rootNamespace', 'meshless-system');
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(rootNamespace))
+    throw configError('rootNamespace', 'must be a namespace name (RFC 1123 label)');
 
   return Object.freeze({
     nodeName: get('nodeName', hostname()),
@@ -353,5 +370,7 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
     hostProcPath: values.get('hostProcPath') as string | undefined,
     podCidrs: Object.freeze(podCidrs),
     serviceCidrs: Object.freeze(serviceCidrs),
+    rootNamespace,
+    enforceNetworkPolicy: get('enforceNetworkPolicy', true),
   });
 }

@@ -2,10 +2,28 @@
  * The workload model both discovery sources yield: the namespaces, pods,
  * nodes, Services, EndpointSlices and ServiceCIDRs of the cluster as far as meshless
  * cares, built from the API's objects (Services, EndpointSlices and Nodes
- * are parsed in service-model.ts). Pure parsing; unknown fields are
- * ignored, malformed objects are reported and skipped, never half-read.
+ * are parsed in service-model.ts), and the policies: meshless's
+ * AuthorizationPolicies and PeerAuthentications and the NetworkPolicies
+ * (parsed in src/policy/). Pure parsing; unknown fields are
+ * ignored, malformed objects are reported and skipped, never half-read;
+ * a policy with a field meshless cannot honour is kept, fail safe (see
+ * src/policy/), never dropped.
  */
 import { MeshlessError } from '../errors.js';
+import {
+  SECURITY_API_VERSION,
+  authorizationPolicyFromObject,
+  type AuthorizationPolicy,
+} from '../policy/authorization-policy.js';
+import {
+  NETWORK_POLICY_API_VERSION,
+  networkPolicyFromObject,
+  type NetworkPolicy,
+} from '../policy/network-policy.js';
+import {
+  peerAuthenticationFromObject,
+  type PeerAuthentication,
+} from '../policy/peer-authentication.js';
 import {
   endpointSliceFromObject,
   nodeFromObject,
@@ -26,6 +44,8 @@ export interface PodInfo {
   readonly namespace: string;
   readonly name: string;
   readonly uid: string;
+  /** `metadata.labels` (policy selectors match them). */
+  readonly labels: Readonly<Record<string, string>>;
   readonly serviceAccount: string;
   readonly nodeName: string | undefined;
   readonly hostNetwork: boolean;
@@ -47,6 +67,12 @@ export interface ClusterSnapshot {
   readonly endpointSlices: ReadonlyMap<string, EndpointSliceInfo>;
   /** ServiceCIDR objects (Kubernetes 1.33+), keyed by name. */
   readonly serviceCidrs: ReadonlyMap<string, ServiceCidrInfo>;
+  /** `security.meshless.dev/v1alpha1` AuthorizationPolicies, keyed by `namespace/name`. */
+  readonly authorizationPolicies: ReadonlyMap<string, AuthorizationPolicy>;
+  /** `security.meshless.dev/v1alpha1` PeerAuthentications, keyed by `namespace/name`. */
+  readonly peerAuthentications: ReadonlyMap<string, PeerAuthentication>;
+  /** `networking.k8s.io/v1` NetworkPolicies, keyed by `namespace/name`. */
+  readonly networkPolicies: ReadonlyMap<string, NetworkPolicy>;
 }
 
 /** The key of a namespaced object in a snapshot's maps. */
@@ -60,6 +86,9 @@ export const EMPTY_SNAPSHOT: ClusterSnapshot = {
   services: new Map(),
   endpointSlices: new Map(),
   serviceCidrs: new Map(),
+  authorizationPolicies: new Map(),
+  peerAuthentications: new Map(),
+  networkPolicies: new Map(),
 };
 
 /** How many objects of each kind a snapshot holds (for logs). */
@@ -71,6 +100,9 @@ export function snapshotCounts(s: ClusterSnapshot): Record<string, number> {
     services: s.services.size,
     endpointSlices: s.endpointSlices.size,
     serviceCidrs: s.serviceCidrs.size,
+    authorizationPolicies: s.authorizationPolicies.size,
+    peerAuthentications: s.peerAuthentications.size,
+    networkPolicies: s.networkPolicies.size,
   };
 }
 
@@ -130,6 +162,7 @@ export function podFromObject(obj: unknown): PodInfo {
     namespace,
     name,
     uid: typeof meta['uid'] === 'string' ? meta['uid'] : '',
+    labels: labelsOf(meta),
     serviceAccount: typeof sa === 'string' && sa !== '' ? sa : 'default',
     nodeName: typeof spec['nodeName'] === 'string' ? spec['nodeName'] : undefined,
     hostNetwork: spec['hostNetwork'] === true,
@@ -150,6 +183,19 @@ export function snapshotFromObjects(objects: readonly unknown[]): ClusterSnapsho
   const services = new Map<string, ServiceInfo>();
   const endpointSlices = new Map<string, EndpointSliceInfo>();
   const serviceCidrs = new Map<string, ServiceCidrInfo>();
+  const authorizationPolicies = new Map<string, AuthorizationPolicy>();
+  const peerAuthentications = new Map<string, PeerAuthentication>();
+  const networkPolicies = new Map<string, NetworkPolicy>();
+  // A List of another API's kinds of the same name (Istio's) is not ours; no apiVersion: the item of a typed list.
+  const apiIs = (obj: Record<string, unknown>, apiVersion: string): boolean =>
+    obj['apiVersion'] === undefined || obj['apiVersion'] === apiVersion;
+  const named = <T>(where: string, parse: () => T): T => {
+    try {
+      return parse();
+    } catch (err) {
+      throw bad(`${where}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
   const visit = (obj: unknown, where: string, itemKind?: string): void => {
     if (!isRecord(obj)) throw bad(`${where} is not an object`);
     // Items of a typed list (PodList, NamespaceList) come without a kind from the API.
@@ -177,8 +223,27 @@ export function snapshotFromObjects(objects: readonly unknown[]): ClusterSnapsho
     } else if (kind === 'ServiceCIDR') {
       const range = serviceCidrFromObject(obj);
       serviceCidrs.set(range.name, range);
+    } else if (kind === 'AuthorizationPolicy' && apiIs(obj, SECURITY_API_VERSION)) {
+      const p = named(where, () => authorizationPolicyFromObject(obj));
+      authorizationPolicies.set(objectKey(p.namespace, p.name), p);
+    } else if (kind === 'PeerAuthentication' && apiIs(obj, SECURITY_API_VERSION)) {
+      const p = named(where, () => peerAuthenticationFromObject(obj));
+      peerAuthentications.set(objectKey(p.namespace, p.name), p);
+    } else if (kind === 'NetworkPolicy' && apiIs(obj, NETWORK_POLICY_API_VERSION)) {
+      const p = named(where, () => networkPolicyFromObject(obj));
+      networkPolicies.set(objectKey(p.namespace, p.name), p);
     }
   };
   objects.forEach((o, i) => visit(o, `document ${i}`));
-  return { namespaces, pods, nodes, services, endpointSlices, serviceCidrs };
+  return {
+    namespaces,
+    pods,
+    nodes,
+    services,
+    endpointSlices,
+    serviceCidrs,
+    authorizationPolicies,
+    peerAuthentications,
+    networkPolicies,
+  };
 }

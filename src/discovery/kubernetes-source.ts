@@ -4,8 +4,11 @@
  * networking.k8s.io/v1 ServiceCIDRs (optional: older servers lack them) of
  * the cluster (a node daemon resolves destinations by IP cluster-wide, so it
  * needs every node's pods, the Services' addresses and their backends, and
- * the nodes' pod CIDRs), yielding the same workload model as the file
- * source.
+ * the nodes' pod CIDRs), and the policies: networking.k8s.io/v1
+ * NetworkPolicies and security.meshless.dev/v1alpha1 AuthorizationPolicies
+ * and PeerAuthentications (optional: a cluster without meshless's CRDs
+ * answers 404, which counts as none), yielding the same workload model as
+ * the file source.
  *
  * What @kubernetes/client-node 1.4's informer (`ListWatch`, what
  * `makeInformer` returns) does, and we keep:
@@ -61,6 +64,15 @@ import type {
 } from '@kubernetes/client-node';
 import { MeshlessError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
+import {
+  authorizationPolicyFromObject,
+  type AuthorizationPolicy,
+} from '../policy/authorization-policy.js';
+import { networkPolicyFromObject, type NetworkPolicy } from '../policy/network-policy.js';
+import {
+  peerAuthenticationFromObject,
+  type PeerAuthentication,
+} from '../policy/peer-authentication.js';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import {
   EMPTY_SNAPSHOT,
@@ -204,7 +216,8 @@ interface ResourceInformerOptions<M> {
   readonly onChange: () => void;
   /**
    * A resource older API servers do not serve (ServiceCIDR before
-   * Kubernetes 1.33): a 404 on its list counts as "none" and syncs, logged
+   * Kubernetes 1.33), or a CRD not installed (meshless's
+   * AuthorizationPolicy and PeerAuthentication): a 404 on its list counts as "none" and syncs, logged
    * once, instead of blocking start-up; it is asked again at each resync.
    */
   readonly optional?: boolean;
@@ -489,11 +502,14 @@ interface Informers {
   readonly services: ResourceInformer<ServiceInfo>;
   readonly endpointSlices: ResourceInformer<EndpointSliceInfo>;
   readonly serviceCidrs: ResourceInformer<ServiceCidrInfo>;
+  readonly networkPolicies: ResourceInformer<NetworkPolicy>;
+  readonly authorizationPolicies: ResourceInformer<AuthorizationPolicy>;
+  readonly peerAuthentications: ResourceInformer<PeerAuthentication>;
 }
 
 /**
  * Discovery from the Kubernetes API: informers on all Namespaces, Pods,
- * Nodes, Services and EndpointSlices. See the file header for what it adds
+ * Nodes, Services, EndpointSlices and the policies. See the file header for what it adds
  * to the client library.
  */
 export class KubernetesDiscoverySource implements DiscoverySource {
@@ -619,6 +635,29 @@ export class KubernetesDiscoverySource implements DiscoverySource {
         (c) => ({ name: c.name }),
         true,
       ),
+      networkPolicies: informer(
+        '/apis/networking.k8s.io/v1/networkpolicies',
+        'NetworkPolicy',
+        'networkpolicies',
+        networkPolicyFromObject,
+        namespaced,
+      ),
+      authorizationPolicies: informer(
+        '/apis/security.meshless.dev/v1alpha1/authorizationpolicies',
+        'AuthorizationPolicy',
+        'authorizationpolicies',
+        authorizationPolicyFromObject,
+        namespaced,
+        true,
+      ),
+      peerAuthentications: informer(
+        '/apis/security.meshless.dev/v1alpha1/peerauthentications',
+        'PeerAuthentication',
+        'peerauthentications',
+        peerAuthenticationFromObject,
+        namespaced,
+        true,
+      ),
     };
     this.#informers = informers;
     const all = Object.values(informers) as ResourceInformer<unknown>[];
@@ -642,6 +681,9 @@ export class KubernetesDiscoverySource implements DiscoverySource {
       services: byKey(i.services.models()),
       endpointSlices: byKey(i.endpointSlices.models()),
       serviceCidrs: new Map(i.serviceCidrs.models().map((c) => [c.name, c])),
+      authorizationPolicies: byKey(i.authorizationPolicies.models()),
+      peerAuthentications: byKey(i.peerAuthentications.models()),
+      networkPolicies: byKey(i.networkPolicies.models()),
     };
   }
 

@@ -11,6 +11,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { policyCheckRoute } from '../../cli/commands/policy.js';
+import { parseClusterDocument } from '../../src/discovery/file-source.js';
+import { checkPolicy } from '../../src/policy/policy-check.js';
+import { buildPolicyIndex } from '../../src/policy/policy-index.js';
+import { testdata } from '../support/golden.js';
 import { adminAnswer } from './admin-fixtures.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
@@ -116,6 +121,65 @@ describe('meshless admin verbs (built CLI, stub daemon)', () => {
       assert.deepEqual(JSON.parse(r.stdout), adminAnswer(verb));
     });
   }
+
+  describe('policy check', () => {
+    const data = testdata(new URL('./testdata/policy', import.meta.url));
+    const snapshot = parseClusterDocument(data.read('cluster.yaml'), 'cluster.yaml');
+    const answer = (from: string, to: string): string =>
+      JSON.stringify(
+        checkPolicy(
+          snapshot,
+          buildPolicyIndex(snapshot),
+          { from, to },
+          {
+            trustDomain: 'cluster.local',
+            enforceNetworkPolicy: true,
+            enrolled: (pod) => pod.namespace !== 'legacy',
+          },
+        ),
+      );
+    const cases: [string, string, string, number][] = [
+      ['allowed', 'shop/web-0', 'shop/db-0:pg', 0],
+      ['denied-by-deny-policy', 'pay/gateway-0', 'shop/db-0:5432', 2],
+    ];
+    for (const [golden, from, to, code] of cases)
+      it(`${from} -> ${to}: the explanation, exit ${code}`, async () => {
+        serveRecorded();
+        routes.set(policyCheckRoute(from, to), answer(from, to));
+        const r = await meshless(['policy', 'check', '--from', from, '--to', to, '--admin', admin]);
+        assert.equal(r.stderr, '');
+        assert.equal(r.code, code);
+        assert.equal(r.stdout, data.read(`${golden}.txt`));
+        const json = await meshless([
+          'policy',
+          'check',
+          '--from',
+          from,
+          '--to',
+          to,
+          '--json',
+          '--admin',
+          admin,
+        ]);
+        assert.equal(json.code, code);
+        assert.deepEqual(JSON.parse(json.stdout), JSON.parse(answer(from, to)));
+      });
+    it('a query the daemon refuses: exit 1 with its reason', async () => {
+      serveRecorded();
+      const r = await meshless([
+        'policy',
+        'check',
+        '--from',
+        'x/y',
+        '--to',
+        'shop/db-0:1',
+        '--admin',
+        admin,
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^meshless policy check: .*answered 404/);
+    });
+  });
 
   it('an unreachable daemon: exit 1 and what to check', async () => {
     const r = await meshless(['status', '--admin', refused]);

@@ -39,6 +39,16 @@ function http(
   });
 }
 
+const CLUSTER = [
+  'apiVersion: v1\nkind: List\nitems:',
+  '- {apiVersion: v1, kind: Namespace, metadata: {name: secure, labels: {io.cilium/mtls-enabled: "true"}}}',
+  '- {apiVersion: v1, kind: Pod, metadata: {name: a, namespace: secure}, spec: {serviceAccountName: a, nodeName: elsewhere}, status: {podIP: 10.9.0.1}}',
+  '- {apiVersion: v1, kind: Pod, metadata: {name: b, namespace: secure}, spec: {serviceAccountName: b, nodeName: elsewhere}, status: {podIP: 10.9.0.2}}',
+  '',
+].join('\n');
+const DENY_POLICY =
+  '- {apiVersion: security.meshless.dev/v1alpha1, kind: AuthorizationPolicy, metadata: {name: no-a, namespace: secure}, spec: {action: DENY, rules: [{from: [{source: {principals: [cluster.local/ns/secure/sa/a]}}]}]}}\n';
+
 describe('meshlessd operator endpoints', () => {
   let dir: string;
   let daemon: RunningDaemon;
@@ -47,10 +57,7 @@ describe('meshlessd operator endpoints', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshless-daemon-int-'));
-    writeFileSync(
-      join(dir, 'cluster.yaml'),
-      'apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: secure, labels: {io.cilium/mtls-enabled: "true"}}}\n',
-    );
+    writeFileSync(join(dir, 'cluster.yaml'), CLUSTER + DENY_POLICY);
     ports.admin = await freePort();
     ports.metrics = await freePort();
     ports.readiness = await freePort();
@@ -121,6 +128,30 @@ describe('meshlessd operator endpoints', () => {
     ])
       assert.ok(r.body.includes(name), name);
     assert.match(r.body, /meshless_cni_events_total\{command="status",outcome="ok"\} [1-9]/);
+  });
+
+  test('admin: /policy/check explains from the live snapshot; a policy change applies', async () => {
+    const check = async () =>
+      JSON.parse(
+        (await http('GET', ports.admin, '/policy/check?from=secure%2Fa&to=secure%2Fb%3A80')).body,
+      ) as {
+        allowed: boolean;
+        authorization: { reason: string; policy: string | null };
+      };
+    const denied = await check();
+    assert.deepEqual(
+      [denied.allowed, denied.authorization.reason, denied.authorization.policy],
+      [false, 'deny_policy_matched', 'secure/no-a'],
+    );
+    const bad = await http(
+      'GET',
+      ports.admin,
+      '/policy/check?from=secure%2Fnope&to=secure%2Fb%3A80',
+    );
+    assert.equal(bad.status, 400);
+    assert.match(bad.body, /no pod secure\/nope/);
+    writeFileSync(join(dir, 'cluster.yaml'), CLUSTER);
+    await until('the policy removed', async () => (await check()).allowed, 10_000, 25);
   });
 
   test('admin: /status, /config without key material, /workloads, /connections, /certs', async () => {

@@ -14,6 +14,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { loadDaemonConfig, parseListenAddress } from '../../src/config/daemon-config.js';
 import { DEFAULT_SOCKET_PATH } from '../../src/installer/entry.js';
+import { SECURITY_API_VERSION } from '../../src/policy/authorization-policy.js';
 import { KUBECONFIG_FILE_NAME } from '../../src/installer/kubeconfig.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -137,6 +138,7 @@ describe('deploy/: every object', () => {
       'RoleBinding',
       'ConfigMap',
       'DaemonSet',
+      'CustomResourceDefinition',
     ])
       assert.ok(kinds.has(kind), `no ${kind} in deploy/`);
     for (const { file, doc } of docs) {
@@ -146,7 +148,12 @@ describe('deploy/: every object', () => {
   });
 
   it('namespaced objects live in meshless-system, and the Namespace comes first', () => {
-    const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
+    const clusterScoped = new Set([
+      'Namespace',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'CustomResourceDefinition',
+    ]);
     for (const { file, doc } of docs)
       if (!clusterScoped.has(String(doc.kind)))
         assert.equal(at(doc, 'metadata.namespace'), NAMESPACE, `${file}: ${String(doc.kind)}`);
@@ -155,7 +162,7 @@ describe('deploy/: every object', () => {
   });
 
   it('carries the meshless.dev labels: part-of=meshless and a known component', () => {
-    const components = new Set(['namespace', 'rbac', 'config', 'node']);
+    const components = new Set(['namespace', 'rbac', 'config', 'node', 'policy']);
     const labelled = [...docs.map((d) => d.doc), obj(ds, 'spec.template')];
     for (const doc of labelled) {
       const labels = obj(doc, 'metadata.labels');
@@ -213,6 +220,18 @@ describe('deploy/: RBAC is least privilege', () => {
         {
           apiGroups: ['discovery.k8s.io'],
           resources: ['endpointslices'],
+          verbs: ['get', 'list', 'watch'],
+          resourceNames: undefined,
+        },
+        {
+          apiGroups: ['networking.k8s.io'],
+          resources: ['networkpolicies', 'servicecidrs'],
+          verbs: ['get', 'list', 'watch'],
+          resourceNames: undefined,
+        },
+        {
+          apiGroups: ['security.meshless.dev'],
+          resources: ['authorizationpolicies', 'peerauthentications'],
           verbs: ['get', 'list', 'watch'],
           resourceNames: undefined,
         },
@@ -488,5 +507,47 @@ describe('deploy/Dockerfile', () => {
       .filter((i) => i.instr === 'COPY' && !i.rest.startsWith('--from'))
       .flatMap((i) => i.rest.split(/\s+/).slice(0, -1));
     for (const s of sources) assert.ok(allowed.has(s), `${s} is excluded from the build context`);
+  });
+});
+
+describe('deploy/: the policy CRDs', () => {
+  const crds = all('CustomResourceDefinition');
+  it('serve security.meshless.dev/v1alpha1 AuthorizationPolicy and PeerAuthentication, as the parsers expect', () => {
+    assert.deepEqual(
+      crds
+        .map(
+          (c) =>
+            `${str(c, 'spec.group')}/${str(list(c, 'spec.versions')[0], 'name')} ${str(c, 'spec.names.kind')} ${str(c, 'spec.names.plural')}`,
+        )
+        .sort(),
+      [
+        `${SECURITY_API_VERSION} AuthorizationPolicy authorizationpolicies`,
+        `${SECURITY_API_VERSION} PeerAuthentication peerauthentications`,
+      ],
+    );
+    for (const c of crds) {
+      assert.equal(
+        str(c, 'metadata.name'),
+        `${str(c, 'spec.names.plural')}.${str(c, 'spec.group')}`,
+      );
+      assert.equal(str(c, 'spec.scope'), 'Namespaced');
+    }
+  });
+
+  it('keep unknown fields at every object level of spec (an L7 field must reach the daemon, not be pruned)', () => {
+    const visit = (schema: unknown, path: string): void => {
+      if (!isObj(schema)) return;
+      if (schema.type === 'object' && isObj(schema.properties))
+        assert.equal(schema['x-kubernetes-preserve-unknown-fields'], true, path);
+      if (isObj(schema.properties))
+        for (const [k, v] of Object.entries(schema.properties)) visit(v, `${path}.${k}`);
+      if (isObj(schema.items)) visit(schema.items, `${path}[]`);
+      if (isObj(schema.additionalProperties)) visit(schema.additionalProperties, `${path}.*`);
+    };
+    for (const c of crds)
+      visit(
+        at(list(c, 'spec.versions')[0], 'schema.openAPIV3Schema.properties.spec'),
+        str(c, 'spec.names.kind'),
+      );
   });
 });

@@ -2,7 +2,8 @@
  * TEST DOUBLE of the Kubernetes API server, not a real one: an in-process
  * HTTP server on 127.0.0.1:0 that speaks the list/watch protocol of
  * `/api/v1/{namespaces,pods,nodes,services}` and
- * `/apis/discovery.k8s.io/v1/endpointslices` closely enough to exercise an
+ * `/apis/discovery.k8s.io/v1/endpointslices`, NetworkPolicies and meshless's
+ * AuthorizationPolicies and PeerAuthentications closely enough to exercise an
  * informer, and lets a test break it on purpose.
  *
  * What it implements, as the real server does:
@@ -34,7 +35,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
-export type Resource = 'namespaces' | 'pods' | 'nodes' | 'services' | 'endpointslices';
+export type Resource =
+  | 'namespaces'
+  | 'pods'
+  | 'nodes'
+  | 'services'
+  | 'endpointslices'
+  | 'networkpolicies'
+  | 'authorizationpolicies'
+  | 'peerauthentications';
 
 /** Every resource the double serves, and its cluster-wide path. */
 export const RESOURCE_PATHS: Readonly<Record<Resource, string>> = {
@@ -43,6 +52,9 @@ export const RESOURCE_PATHS: Readonly<Record<Resource, string>> = {
   nodes: '/api/v1/nodes',
   services: '/api/v1/services',
   endpointslices: '/apis/discovery.k8s.io/v1/endpointslices',
+  networkpolicies: '/apis/networking.k8s.io/v1/networkpolicies',
+  authorizationpolicies: '/apis/security.meshless.dev/v1alpha1/authorizationpolicies',
+  peerauthentications: '/apis/security.meshless.dev/v1alpha1/peerauthentications',
 };
 const RESOURCES = Object.keys(RESOURCE_PATHS) as Resource[];
 
@@ -80,6 +92,9 @@ const KIND: Record<Resource, string> = {
   nodes: 'Node',
   services: 'Service',
   endpointslices: 'EndpointSlice',
+  networkpolicies: 'NetworkPolicy',
+  authorizationpolicies: 'AuthorizationPolicy',
+  peerauthentications: 'PeerAuthentication',
 };
 
 function keyOf(resource: Resource, obj: Obj): string {

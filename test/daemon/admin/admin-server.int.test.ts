@@ -124,6 +124,18 @@ describe('admin server', () => {
     });
   }
 
+  it('gives a route its query; MESHLESS_E_ADMIN_REQUEST is a 400', async () => {
+    admin.route('/echo', (query) => {
+      const x = query.get('x');
+      if (x === null) throw new MeshlessError('MESHLESS_E_ADMIN_REQUEST', 'give x=');
+      return { x };
+    });
+    assert.deepEqual((await call(port, 'GET', '/echo?x=a%2Fb')).body, { x: 'a/b' });
+    const res = await call(port, 'GET', '/echo');
+    assert.equal(res.status, 400);
+    assert.deepEqual(res.body, { error: 'give x=', code: 'MESHLESS_E_ADMIN_REQUEST' });
+  });
+
   it('turns a throwing route into 500 with its message and code', async () => {
     const res = await call(port, 'GET', '/broken');
     assert.equal(res.status, 500);

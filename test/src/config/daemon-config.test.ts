@@ -61,6 +61,8 @@ describe('loadDaemonConfig: defaults', () => {
       probeSnat: true,
       podCidrs: [],
       serviceCidrs: [],
+      rootNamespace: 'meshless-system',
+      enforceNetworkPolicy: true,
     });
   });
 
@@ -115,6 +117,8 @@ drainTimeoutSeconds: 10
 probeSnat: false
 podCidrs: [10.244.0.0/16]
 hostProcPath: /host/proc
+rootNamespace: istio-system
+enforceNetworkPolicy: false
 `;
 
 const FULL: DaemonConfig = {
@@ -141,6 +145,8 @@ const FULL: DaemonConfig = {
   hostProcPath: '/host/proc',
   podCidrs: ['10.244.0.0/16'],
   serviceCidrs: [],
+  rootNamespace: 'istio-system',
+  enforceNetworkPolicy: false,
 };
 
 describe('loadDaemonConfig: files', () => {
@@ -397,4 +403,18 @@ describe('parseListenAddress', () => {
     it(`rejects ${JSON.stringify(text)}`, () => {
       assert.throws(() => parseListenAddress(text, 'k'), /config key "k"/);
     });
+});
+
+describe('loadDaemonConfig: policy keys', () => {
+  it('rootNamespace must be a namespace name', () => {
+    assertConfigError(
+      () => loadDaemonConfig({ env: { ...MIN_ENV, MESHLESS_ROOT_NAMESPACE: 'Not_A_Namespace' } }),
+      'rootNamespace',
+      /RFC 1123/,
+    );
+  });
+  it('enforceNetworkPolicy from the environment', () => {
+    const c = loadDaemonConfig({ env: { ...MIN_ENV, MESHLESS_ENFORCE_NETWORK_POLICY: 'false' } });
+    assert.equal(c.enforceNetworkPolicy, false);
+  });
 });

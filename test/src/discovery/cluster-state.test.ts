@@ -99,6 +99,7 @@ const EXPECTED = {
       namespace: 'demo',
       name: 'web-0',
       uid: '5b7c2a1e-1111-4f9a-a1c2-6e2d0d4b9a01',
+      labels: { app: 'web' },
       serviceAccount: 'web',
       nodeName: 'node-a',
       hostNetwork: false,
@@ -109,6 +110,7 @@ const EXPECTED = {
       namespace: 'kube-system',
       name: 'kube-proxy-x7k2p',
       uid: '9d1e0b7c-2222-4c3b-8f00-1a2b3c4d5e6f',
+      labels: {},
       serviceAccount: 'kube-proxy',
       nodeName: 'node-a',
       hostNetwork: true,
@@ -141,6 +143,7 @@ describe('parseClusterDocument', () => {
       namespace: 'demo',
       name: 'web-0',
       uid: 'u1',
+      labels: {},
       serviceAccount: 'default',
       nodeName: 'node-a',
       hostNetwork: false,
@@ -226,7 +229,12 @@ function listAsObject(): unknown {
       {
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { name: 'web-0', namespace: 'demo', uid: '5b7c2a1e-1111-4f9a-a1c2-6e2d0d4b9a01' },
+        metadata: {
+          name: 'web-0',
+          namespace: 'demo',
+          uid: '5b7c2a1e-1111-4f9a-a1c2-6e2d0d4b9a01',
+          labels: { app: 'web' },
+        },
         spec: { nodeName: 'node-a', serviceAccountName: 'web' },
         status: { podIP: '10.22.0.5', podIPs: [{ ip: '10.22.0.5' }, { ip: 'fd00:10:22::5' }] },
       },
@@ -297,5 +305,56 @@ describe('snapshotFromObjects', () => {
     ]);
     assert.deepEqual(Object.fromEntries(s.namespaces), { a: { name: 'a', labels: { v: '2' } } });
     assert.equal(s.pods.size, 0);
+  });
+});
+
+describe('snapshotFromObjects: policies', () => {
+  const meta = (name: string) => ({ name, namespace: 'app' });
+  it('reads meshless AuthorizationPolicies and PeerAuthentications and NetworkPolicies; Istio kinds of the same name are not ours', () => {
+    const s = snapshotFromObjects([
+      {
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [
+          {
+            apiVersion: 'security.meshless.dev/v1alpha1',
+            kind: 'AuthorizationPolicy',
+            metadata: meta('a'),
+            spec: { action: 'DENY', rules: [{}] },
+          },
+          {
+            apiVersion: 'security.istio.io/v1',
+            kind: 'AuthorizationPolicy',
+            metadata: meta('istio'),
+            spec: {},
+          },
+          {
+            apiVersion: 'security.meshless.dev/v1alpha1',
+            kind: 'PeerAuthentication',
+            metadata: meta('p'),
+            spec: { mtls: { mode: 'STRICT' } },
+          },
+          {
+            apiVersion: 'networking.k8s.io/v1',
+            kind: 'NetworkPolicy',
+            metadata: meta('n'),
+            spec: { podSelector: {} },
+          },
+        ],
+      },
+    ]);
+    assert.deepEqual([...s.authorizationPolicies.keys()], ['app/a']);
+    assert.equal(s.authorizationPolicies.get('app/a')?.action, 'DENY');
+    assert.equal(s.peerAuthentications.get('app/p')?.mode, 'STRICT');
+    assert.equal(s.networkPolicies.get('app/n')?.ingressIsolation, true);
+  });
+  it('a policy without a name makes the document invalid, naming where', () => {
+    assert.throws(
+      () =>
+        snapshotFromObjects([
+          { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: {} },
+        ]),
+      /document 0: NetworkPolicy without metadata.name/,
+    );
   });
 });

@@ -17,6 +17,7 @@ const pod = (namespace: string, hostNetwork = false): PodInfo => ({
   namespace,
   name: 'p',
   uid: 'u',
+  labels: {},
   serviceAccount: 'default',
   nodeName: 'node-a',
   hostNetwork,

@@ -28,8 +28,8 @@ import {
   type RecordedRequest,
 } from '../../support/fake-kube-apiserver.js';
 
-/** One watch per resource the source informs on (namespaces, pods, nodes, services, endpointslices). */
-const ALL_WATCHES = 5;
+/** One watch per resource the source informs on (namespaces, pods, nodes, services, endpointslices, networkpolicies, authorizationpolicies, peerauthentications; ServiceCIDRs are not served: 404, none). */
+const ALL_WATCHES = 8;
 const WAIT_MS = 5000;
 const TOKEN = 'daemon-token';
 
@@ -218,6 +218,7 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
       namespace: 'secure',
       name: 'web',
       uid: 'uid-secure-web',
+      labels: { app: 'web' },
       serviceAccount: 'web',
       nodeName: 'node-a',
       hostNetwork: false,
@@ -232,6 +233,7 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
       namespace: 'plain',
       name: 'pending',
       uid: 'uid-plain-pending',
+      labels: {},
       serviceAccount: 'default',
       nodeName: undefined,
       hostNetwork: false,
@@ -250,6 +252,51 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
     const watch = api.requests.find((r) => r.watch);
     assert.equal(watch?.query['allowWatchBookmarks'], 'true');
     assert.equal(watch?.query['timeoutSeconds'], '60');
+  });
+
+  it('syncs NetworkPolicies, AuthorizationPolicies and PeerAuthentications; an L7 field turns a policy into a DENY live', async () => {
+    api.put('networkpolicies', {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'web', namespace: 'secure' },
+      spec: {
+        podSelector: { matchLabels: { app: 'web' } },
+        ingress: [{ ports: [{ port: 15008 }] }],
+      },
+    });
+    const authz = {
+      apiVersion: 'security.meshless.dev/v1alpha1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'allow-a', namespace: 'secure' },
+      spec: { rules: [{ from: [{ source: { namespaces: ['secure'] } }] }] },
+    };
+    api.put('authorizationpolicies', authz);
+    api.put('peerauthentications', {
+      apiVersion: 'security.meshless.dev/v1alpha1',
+      kind: 'PeerAuthentication',
+      metadata: { name: 'mesh', namespace: 'meshless-system' },
+      spec: { mtls: { mode: 'STRICT' } },
+    });
+    const s = makeSource();
+    await within(s.start(), WAIT_MS, 'start');
+    const snap = s.snapshot();
+    assert.deepEqual(snap.networkPolicies.get('secure/web')?.ingress[0]?.ports[0]?.port, 15008);
+    assert.equal(snap.authorizationPolicies.get('secure/allow-a')?.action, 'ALLOW');
+    assert.equal(snap.peerAuthentications.get('meshless-system/mesh')?.mode, 'STRICT');
+    await api.waitForOpenWatches(ALL_WATCHES);
+    api.update('authorizationpolicies', 'secure/allow-a', (o) =>
+      Object.assign(o, {
+        spec: { rules: [{ to: [{ operation: { methods: ['GET'] } }] }] },
+      }),
+    );
+    const next = await changes.until(
+      (x) => x.authorizationPolicies.get('secure/allow-a')?.action === 'DENY',
+      'the policy turned DENY',
+    );
+    assert.equal(
+      next.authorizationPolicies.get('secure/allow-a')?.unsupported,
+      'spec.rules[0].to[0].operation.methods',
+    );
   });
 
   it('syncs Nodes, Services and EndpointSlices; a new backend reaches the Service index live', async () => {

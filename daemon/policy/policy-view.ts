@@ -1,0 +1,60 @@
+/**
+ * The daemon's current policies: a {@link PolicyIndex} rebuilt from each
+ * discovery snapshot (so a per-connection check reads one immutable
+ * index), each policy that cannot be honoured as written logged once per
+ * change, and a change notification for whoever re-checks established
+ * connections.
+ */
+import type { DiscoverySource } from '../../src/discovery/discovery-source.js';
+import type { Logger } from '../../src/logger.js';
+import { buildPolicyIndex, type PolicyIndex } from '../../src/policy/policy-index.js';
+
+export interface PolicyViewOptions {
+  readonly rootNamespace: string;
+  readonly log: Logger;
+}
+
+export class PolicyView {
+  #index: PolicyIndex;
+  #logged = new Set<string>();
+  readonly #listeners: ((index: PolicyIndex) => void)[] = [];
+  readonly #o: PolicyViewOptions;
+
+  constructor(
+    discovery: Pick<DiscoverySource, 'snapshot' | 'onChange'>,
+    options: PolicyViewOptions,
+  ) {
+    this.#o = options;
+    this.#index = this.#build(discovery.snapshot());
+    discovery.onChange((snapshot) => {
+      this.#index = this.#build(snapshot);
+      for (const l of this.#listeners) l(this.#index);
+    });
+  }
+
+  /** The index of the latest snapshot. */
+  get index(): PolicyIndex {
+    return this.#index;
+  }
+
+  /** Called with the new index after every discovery change (re-check established connections). */
+  onChange(listener: (index: PolicyIndex) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  #build(snapshot: Parameters<typeof buildPolicyIndex>[0]): PolicyIndex {
+    const index = buildPolicyIndex(snapshot, { rootNamespace: this.#o.rootNamespace });
+    const now = new Set<string>();
+    for (const p of index.problems) {
+      const key = `${p.kind} ${p.namespace}/${p.name}: ${p.problem}`;
+      now.add(key);
+      if (!this.#logged.has(key))
+        this.#o.log.warn(
+          { kind: p.kind, policy: `${p.namespace}/${p.name}`, problem: p.problem },
+          'policy cannot be honoured as written',
+        );
+    }
+    this.#logged = now;
+    return index;
+  }
+}
