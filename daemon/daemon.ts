@@ -40,7 +40,6 @@ export function redactedConfig(config: DaemonConfig): Record<string, unknown> {
     ...config,
     enrolmentLabel: `${config.enrolmentLabel.key}=${config.enrolmentLabel.value}`,
     // Paths are not secrets; key material is never part of the config.
-    ca: { ...config.ca },
   };
 }
 

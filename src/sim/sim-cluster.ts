@@ -247,8 +247,7 @@ export class SimCluster {
       nodeName: node.name,
       stateDir: join(node.dir, 'state'),
       discovery: { file: this.discoveryFile },
-      ca: {
-        generate: true,
+      unsafeLocalRoot: {
         certFile: join(this.#opts.dir, 'ca', 'root.crt'),
         keyFile: join(this.#opts.dir, 'ca', 'root.key'),
       },
