@@ -123,6 +123,11 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
   function readinessProblems(): string[] {
     const problems: string[] = [];
     if (!discovery.synced) problems.push('discovery has not synced');
+    const signer = identity.signerStatus;
+    if (signer && !signer.reachable)
+      problems.push(
+        `the cluster signer ${signer.address} is unreachable (${signer.consecutiveFailures} failed calls: ${signer.lastError ?? ''}); issued SVIDs keep serving, new pods wait`,
+      );
     for (const r of registry.all())
       if (r.enrolled && !proxy.proxies.has(r.containerId))
         problems.push(`workload ${r.namespace}/${r.podName} has no listeners or identity yet`);
@@ -169,6 +174,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
             proxied: proxy.proxies.size,
           },
           identities: identity.report().identities.length,
+          signer: identity.signerStatus ?? null,
           hbonePool: proxy.pool.stats(),
           connections: [...proxy.proxies.values()].reduce((n, p) => n + p.connections().length, 0),
         };
@@ -239,6 +245,11 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
         metrics.poolConnections.set(pool.connections);
         metrics.poolStreams.set(pool.streams);
         metrics.enrolledWorkloads.set(proxy.proxies.size);
+        const signer = identity.signerStatus;
+        if (signer) {
+          metrics.signerReachable.set(signer.reachable ? 1 : 0);
+          metrics.signerFailures.set(signer.consecutiveFailures);
+        }
         metrics.certificateExpiry.reset();
         const now = Date.now();
         for (const id of identity.report().identities)

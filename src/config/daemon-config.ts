@@ -354,7 +354,8 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
       trustBundleFile,
       tokenFile,
       joinCredentialFile,
-      enrolWaitSeconds: get('signer.enrolWaitSeconds', 10),
+      // Below the plugin's daemonTimeoutMs (5 s), so the plugin hears 503 -> CNI 11.
+      enrolWaitSeconds: get('signer.enrolWaitSeconds', 3),
     });
   } else {
     const ca: CaConfig = {
