@@ -264,6 +264,14 @@ describe(
           (await exchange(netns('a'), ip('b'), PORT, 'ECHO', Buffer.from('w'))).toString(),
           'w',
         );
+      // Warm the issuance path too (the signer client's HTTP/2 and TLS), so
+      // the series measures growth under churn, not first use.
+      for (let i = 0; i < 2; i++) {
+        const [w] = await cluster.addPods([
+          { name: `warm${i}`, namespace: 'secure', node: 'node1' },
+        ]);
+        if (w) await cluster.removePod(w);
+      }
       const baseFds = fds();
       const rss: number[] = [];
       const fdSeries: number[] = [];
