@@ -12,7 +12,7 @@
  * UNAVAILABLE: retry later) or `MESHLESS_E_SIGNER_REFUSED` (the signer said
  * no; `details.grpcStatus` and the signer's message say why).
  */
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { connect, constants as h2, type ClientHttp2Session } from 'node:http2';
 import { MeshlessError, errorMessage } from '../errors.js';
 import { buildCsr, csrToPem } from '../identity/csr.js';
@@ -218,7 +218,15 @@ function svidFrom(
   chainPem: readonly string[],
   now: number,
 ): X509Svid {
-  const ders = chainPem.flatMap((p) => pemCertificatesToDer(p));
+  // Own memory for each DER: small Buffers are slices of Node's shared 8 KiB
+  // pool, and one kept for an SVID's lifetime would keep its whole slab.
+  const ders = chainPem
+    .flatMap((p) => pemCertificatesToDer(p))
+    .map((d) => {
+      const own = Buffer.allocUnsafeSlow(d.length);
+      d.copy(own);
+      return own;
+    });
   const leafDer = ders[0];
   if (!leafDer)
     throw new MeshlessError('MESHLESS_E_SIGNER_REFUSED', 'the signer sent no certificate');
@@ -256,5 +264,3 @@ function svidFrom(
 export function tokenFileCredential(read: () => Promise<string>): NodeCredential {
   return async () => (await read()).trim();
 }
-
-export { createPrivateKey };

@@ -266,7 +266,7 @@ describe(
         );
       // Warm the issuance path too (the signer client's HTTP/2 and TLS), so
       // the series measures growth under churn, not first use.
-      for (let i = 0; i < 2; i++) {
+      for (let i = 0; i < 5; i++) {
         const [w] = await cluster.addPods([
           { name: `warm${i}`, namespace: 'secure', node: 'node1' },
         ]);
