@@ -136,13 +136,12 @@ export class SignerClient {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        session.off('error', onSessionError);
         if (err) reject(err);
         else if (value) resolve(value);
       };
-      const onSessionError = (err: Error): void =>
-        done(unavailable(`signer ${this.#o.address}: ${errorMessage(err)}`, err));
-      session.once('error', onSessionError);
+      // A session error destroys its streams: each call hears it on its own
+      // stream ('error', then 'close' without a status), never through a
+      // listener per call on the shared session.
       const timer = setTimeout(() => {
         stream.close(h2.NGHTTP2_CANCEL);
         done(unavailable(`signer ${this.#o.address} did not answer within ${timeoutMs} ms`));
