@@ -18,7 +18,8 @@ import { loadRootCa } from '../src/identity/certificate-authority.js';
 import type { Logger } from '../src/logger.js';
 import { ClusterSigner, type SignerRoot } from '../src/signer/cluster-signer.js';
 import { JoinCredentialAttestor, joinMacKey } from '../src/signer/join-credential.js';
-import { KubeAttestationClient } from '../src/signer/kube-attestation-client.js';
+import { publishTrustBundle } from '../src/signer/bundle-publisher.js';
+import { KubeAttestationClient, KubeRequester } from '../src/signer/kube-attestation-client.js';
 import { KubernetesAttestor } from '../src/signer/kubernetes-attestor.js';
 import type { NodeAttestor } from '../src/signer/node-attestation.js';
 import type { SignerProgramConfig } from '../src/signer/signer-config.js';
@@ -45,13 +46,16 @@ async function loadRoot(config: SignerProgramConfig): Promise<SignerRoot> {
   );
 }
 
-async function attestorsFor(config: SignerProgramConfig): Promise<NodeAttestor[]> {
+async function attestorsFor(
+  config: SignerProgramConfig,
+  kube: () => KubeRequester,
+): Promise<NodeAttestor[]> {
   const out: NodeAttestor[] = [];
   const k = config.kubernetesAttestation;
   if (k)
     out.push(
       new KubernetesAttestor({
-        api: new KubeAttestationClient(k.kubeconfig),
+        api: new KubeAttestationClient(kube()),
         audience: k.audience,
         daemonServiceAccounts: k.daemonServiceAccounts,
       }),
@@ -86,7 +90,34 @@ export async function startSigner(
     (err: unknown) => log.error({ err: errorMessage(err) }, 'discovery failed'),
   );
   if (config.discovery.source === 'file') await synced;
-  const attestors = await attestorsFor(config);
+  let kubeApi: KubeRequester | undefined;
+  const kube = (): KubeRequester =>
+    (kubeApi ??= new KubeRequester(
+      config.discovery.source === 'kubernetes' ? config.discovery.kubeconfig : undefined,
+    ));
+  const attestors = await attestorsFor(config, kube);
+  // The bundle ConfigMap: written at start and after every root change,
+  // retried every 30 s while the API server refuses.
+  let publishTimer: NodeJS.Timeout | undefined;
+  const publish = (): void => {
+    const ref = config.publishTrustBundle;
+    if (ref === undefined) return;
+    clearTimeout(publishTimer);
+    publishTrustBundle(kube(), ref, root.bundle.pem).then(
+      (what) => {
+        if (what !== 'unchanged') log.info({ configMap: ref, what }, 'published the trust bundle');
+      },
+      (err: unknown) => {
+        log.error(
+          { configMap: ref, err: errorMessage(err) },
+          'cannot publish the trust bundle; retrying in 30 s',
+        );
+        publishTimer = setTimeout(publish, 30_000);
+        publishTimer.unref();
+      },
+    );
+  };
+  publish();
   const signer = new ClusterSigner({
     trustDomain: config.trustDomain,
     root,
@@ -131,6 +162,7 @@ export async function startSigner(
           root = next;
           signer.setRoot(next);
           renewServing();
+          publish();
           log.info(
             {
               signingRoot: next.authority.certificate.serialNumber.toLowerCase(),
@@ -169,6 +201,7 @@ export async function startSigner(
     counts,
     async stop() {
       clearInterval(daily);
+      clearTimeout(publishTimer);
       clearTimeout(reloadTimer);
       process.off('SIGHUP', reload);
       for (const w of watchers) w.close();

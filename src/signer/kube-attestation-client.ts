@@ -1,7 +1,8 @@
 /**
- * The API calls of Kubernetes attestation, with the signer's own
- * credentials (its service account, or a kubeconfig): POST a TokenReview,
- * GET a Pod. @kubernetes/client-node is loaded on first use and only for its
+ * The signer's Kubernetes API calls, with its own credentials (its service
+ * account, or a kubeconfig): POST a TokenReview and GET a Pod (attestation),
+ * and read/write the trust bundle ConfigMap (bundle-publisher.ts).
+ * @kubernetes/client-node is loaded on first use and only for its
  * KubeConfig (credentials and TLS options); requests go through node:http(s).
  */
 import { request as httpRequest, type RequestOptions } from 'node:http';
@@ -28,17 +29,18 @@ async function loadKubeConfig(path: string | undefined): Promise<KubeConfig> {
   return kc;
 }
 
-/** See the file comment. `kubeconfig` undefined: in-cluster credentials. */
-export class KubeAttestationClient implements KubeAttestationApi {
+/** One JSON request to the API server: status and parsed body. */
+export class KubeRequester {
   readonly #kc: Promise<KubeConfig>;
 
+  /** `kubeconfig` undefined: in-cluster credentials. */
   constructor(kubeconfig: string | undefined) {
     this.#kc = loadKubeConfig(kubeconfig);
     this.#kc.catch(() => undefined);
   }
 
-  async #send(
-    method: 'GET' | 'POST',
+  async send(
+    method: 'GET' | 'POST' | 'PUT',
     path: string,
     body?: unknown,
   ): Promise<{ status: number; json: unknown }> {
@@ -79,10 +81,19 @@ export class KubeAttestationClient implements KubeAttestationApi {
       req.end(payload);
     });
   }
+}
+
+/** See the file comment. */
+export class KubeAttestationClient implements KubeAttestationApi {
+  readonly #api: KubeRequester;
+
+  constructor(api: KubeRequester) {
+    this.#api = api;
+  }
 
   async tokenReview(token: string, audiences: readonly string[]): Promise<TokenReviewStatus> {
     const path = '/apis/authentication.k8s.io/v1/tokenreviews';
-    const { status, json } = await this.#send('POST', path, {
+    const { status, json } = await this.#api.send('POST', path, {
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenReview',
       spec: { token, audiences },
@@ -99,7 +110,7 @@ export class KubeAttestationClient implements KubeAttestationApi {
 
   async readPod(namespace: string, name: string): Promise<unknown | undefined> {
     const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
-    const { status, json } = await this.#send('GET', path);
+    const { status, json } = await this.#api.send('GET', path);
     if (status === 404) return undefined;
     if (status !== 200)
       throw apiError(`GET ${path}`, `HTTP ${status} (may the signer get Pods?)`, status);

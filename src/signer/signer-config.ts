@@ -10,6 +10,7 @@
  *   attestation:
  *     kubernetes: { audience: meshless-ca, daemonServiceAccounts: [meshless-system/meshless] }
  *     joinCredentials: { keyFile: /etc/meshless-ca-join/join.key }
+ *   publishTrustBundle: meshless-system/meshless-trust-bundle   # a ConfigMap (Kubernetes)
  *   svidTtlSeconds: 3600
  */
 import { readFileSync } from 'node:fs';
@@ -37,6 +38,8 @@ export interface SignerProgramConfig {
     | undefined;
   /** The join key file, when join credentials are accepted. */
   readonly joinKeyFile: string | undefined;
+  /** `namespace/name` of the ConfigMap the bundle is published to (Kubernetes only). */
+  readonly publishTrustBundle: string | undefined;
   readonly svidTtlSeconds: number;
   readonly logLevel: string;
 }
@@ -74,6 +77,7 @@ export function parseSignerConfig(text: string, origin: string): SignerProgramCo
     'root',
     'discovery',
     'attestation',
+    'publishTrustBundle',
     'svidTtlSeconds',
     'logLevel',
   ];
@@ -141,6 +145,13 @@ export function parseSignerConfig(text: string, origin: string): SignerProgramCo
   }
   if (!kubernetesAttestation && joinKeyFile === undefined)
     throw bad('attestation', 'enable "kubernetes" or "joinCredentials" (or both)');
+  const publish = doc['publishTrustBundle'];
+  if (publish !== undefined) {
+    if (typeof publish !== 'string' || !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(publish))
+      throw bad('publishTrustBundle', 'must be "namespace/name" of a ConfigMap');
+    if (discovery.source !== 'kubernetes')
+      throw bad('publishTrustBundle', 'needs Kubernetes (discovery.kubernetes)');
+  }
   const ttl = doc['svidTtlSeconds'] ?? 3600;
   if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 60 || ttl > 86400)
     throw bad('svidTtlSeconds', 'must be whole seconds from 60 to 86400');
@@ -156,6 +167,7 @@ export function parseSignerConfig(text: string, origin: string): SignerProgramCo
     discovery: Object.freeze(discovery),
     kubernetesAttestation: kubernetesAttestation && Object.freeze(kubernetesAttestation),
     joinKeyFile,
+    publishTrustBundle: publish as string | undefined,
     svidTtlSeconds: ttl,
     logLevel,
   });

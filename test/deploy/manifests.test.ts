@@ -189,7 +189,7 @@ describe('deploy/: every object', () => {
 describe('deploy/: RBAC is least privilege', () => {
   const sa = one('ServiceAccount', 'meshless-node');
   const clusterRole = one('ClusterRole', 'meshless-node');
-  const role = one('Role');
+  const role = one('Role', 'meshless-node');
   const rules = (r: Obj) => list(r, 'rules').map((x) => obj({ x }, 'x'));
 
   it('no wildcard and no write verb anywhere', () => {
@@ -200,11 +200,19 @@ describe('deploy/: RBAC is least privilege', () => {
             assert.ok(!strings(rule, field).includes('*'), `${String(r.kind)}: ${field} has *`);
         // TokenReview `create` asks the API server a question; it stores nothing.
         const review = isDeepStrictEqual(strings(rule, 'resources'), ['tokenreviews']);
+        // The signer writes one object: the trust bundle ConfigMap it publishes.
+        const bundle =
+          at(r, 'metadata.name') === 'meshless-ca' &&
+          isDeepStrictEqual(strings(rule, 'resources'), ['configmaps']);
         for (const verb of strings(rule, 'verbs'))
           assert.ok(
-            ['get', 'list', 'watch'].includes(verb) || (review && verb === 'create'),
+            ['get', 'list', 'watch'].includes(verb) ||
+              (review && verb === 'create') ||
+              (bundle && ['create', 'update'].includes(verb)),
             `${String(r.kind)}: verb ${verb}`,
           );
+        if (bundle && strings(rule, 'verbs').includes('update'))
+          assert.deepEqual(strings(rule, 'resourceNames'), ['meshless-trust-bundle']);
       }
     const reviewers = all('ClusterRole').filter((r) =>
       rules(r).some((x) => strings(x, 'resources').includes('tokenreviews')),
@@ -574,7 +582,11 @@ describe('deploy/: the cluster signer', () => {
     assert.ok(signerConfig.serverNames.includes(s.serverName));
     assert.equal(signerConfig.trustDomain, config.trustDomain);
     const bundle = volumeOf(pod, 'trust-bundle');
-    assert.equal(at(bundle, 'configMap.name'), 'meshless-trust-bundle');
+    assert.equal(
+      `${NAMESPACE}/${String(at(bundle, 'configMap.name'))}`,
+      signerConfig.publishTrustBundle,
+      'the daemons mount the ConfigMap the signer publishes',
+    );
     assert.equal(s.trustBundleFile, `${str(mountOf(daemon, 'trust-bundle'), 'mountPath')}/ca.crt`);
   });
 });

@@ -511,6 +511,69 @@ export class FakeKubeApiServer {
     this.#tokens.set(token, t);
   }
 
+  readonly #configMaps = new Map<string, Obj>();
+  #configMapVersion = 1;
+
+  /** A ConfigMap as stored (GET/POST/PUT with resourceVersion conflicts), or undefined. */
+  configMap(namespace: string, name: string): Obj | undefined {
+    return this.#configMaps.get(`${namespace}/${name}`);
+  }
+
+  /** Replaces a stored ConfigMap's data behind the client's back (a concurrent writer). */
+  touchConfigMap(namespace: string, name: string, data: Record<string, string>): void {
+    const current = this.#configMaps.get(`${namespace}/${name}`);
+    if (!current) throw new Error(`fake apiserver: no configmap ${namespace}/${name}`);
+    this.#configMaps.set(`${namespace}/${name}`, {
+      ...current,
+      metadata: { ...current.metadata, resourceVersion: String(++this.#configMapVersion) },
+      data,
+    });
+  }
+
+  #configMapRequest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    namespace: string,
+    name: string | undefined,
+  ): void {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c) => (body += String(c)));
+    req.on('end', () => {
+      const key = `${namespace}/${name ?? ''}`;
+      if (req.method === 'GET' && name !== undefined) {
+        const found = this.#configMaps.get(key);
+        if (found) return this.#json(res, 200, found);
+        return this.#json(res, 404, status(404, 'NotFound', `configmaps "${name}" not found`));
+      }
+      const obj = JSON.parse(body) as Obj;
+      if (req.method === 'POST' && name === undefined) {
+        const k = `${namespace}/${String(obj.metadata['name'])}`;
+        if (this.#configMaps.has(k))
+          return this.#json(res, 409, status(409, 'AlreadyExists', 'already exists'));
+        const stored = {
+          ...obj,
+          metadata: { ...obj.metadata, resourceVersion: String(++this.#configMapVersion) },
+        };
+        this.#configMaps.set(k, stored);
+        return this.#json(res, 201, stored);
+      }
+      if (req.method === 'PUT' && name !== undefined) {
+        const current = this.#configMaps.get(key);
+        if (!current) return this.#json(res, 404, status(404, 'NotFound', 'not found'));
+        if (obj.metadata['resourceVersion'] !== current.metadata['resourceVersion'])
+          return this.#json(res, 409, status(409, 'Conflict', 'the object has been modified'));
+        const stored = {
+          ...obj,
+          metadata: { ...obj.metadata, resourceVersion: String(++this.#configMapVersion) },
+        };
+        this.#configMaps.set(key, stored);
+        return this.#json(res, 200, stored);
+      }
+      this.#json(res, 405, status(405, 'MethodNotAllowed', 'not served by the double'));
+    });
+  }
+
   #handleAttestation(req: IncomingMessage, res: ServerResponse): boolean {
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews' && req.method === 'POST') {
@@ -547,6 +610,11 @@ export class FakeKubeApiServer {
           status: statusBody,
         });
       });
+      return true;
+    }
+    const cm = /^\/api\/v1\/namespaces\/([^/]+)\/configmaps(?:\/([^/]+))?$/.exec(url.pathname);
+    if (cm) {
+      this.#configMapRequest(req, res, cm[1] ?? '', cm[2]);
       return true;
     }
     const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(url.pathname);

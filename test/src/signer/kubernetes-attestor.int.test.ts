@@ -3,7 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { KubeAttestationClient } from '../../../src/signer/kube-attestation-client.js';
+import {
+  KubeAttestationClient,
+  KubeRequester,
+} from '../../../src/signer/kube-attestation-client.js';
 import {
   EXTRA_NODE_NAME,
   EXTRA_POD_NAME,
@@ -51,7 +54,9 @@ describe('Kubernetes node attestation (TokenReview + bound pod), against the API
       podObject({ namespace: 'shop', name: 'web-1', serviceAccount: 'web', nodeName: 'node-a' }),
     );
     attestor = new KubernetesAttestor({
-      api: new KubeAttestationClient(writeKubeconfig(dir, api.url, 'signer-token')),
+      api: new KubeAttestationClient(
+        new KubeRequester(writeKubeconfig(dir, api.url, 'signer-token')),
+      ),
       audience: AUDIENCE,
       daemonServiceAccounts: ['meshless-system/meshless'],
     });
@@ -192,7 +197,9 @@ describe('Kubernetes node attestation (TokenReview + bound pod), against the API
     });
     const broken = new KubernetesAttestor({
       api: new KubeAttestationClient(
-        writeKubeconfig(mkdtempSync(join(dir, 'down-')), 'http://127.0.0.1:1', 'x'),
+        new KubeRequester(
+          writeKubeconfig(mkdtempSync(join(dir, 'down-')), 'http://127.0.0.1:1', 'x'),
+        ),
       ),
       audience: AUDIENCE,
       daemonServiceAccounts: ['meshless-system/meshless'],
