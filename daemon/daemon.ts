@@ -133,6 +133,13 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
         problems.push(`workload ${r.namespace}/${r.podName} has no listeners or identity yet`);
     return problems;
   }
+  // An enrolled workload left without identity or listeners (the signer was
+  // unreachable when it was re-attached) is retried until it has them.
+  const reattachRetry = setInterval(() => {
+    if (registry.all().some((r) => r.enrolled && !proxy.proxies.has(r.containerId)))
+      void service.scheduleReconcile();
+  }, 5000);
+  reattachRetry.unref();
   const startedAt = new Date().toISOString();
   const admin = createAdminServer({
     address: config.adminAddress,
@@ -303,6 +310,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     proxy,
     async stop() {
       stopping = true;
+      clearInterval(reattachRetry);
       for (const close of closers) await close();
       await proxy.close(config.drainTimeoutSeconds * 1000);
       identity.close();

@@ -286,17 +286,21 @@ export class RegistrationService {
    * connections are refused: fail closed), before discovery may have synced.
    */
   async reattach(): Promise<void> {
-    for (const r of this.#o.registry.all()) {
-      if (!r.enrolled) continue;
-      try {
-        for (const o of this.#observers) await o.workloadEnrolled(r);
-      } catch (err) {
-        this.#o.log.error(
-          { containerId: r.containerId, error: errorMessage(err) },
-          're-attaching a workload failed',
-        );
-      }
-    }
+    // All at once: with the signer unreachable each waits up to
+    // signer.enrolWaitSeconds, and the node must not wait for their sum.
+    await Promise.all(
+      this.#o.registry.all().map(async (r) => {
+        if (!r.enrolled) return;
+        try {
+          for (const o of this.#observers) await o.workloadEnrolled(r);
+        } catch (err) {
+          this.#o.log.error(
+            { containerId: r.containerId, error: errorMessage(err) },
+            're-attaching a workload failed; reconciliation retries it',
+          );
+        }
+      }),
+    );
   }
 
   /**
@@ -330,7 +334,13 @@ export class RegistrationService {
               await this.#enrolLive(current, decision.reason, pod?.serviceAccount);
             else if (!enrolled && current.enrolled)
               await this.#releaseLive(current, decision.reason);
-            else await this.#repairRules(current);
+            else {
+              // An enrolled pod whose identity or listeners could not be
+              // brought back (the signer was unreachable at re-attach) gets
+              // them now; observers make this a no-op when they are in place.
+              if (enrolled) for (const o of this.#observers) await o.workloadEnrolled(current);
+              await this.#repairRules(current);
+            }
           } catch (err) {
             this.#o.log.error(
               {

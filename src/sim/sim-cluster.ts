@@ -369,9 +369,13 @@ export class SimCluster {
     }
   }
 
-  async startDaemon(node: SimNode): Promise<DaemonHandle> {
+  /**
+   * Starts a node's daemon, and the signer first unless it runs already or
+   * `options.signer` is false (a daemon starting while the signer is down).
+   */
+  async startDaemon(node: SimNode, options: { signer?: boolean } = {}): Promise<DaemonHandle> {
     if (this.pods.length === 0) this.writeDiscovery();
-    if (!this.signer) await this.startSigner();
+    if (!this.signer && options.signer !== false) await this.startSigner();
     node.daemon = await startDaemonProcess({
       dir: node.dir,
       netns: node.netns.name,

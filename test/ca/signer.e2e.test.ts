@@ -161,4 +161,23 @@ describe('cluster signer on two nodes', { skip, concurrency: false }, () => {
     await cluster.waitForDiscovery();
     assert.deepEqual(await probe('c'), { answer: 'ok', tls: true, plaintext: false });
   });
+
+  test('a daemon restarted while the signer is down fails closed, then recovers when it is back', async () => {
+    const node1 = cluster.node('node1');
+    await cluster.stopSigner('SIGKILL');
+    await node1.daemon?.stop('SIGKILL');
+    await cluster.startDaemon(node1, { signer: false });
+    const down = await probe('a');
+    assert.notEqual(down.answer, 'ok', 'no identity, no listeners: refused');
+    assert.equal(down.plaintext, false, 'never plaintext');
+    await cluster.startSigner();
+    let back = down;
+    await until(
+      'node1 re-attaches its pods once the signer is back',
+      async () => (back = await probe('a')).answer === 'ok',
+      30_000,
+      500,
+    );
+    assert.deepEqual(back, { answer: 'ok', tls: true, plaintext: false });
+  });
 });
