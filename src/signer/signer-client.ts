@@ -258,8 +258,3 @@ function svidFrom(
     notAfter,
   };
 }
-
-/** A NodeCredential reading a projected token file on every request (kubelet rotates it). */
-export function tokenFileCredential(read: () => Promise<string>): NodeCredential {
-  return async () => (await read()).trim();
-}

@@ -84,13 +84,14 @@ function bearerOf(headers: IncomingHttpHeaders): string {
 async function readBody(stream: ServerHttp2Stream): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
+  // Past the cap the rest is read and dropped (the request timeout bounds
+  // it): leaving the loop would destroy the stream before the answer.
   for await (const chunk of stream) {
     const b = chunk as Buffer;
     size += b.length;
-    if (size > MAX_MESSAGE_BYTES + 5) return undefined;
-    chunks.push(b);
+    if (size <= MAX_MESSAGE_BYTES + 5) chunks.push(b);
   }
-  return Buffer.concat(chunks);
+  return size > MAX_MESSAGE_BYTES + 5 ? undefined : Buffer.concat(chunks);
 }
 
 /** Starts the server on `host:port` (port 0: any). */
