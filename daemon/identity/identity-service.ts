@@ -15,9 +15,11 @@
  *   last `release` drops it and its timer. Nothing else creates identities,
  *   so the node never issues an SVID for a pod that is not on it.
  * - Local mode: leaves are issued only by the node CA, never by the root.
- * - Signer mode: a first issuance the signer cannot answer is retried for
- *   `enrolWaitSeconds`, then fails `MESHLESS_E_NOT_READY` (the plugin
- *   answers CNI 11); a refusal fails at once with the signer's reason.
+ * - Signer mode: a first issuance the signer cannot answer, or refuses as
+ *   "no pod of that identity on this node" (its discovery may lag ours), is
+ *   retried for `enrolWaitSeconds`, then fails `MESHLESS_E_NOT_READY` (the
+ *   plugin answers CNI 11); any other refusal fails at once with the
+ *   signer's reason.
  * - The trust bundle is replaced (never merged) by the latest one published:
  *   the signer's answer or the bundle file, whichever changed last.
  * - One `tls.SecureContext` per SVID, built at issue time; renewal swaps in
@@ -69,6 +71,9 @@ import { TrustBundle, derToPem } from '../../src/identity/trust-bundle.js';
 import { joinBearer, parseJoinCredential } from '../../src/signer/join-credential.js';
 import { SignerClient, type NodeCredential } from '../../src/signer/signer-client.js';
 import { issueX509Svid, type X509Svid } from '../../src/identity/x509-svid.js';
+
+/** gRPC PERMISSION_DENIED: the signer's node authorizer said no. */
+const PERMISSION_DENIED = 7;
 
 /** A pino-compatible logger; only these four methods are used. */
 export interface IdentityLogger {
@@ -519,8 +524,14 @@ export class IdentityService {
       try {
         return await this.#issue(identity.id);
       } catch (err) {
+        // Unreachable, or refused as "no such pod on your node": the signer's
+        // discovery may lag behind ours for a pod just scheduled. Both wait,
+        // then NOT_READY (CNI 11: the kubelet retries; never unprotected).
         const retryable =
-          err instanceof MeshlessError && err.code === 'MESHLESS_E_SIGNER_UNAVAILABLE';
+          err instanceof MeshlessError &&
+          (err.code === 'MESHLESS_E_SIGNER_UNAVAILABLE' ||
+            (err.code === 'MESHLESS_E_SIGNER_REFUSED' &&
+              err.details?.['grpcStatus'] === PERMISSION_DENIED));
         const wait = Math.min(2000, 100 * 2 ** attempt);
         if (!retryable || this.#closed || this.#identities.get(identity.key) !== identity)
           throw err;
