@@ -16,19 +16,30 @@
  * against discovery, never from the CSR; discovery not synced refuses
  * (UNAVAILABLE), never allows.
  */
+import type { KeyObject } from 'node:crypto';
 import { MeshlessError, errorMessage } from '../errors.js';
 import type { DiscoverySource } from '../discovery/discovery-source.js';
 import type { SigningAuthority } from '../identity/certificate-authority.js';
 import { CsrError, checkCsr, csrFromPem } from '../identity/csr.js';
 import { parseSpiffeId } from '../identity/spiffe-id.js';
 import { derToPem, type TrustBundle } from '../identity/trust-bundle.js';
-import { DEFAULT_SVID_TTL_MS, MIN_SVID_TTL_MS, signX509Svid } from '../identity/x509-svid.js';
+import {
+  DEFAULT_SVID_TTL_MS,
+  MIN_SVID_TTL_MS,
+  signX509Svid,
+  type SignedSvid,
+} from '../identity/x509-svid.js';
 import {
   GRPC_STATUS,
   IMPERSONATED_IDENTITY,
   type IstioCertificateRequest,
 } from './istio-ca-protocol.js';
-import { AttestationError, attestNode, type NodeAttestor } from './node-attestation.js';
+import {
+  AttestationError,
+  attestNode,
+  type AttestedNode,
+  type NodeAttestor,
+} from './node-attestation.js';
 import { authorizeNode } from './node-authorizer.js';
 
 /** A refused request: the gRPC status and a reason for logs and metrics. */
@@ -90,7 +101,7 @@ export class ClusterSigner {
 
   async createCertificate(credential: string, req: IstioCertificateRequest): Promise<SignerAnswer> {
     const now = (this.#o.clock ?? Date.now)();
-    let attested;
+    let attested: AttestedNode;
     try {
       attested = await attestNode(this.#o.attestors, { credential, csr: req.csr, now });
     } catch (err) {
@@ -128,7 +139,7 @@ export class ClusterSigner {
         decision.reason,
         `node ${attested.node} may not obtain ${identity}: ${decision.message}`,
       );
-    let publicKey;
+    let publicKey: KeyObject;
     try {
       publicKey = checkCsr(csrFromPem(req.csr));
     } catch (err) {
@@ -140,7 +151,7 @@ export class ClusterSigner {
     const asked = req.validityDurationSeconds * 1000;
     const ttlMs = asked >= MIN_SVID_TTL_MS ? Math.min(asked, maxTtl) : maxTtl;
     const root = this.#root;
-    let svid;
+    let svid: SignedSvid;
     try {
       svid = signX509Svid(root.authority, parseSpiffeId(identity), publicKey, { now, ttlMs });
     } catch (err) {

@@ -54,9 +54,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function path(doc: Record<string, unknown>, key: string, value: unknown): string {
+function path(key: string, value: unknown): string {
   if (typeof value !== 'string' || !isAbsolute(value)) throw bad(key, 'must be an absolute path');
-  void doc;
   return value;
 }
 
@@ -97,12 +96,12 @@ export function parseSignerConfig(text: string, origin: string): SignerProgramCo
     throw bad('serverNames', 'must be a non-empty list of DNS names');
   const root = doc['root'];
   if (!isRecord(root)) throw bad('root', 'is required: {certFile, keyFile}');
-  const rootCertFile = path(doc, 'root.certFile', root['certFile']);
-  const rootKeyFile = path(doc, 'root.keyFile', root['keyFile']);
+  const rootCertFile = path('root.certFile', root['certFile']);
+  const rootKeyFile = path('root.keyFile', root['keyFile']);
   const disc = doc['discovery'];
   let discovery: SignerProgramConfig['discovery'];
   if (isRecord(disc) && typeof disc['file'] === 'string')
-    discovery = { source: 'file', file: path(doc, 'discovery.file', disc['file']) };
+    discovery = { source: 'file', file: path('discovery.file', disc['file']) };
   else if (isRecord(disc) && disc['kubernetes'] !== undefined) {
     const k = isRecord(disc['kubernetes']) ? disc['kubernetes'] : {};
     discovery = {
@@ -110,7 +109,7 @@ export function parseSignerConfig(text: string, origin: string): SignerProgramCo
       kubeconfig:
         k['kubeconfig'] === undefined
           ? undefined
-          : path(doc, 'discovery.kubernetes.kubeconfig', k['kubeconfig']),
+          : path('discovery.kubernetes.kubeconfig', k['kubeconfig']),
     };
   } else throw bad('discovery', 'is required: "file: PATH" or "kubernetes: {kubeconfig?}"');
   const att = isRecord(doc['attestation']) ? doc['attestation'] : {};
@@ -141,7 +140,7 @@ export function parseSignerConfig(text: string, origin: string): SignerProgramCo
   let joinKeyFile: string | undefined;
   if (join !== undefined) {
     if (!isRecord(join)) throw bad('attestation.joinCredentials', 'must be {keyFile}');
-    joinKeyFile = path(doc, 'attestation.joinCredentials.keyFile', join['keyFile']);
+    joinKeyFile = path('attestation.joinCredentials.keyFile', join['keyFile']);
   }
   if (!kubernetesAttestation && joinKeyFile === undefined)
     throw bad('attestation', 'enable "kubernetes" or "joinCredentials" (or both)');
