@@ -432,3 +432,90 @@ describe('parseListenAddress', () => {
       assert.throws(() => parseListenAddress(text, 'k'), /config key "k"/);
     });
 });
+
+describe('loadDaemonConfig: the cluster signer and the unsafe local root', () => {
+  const SIGNER = {
+    ...MIN_ENV,
+    MESHLESS_SIGNER_ADDRESS: 'meshless-ca.meshless-system.svc:15012',
+    MESHLESS_SIGNER_TRUST_BUNDLE_FILE: '/etc/meshless/trust-bundle/ca.crt',
+    MESHLESS_SIGNER_TOKEN_FILE: '/var/run/secrets/meshless-ca/token',
+  };
+
+  it('reads the signer with its defaults; no local root then', () => {
+    const c = loadDaemonConfig({ env: SIGNER });
+    assert.deepEqual(c.signer, {
+      address: 'meshless-ca.meshless-system.svc:15012',
+      serverName: 'meshless-ca',
+      trustBundleFile: '/etc/meshless/trust-bundle/ca.crt',
+      tokenFile: '/var/run/secrets/meshless-ca/token',
+      joinCredentialFile: undefined,
+      enrolWaitSeconds: 3,
+    });
+    assert.equal(c.unsafeLocalRoot, undefined);
+  });
+
+  const cases: [string, Record<string, string>, string, RegExp?][] = [
+    [
+      'signer and unsafeLocalRoot together',
+      { ...SIGNER, MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'true' },
+      'signer',
+      /not both/,
+    ],
+    [
+      'no address',
+      { ...SIGNER, MESHLESS_SIGNER_ADDRESS: '', MESHLESS_SIGNER_SERVER_NAME: 'x' },
+      'signer.address',
+    ],
+    [
+      'an address without a port',
+      { ...SIGNER, MESHLESS_SIGNER_ADDRESS: 'meshless-ca' },
+      'signer.address',
+    ],
+    [
+      'no trust bundle',
+      { ...SIGNER, MESHLESS_SIGNER_TRUST_BUNDLE_FILE: '' },
+      'signer.trustBundleFile',
+    ],
+    [
+      'both credentials',
+      { ...SIGNER, MESHLESS_SIGNER_JOIN_CREDENTIAL_FILE: '/j.json' },
+      'signer',
+      /exactly one/,
+    ],
+    ['no credential', { ...SIGNER, MESHLESS_SIGNER_TOKEN_FILE: '' }, 'signer', /exactly one/],
+    [
+      'generate with certFile (it would write a different root elsewhere)',
+      {
+        ...MIN_ENV,
+        MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'true',
+        MESHLESS_UNSAFE_LOCAL_ROOT_CERT_FILE: '/c.pem',
+        MESHLESS_UNSAFE_LOCAL_ROOT_KEY_FILE: '/k.pem',
+      },
+      'unsafeLocalRoot.generate',
+      /silently differ/,
+    ],
+    [
+      'generate with a Secret',
+      {
+        ...MIN_ENV,
+        MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'true',
+        MESHLESS_UNSAFE_LOCAL_ROOT_SECRET: 'ns/name',
+      },
+      'unsafeLocalRoot.generate',
+    ],
+  ];
+  for (const [name, env, key, mentions] of cases)
+    it(`refuses ${name}`, () => assertConfigError(() => loadDaemonConfig({ env }), key, mentions));
+
+  it('the old ca.* keys are gone: a file naming them is refused', () => {
+    assertConfigError(
+      () =>
+        loadDaemonConfig({
+          file: configFile('discovery:\n  file: /c\nca:\n  generate: true\n'),
+          env: {},
+        }),
+      'ca.generate',
+      /not a known key/,
+    );
+  });
+});
