@@ -1,7 +1,11 @@
 // Identity layer benchmark (not a test): SVID issuance rate, a new pod's
-// first-SVID latency, and the per-handshake cost of peer validation.
+// first-SVID latency, and the per-handshake cost of peer validation; then the
+// same through the cluster signer (dist/meshless-ca.js in its own process,
+// on loopback: run npm run build first).
 //   node --import tsx bench/identity.bench.ts [count]
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -11,6 +15,8 @@ import { buildSecureContext } from '../src/identity/secure-context.js';
 import { workloadSpiffeId } from '../src/identity/spiffe-id.js';
 import { validatePeer } from '../src/identity/svid-validation.js';
 import { issueX509Svid } from '../src/identity/x509-svid.js';
+import { generateRootCa } from '../src/identity/certificate-authority.js';
+import { joinMacKey, makeJoinCredential, newJoinKey } from '../src/signer/join-credential.js';
 
 const count = Number(process.argv[2] ?? 500);
 
@@ -28,7 +34,7 @@ try {
       MESHLESS_STATE_DIR: dir,
       MESHLESS_DISCOVERY_FILE: join(dir, 'cluster.yaml'),
       MESHLESS_NODE_NAME: 'bench-node',
-      MESHLESS_CA_GENERATE: 'true',
+      MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'true',
     },
   });
   console.log(
@@ -83,8 +89,10 @@ try {
   // The parts.
   const id = workloadSpiffeId(config.trustDomain, 'parts', 'web');
   t = performance.now();
-  let svid = await issueX509Svid(svc.nodeCa, id, { now: Date.now() });
-  for (let i = 1; i < count; i++) svid = await issueX509Svid(svc.nodeCa, id, { now: Date.now() });
+  const nodeCa = svc.nodeCa;
+  if (!nodeCa) throw new Error('the bench runs the unsafe local-root mode');
+  let svid = await issueX509Svid(nodeCa, id, { now: Date.now() });
+  for (let i = 1; i < count; i++) svid = await issueX509Svid(nodeCa, id, { now: Date.now() });
   const issueMs = (performance.now() - t) / count;
   t = performance.now();
   for (let i = 0; i < count; i++) buildSecureContext(svid, svc.trustBundle);
@@ -102,7 +110,7 @@ try {
   for (let i = 0; i < n; i++) validatePeer(svid.chainDer, opts);
   const sameMs = (performance.now() - t) / n;
   const leaves = await Promise.all(
-    Array.from({ length: count }, () => issueX509Svid(svc.nodeCa, id, { now: Date.now() })),
+    Array.from({ length: count }, () => issueX509Svid(nodeCa, id, { now: Date.now() })),
   );
   t = performance.now();
   for (const l of leaves) validatePeer(l.chainDer, opts);
@@ -112,6 +120,99 @@ try {
       `(${(1000 / newLeafMs).toFixed(0)}/s)`,
   );
   svc.close();
+  await throughSigner();
 } finally {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** The same measurements through the cluster signer, a separate process on loopback. */
+async function throughSigner(): Promise<void> {
+  const sdir = join(dir, 'signer');
+  mkdirSync(sdir);
+  const root = await generateRootCa({ trustDomain: 'cluster.local', now: Date.now() });
+  writeFileSync(join(sdir, 'ca.crt'), root.certPem);
+  writeFileSync(join(sdir, 'ca.key'), root.keyPem);
+  const joinKey = newJoinKey();
+  writeFileSync(join(sdir, 'join.key'), joinKey);
+  const pods = Array.from({ length: count }, (_, i) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: `p${i}`, namespace: 'sig', uid: `u${i}` },
+    spec: { nodeName: 'bench-node', serviceAccountName: `sa-${i}` },
+  }));
+  writeFileSync(
+    join(sdir, 'cluster.json'),
+    JSON.stringify({ apiVersion: 'v1', kind: 'List', items: pods }),
+  );
+  const port = 20000 + (process.pid % 20000);
+  writeFileSync(
+    join(sdir, 'ca.json'),
+    JSON.stringify({
+      listen: `127.0.0.1:${port}`,
+      root: { certFile: join(sdir, 'ca.crt'), keyFile: join(sdir, 'ca.key') },
+      discovery: { file: join(sdir, 'cluster.json') },
+      attestation: { joinCredentials: { keyFile: join(sdir, 'join.key') } },
+      logLevel: 'warn',
+    }),
+  );
+  writeFileSync(
+    join(sdir, 'join.json'),
+    JSON.stringify(
+      makeJoinCredential({ node: 'bench-node', macKey: joinMacKey(joinKey), now: Date.now() }),
+    ),
+  );
+  const child = spawn(
+    process.execPath,
+    [join(import.meta.dirname, '..', 'dist', 'meshless-ca.js'), '--config', join(sdir, 'ca.json')],
+    { stdio: 'inherit' },
+  );
+  try {
+    for (let up = false; !up;) {
+      up = await new Promise<boolean>((resolve) => {
+        const c = connect(port, '127.0.0.1', () => {
+          c.destroy();
+          resolve(true);
+        });
+        c.on('error', () => setTimeout(() => resolve(false), 50));
+      });
+    }
+    const config = loadDaemonConfig({
+      env: {
+        MESHLESS_STATE_DIR: sdir,
+        MESHLESS_DISCOVERY_FILE: join(sdir, 'cluster.json'),
+        MESHLESS_NODE_NAME: 'bench-node',
+        MESHLESS_SIGNER_ADDRESS: `127.0.0.1:${port}`,
+        MESHLESS_SIGNER_TRUST_BUNDLE_FILE: join(sdir, 'ca.crt'),
+        MESHLESS_SIGNER_JOIN_CREDENTIAL_FILE: join(sdir, 'join.json'),
+      },
+    });
+    const svc = await IdentityService.create(config);
+    for (let i = 0; i < 20; i++) {
+      await svc.acquire(`w${i}`, 'sig', `sa-${i}`);
+      svc.release(`w${i}`);
+    }
+    const first: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const s = performance.now();
+      await svc.acquire(`s${i}`, 'sig', `sa-${i}`);
+      first.push(performance.now() - s);
+    }
+    console.log(`through the signer: first SVID, new pod:  ${quantiles(first)}`);
+    for (let i = 0; i < count; i++) svc.release(`s${i}`);
+    let t = performance.now();
+    for (let i = 0; i < count; i++) await svc.acquire(`q${i}`, 'sig', `sa-${i}`);
+    const seqRate = count / ((performance.now() - t) / 1000);
+    for (let i = 0; i < count; i++) svc.release(`q${i}`);
+    t = performance.now();
+    await Promise.all(
+      Array.from({ length: count }, (_, i) => svc.acquire(`c${i}`, 'sig', `sa-${i}`)),
+    );
+    const parRate = count / ((performance.now() - t) / 1000);
+    console.log(
+      `through the signer: SVIDs per second:     ${seqRate.toFixed(0)} sequential, ${parRate.toFixed(0)} concurrent (one daemon, one signer process)`,
+    );
+    svc.close();
+  } finally {
+    child.kill();
+  }
 }

@@ -4,6 +4,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { caCommand } from './commands/ca.js';
 import { certsCommand } from './commands/certs.js';
 import { cniCommand } from './commands/cni-install.js';
 import { configCommand } from './commands/config.js';
@@ -22,6 +23,7 @@ void yargs(hideBin(process.argv))
   .command(connectionsCommand)
   .command(configCommand)
   .command(policyCommand)
+  .command(caCommand)
   .command(demoCommand)
   .strict()
   .demandCommand(1, 'name a command; see --help')

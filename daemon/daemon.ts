@@ -55,7 +55,6 @@ export function redactedConfig(config: DaemonConfig): Record<string, unknown> {
     ...config,
     enrolmentLabel: `${config.enrolmentLabel.key}=${config.enrolmentLabel.value}`,
     // Paths are not secrets; key material is never part of the config.
-    ca: { ...config.ca },
   };
 }
 
@@ -156,11 +155,23 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
   function readinessProblems(): string[] {
     const problems: string[] = [];
     if (!discovery.synced) problems.push('discovery has not synced');
+    const signer = identity.signerStatus;
+    if (signer && !signer.reachable)
+      problems.push(
+        `the cluster signer ${signer.address} is unreachable (${signer.consecutiveFailures} failed calls: ${signer.lastError ?? ''}); issued SVIDs keep serving, new pods wait`,
+      );
     for (const r of registry.all())
       if (r.enrolled && !proxy.proxies.has(r.containerId))
         problems.push(`workload ${r.namespace}/${r.podName} has no listeners or identity yet`);
     return problems;
   }
+  // An enrolled workload left without identity or listeners (the signer was
+  // unreachable when it was re-attached) is retried until it has them.
+  const reattachRetry = setInterval(() => {
+    if (registry.all().some((r) => r.enrolled && !proxy.proxies.has(r.containerId)))
+      void service.scheduleReconcile();
+  }, 5000);
+  reattachRetry.unref();
   const startedAt = new Date().toISOString();
   const admin = createAdminServer({
     address: config.adminAddress,
@@ -204,6 +215,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
             proxied: proxy.proxies.size,
           },
           identities: identity.report().identities.length,
+          signer: identity.signerStatus ?? null,
           hbonePool: proxy.pool.stats(),
           connections: [...proxy.proxies.values()].reduce((n, p) => n + p.connections().length, 0),
         };
@@ -275,6 +287,11 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
         metrics.poolConnections.set(pool.connections);
         metrics.poolStreams.set(pool.streams);
         metrics.enrolledWorkloads.set(proxy.proxies.size);
+        const signer = identity.signerStatus;
+        if (signer) {
+          metrics.signerReachable.set(signer.reachable ? 1 : 0);
+          metrics.signerFailures.set(signer.consecutiveFailures);
+        }
         metrics.certificateExpiry.reset();
         const now = Date.now();
         for (const id of identity.report().identities)
@@ -329,6 +346,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     async stop() {
       stopping = true;
       stopProbeRepair?.();
+      clearInterval(reattachRetry);
       for (const close of closers) await close();
       await proxy.close(config.drainTimeoutSeconds * 1000);
       identity.close();

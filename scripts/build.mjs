@@ -3,6 +3,7 @@
 //   dist/meshless-cni  the CNI plugin: one CommonJS file with a node shebang, no
 //                      package.json needed beside it (it lives in /opt/cni/bin)
 //   dist/meshlessd.js  the node daemon
+//   dist/meshless-ca.js the cluster signer
 //   dist/meshless.js   the CLI
 // All three are CommonJS: the plugin must run from /opt/cni/bin where no
 // package.json says otherwise, and dist/package.json marks dist/ the same way
@@ -101,6 +102,13 @@ const results = await Promise.all([
   }),
   build({
     ...common,
+    entryPoints: ['ca/main.ts'],
+    outfile: 'dist/meshless-ca.js',
+    format: 'cjs',
+    plugins: [kubeBeside],
+  }),
+  build({
+    ...common,
     entryPoints: ['cli/main.ts'],
     outfile: 'dist/meshless.js',
     format: 'cjs',
@@ -111,7 +119,7 @@ const results = await Promise.all([
 for (const f of ['dist/meshless-cni', 'dist/meshless.js']) chmodSync(f, 0o755);
 const cniBytes = Object.values(results[0].metafile.outputs)[0]?.bytes ?? 0;
 console.log(
-  `built dist/meshless-cni (${(cniBytes / 1024).toFixed(0)} KiB), dist/meshlessd.js (+ meshless-kube.js), dist/meshless.js`,
+  `built dist/meshless-cni (${(cniBytes / 1024).toFixed(0)} KiB), dist/meshlessd.js (+ meshless-kube.js), dist/meshless-ca.js, dist/meshless.js`,
 );
 
 // The daemon's native addon (node-gyp builds it at npm install) goes beside

@@ -40,15 +40,23 @@ export function renderCertsTable(report: CertsReport, now: number): string {
         '-',
         r.subject,
       ]),
-      [
-        'node CA',
-        report.nodeCa.serialNumber,
-        shortTime(report.nodeCa.notAfter),
-        `${shortTime(report.nodeCa.nextRotation)} (${relativeTime(report.nodeCa.nextRotation, now)})`,
-        report.nodeCa.subject,
-      ],
+      ...(report.nodeCa
+        ? [
+            [
+              'node CA',
+              report.nodeCa.serialNumber,
+              shortTime(report.nodeCa.notAfter),
+              `${shortTime(report.nodeCa.nextRotation)} (${relativeTime(report.nodeCa.nextRotation, now)})`,
+              report.nodeCa.subject,
+            ],
+          ]
+        : []),
     ]),
   );
+  if (report.signer)
+    out.push(
+      `Cluster signer ${report.signer.address}: ${report.signer.reachable ? 'reachable' : `UNREACHABLE (${report.signer.consecutiveFailures} failed calls: ${report.signer.lastError ?? ''})`}`,
+    );
   out.push('');
   if (report.identities.length === 0) {
     out.push('No workload identities: no enrolled pod is registered on this node.');

@@ -107,6 +107,16 @@ export function renderStatus(status: DemoStatus, colour = false): string {
     [
       ['NODE', 'NETNS', 'DAEMON', 'LOG'],
       ...status.nodes.map((n) => [n.name, n.netns, running(n.daemonRunning), n.daemonLog]),
+      ...(status.signer
+        ? [
+            [
+              `signer (${status.signer.address})`,
+              status.signer.netns,
+              running(status.signer.running),
+              status.signer.log,
+            ],
+          ]
+        : []),
     ],
     colour,
   );

@@ -1,14 +1,27 @@
 /**
- * The node's workload identity service: holds the cluster root, a node
- * intermediate CA, and one X509-SVID per (namespace, service account) that
- * has a registered workload on this node; renews them on schedule.
+ * The node's workload identity service: one X509-SVID per (namespace,
+ * service account) that has a registered workload on this node, renewed on
+ * schedule. Two ways to get them:
+ * - the cluster signer (config `signer`, the only mode for several nodes):
+ *   the daemon makes each workload key itself, sends a CSR attested as its
+ *   node, and gets the SVID and the trust bundle back; it holds no key that
+ *   can sign certificates;
+ * - `unsafeLocalRoot` (one node only): the daemon holds the cluster root and
+ *   signs its own intermediate, which issues the leaves.
  *
  * Invariants:
  * - An identity exists only while at least one registered workload (by its
  *   workload key, the pod's container ID) holds it through `acquire`; the
  *   last `release` drops it and its timer. Nothing else creates identities,
  *   so the node never issues an SVID for a pod that is not on it.
- * - Leaves are issued only by the node CA, never by the root.
+ * - Local mode: leaves are issued only by the node CA, never by the root.
+ * - Signer mode: a first issuance the signer cannot answer, or refuses as
+ *   "no pod of that identity on this node" (its discovery may lag ours), is
+ *   retried for `enrolWaitSeconds`, then fails `MESHLESS_E_NOT_READY` (the
+ *   plugin answers CNI 11); any other refusal fails at once with the
+ *   signer's reason.
+ * - The trust bundle is replaced (never merged) by the latest one published:
+ *   the signer's answer or the bundle file, whichever changed last.
  * - One `tls.SecureContext` per SVID, built lazily: on its first use, or
  *   ~30 ms after issuance (off the CNI ADD's path), whichever comes first;
  *   renewal swaps in a new SVID with its own. Established connections keep
@@ -18,8 +31,11 @@
  * - Timers are unref'd: they never keep the process alive.
  */
 import { EventEmitter } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { SecureContext } from 'node:tls';
-import type { DaemonConfig } from '../../src/config/daemon-config.js';
+import type { DaemonConfig, SignerConfig } from '../../src/config/daemon-config.js';
 import { MeshlessError, errorMessage } from '../../src/errors.js';
 import {
   generateRootCa,
@@ -53,8 +69,13 @@ import {
   workloadSpiffeId,
   type SpiffeId,
 } from '../../src/identity/spiffe-id.js';
-import { derToPem, type TrustBundle } from '../../src/identity/trust-bundle.js';
+import { TrustBundle, derToPem } from '../../src/identity/trust-bundle.js';
+import { joinBearer, parseJoinCredential } from '../../src/signer/join-credential.js';
+import { SignerClient, type NodeCredential } from '../../src/signer/signer-client.js';
 import { issueX509Svid, type X509Svid } from '../../src/identity/x509-svid.js';
+
+/** gRPC PERMISSION_DENIED: the signer's node authorizer said no. */
+const PERMISSION_DENIED = 7;
 
 /** A pino-compatible logger; only these four methods are used. */
 export interface IdentityLogger {
@@ -101,8 +122,18 @@ export interface IdentityServiceDeps {
   readonly random?: RandomFraction;
   readonly logger?: IdentityLogger;
   readonly scheduler?: Scheduler;
-  /** Replaces the root sources derived from `config.ca` (tests). */
+  /** Replaces the root sources derived from `config.unsafeLocalRoot` (tests). */
   readonly rootSources?: readonly RootSource[];
+}
+
+/** How the signer has been answering (readiness, metrics, /certs). */
+export interface SignerStatus {
+  readonly address: string;
+  /** False after a failed call, until one succeeds. */
+  readonly reachable: boolean;
+  readonly consecutiveFailures: number;
+  readonly lastError: string | undefined;
+  readonly lastSuccessAt: string | undefined;
 }
 
 /**
@@ -135,6 +166,8 @@ export interface IdentityEvents {
   'rotation-failed': (subject: SpiffeId | 'node-ca', error: unknown, retryAt: number) => void;
   /** The node intermediate CA was renewed. */
   'node-ca-rotated': (nodeCa: SigningAuthority) => void;
+  /** A new trust bundle was published (signer answer or bundle file). */
+  'trust-bundle-changed': (bundle: TrustBundle) => void;
 }
 
 interface Identity {
@@ -163,14 +196,16 @@ function identityError(
   return new MeshlessError(code, message, { details });
 }
 
-/** Root sources named by the configuration, in order: files, then Secret. */
+/** Root sources named by the unsafe local-root configuration, in order: files, then Secret. */
 export function configuredRootSources(config: DaemonConfig): RootSource[] {
   const sources: RootSource[] = [];
-  if (config.ca.certFile !== undefined && config.ca.keyFile !== undefined)
-    sources.push(new FileRootSource(config.ca.certFile, config.ca.keyFile));
-  if (config.ca.secret !== undefined)
+  const ca = config.unsafeLocalRoot;
+  if (ca === undefined) return sources;
+  if (ca.certFile !== undefined && ca.keyFile !== undefined)
+    sources.push(new FileRootSource(ca.certFile, ca.keyFile));
+  if (ca.secret !== undefined)
     sources.push(
-      new KubernetesSecretRootSource(config.ca.secret, {
+      new KubernetesSecretRootSource(ca.secret, {
         kubeconfig:
           config.discovery.source === 'kubernetes' ? config.discovery.kubeconfig : undefined,
       }),
@@ -183,10 +218,14 @@ export class IdentityService {
   /** The trust domain, e.g. `cluster.local`. */
   readonly trustDomain: string;
   readonly nodeName: string;
-  /** The roots peers must chain to (the `ca` of every context). */
-  readonly trustBundle: TrustBundle;
-
-  readonly #root: SigningAuthority;
+  #bundle: TrustBundle;
+  readonly #root: SigningAuthority | undefined;
+  readonly #signer: SignerClient | undefined;
+  readonly #signerConfig: SignerConfig | undefined;
+  #signerFailures = 0;
+  #signerLastError: string | undefined;
+  #signerLastSuccess: number | undefined;
+  #bundleWatcher: FSWatcher | undefined;
   readonly #svidTtlMs: number;
   readonly #nodeCaTtlMs: number;
   readonly #clock: () => number;
@@ -198,7 +237,7 @@ export class IdentityService {
   readonly #identities = new Map<string, Identity>();
   /** Workload key -> SPIFFE ID URI it holds. */
   readonly #workloads = new Map<string, string>();
-  #nodeCa: SigningAuthority;
+  #nodeCa: SigningAuthority | undefined;
   #nodeCaRotateAt: number;
   #nodeCaTimer: Timer | undefined;
   #nodeCaFailures = 0;
@@ -206,15 +245,26 @@ export class IdentityService {
 
   private constructor(
     config: DaemonConfig,
-    root: SigningAuthority,
+    root: SigningAuthority | undefined,
     bundle: TrustBundle,
-    nodeCa: SigningAuthority,
+    nodeCa: SigningAuthority | undefined,
     deps: Required<Omit<IdentityServiceDeps, 'rootSources'>>,
   ) {
     this.trustDomain = config.trustDomain;
     this.nodeName = config.nodeName;
-    this.trustBundle = bundle;
+    this.#bundle = bundle;
     this.#root = root;
+    this.#signerConfig = config.signer;
+    this.#signer =
+      config.signer === undefined
+        ? undefined
+        : new SignerClient({
+            address: config.signer.address,
+            serverName: config.signer.serverName,
+            trustBundlePem: () => this.#bundle.pem,
+            credential: nodeCredential(config.signer),
+            clock: deps.clock,
+          });
     this.#svidTtlMs = config.identity.svidTtlSeconds * 1000;
     this.#nodeCaTtlMs = config.identity.intermediateTtlSeconds * 1000;
     this.#clock = deps.clock;
@@ -222,7 +272,64 @@ export class IdentityService {
     this.#log = deps.logger;
     this.#scheduler = deps.scheduler;
     this.#nodeCa = nodeCa;
-    this.#nodeCaRotateAt = this.#scheduleNodeCa(nodeCa);
+    this.#nodeCaRotateAt = nodeCa ? this.#scheduleNodeCa(nodeCa) : 0;
+    if (config.signer) this.#watchBundleFile(config.signer.trustBundleFile);
+  }
+
+  /** The roots peers must chain to; replaced when a new bundle is published. */
+  get trustBundle(): TrustBundle {
+    return this.#bundle;
+  }
+
+  /** How the signer has been answering; undefined in local-root mode. */
+  get signerStatus(): SignerStatus | undefined {
+    if (!this.#signerConfig) return undefined;
+    return {
+      address: this.#signerConfig.address,
+      reachable: this.#signerFailures === 0,
+      consecutiveFailures: this.#signerFailures,
+      lastError: this.#signerLastError,
+      lastSuccessAt:
+        this.#signerLastSuccess === undefined ? undefined : isoTime(this.#signerLastSuccess),
+    };
+  }
+
+  #setBundle(bundle: TrustBundle, origin: string): void {
+    if (bundle.pem === this.#bundle.pem) return;
+    this.#bundle = bundle;
+    // A new connection to the signer verifies it with the new roots.
+    this.#signer?.reset();
+    this.#log.info(
+      { origin, roots: bundle.roots.map((r) => r.serialNumber.toLowerCase()) },
+      'trust bundle changed',
+    );
+    this.#emit('trust-bundle-changed', bundle);
+  }
+
+  /** Watches the bundle file's directory (a ConfigMap swaps a symlink). */
+  #watchBundleFile(path: string): void {
+    const reload = (): void => {
+      readFile(path, 'utf8').then(
+        (pem) => {
+          if (this.#closed) return;
+          try {
+            this.#setBundle(TrustBundle.fromPem(this.trustDomain, pem, path), path);
+          } catch (err) {
+            this.#log.warn(
+              { path, err: errorMessage(err) },
+              'ignoring an unusable trust bundle file',
+            );
+          }
+        },
+        () => undefined,
+      );
+    };
+    try {
+      this.#bundleWatcher = watch(dirname(path), { persistent: false }, () => reload());
+      this.#bundleWatcher.on('error', () => undefined);
+    } catch (err) {
+      this.#log.warn({ path, err: errorMessage(err) }, 'cannot watch the trust bundle file');
+    }
   }
 
   /**
@@ -237,11 +344,39 @@ export class IdentityService {
     const clock = deps.clock ?? Date.now;
     const log = deps.logger ?? silentLogger;
     const trustDomain = validateTrustDomain(config.trustDomain);
+    const rest = {
+      clock,
+      random: deps.random ?? Math.random,
+      logger: log,
+      scheduler: deps.scheduler ?? nodeScheduler,
+    };
+    if (config.signer !== undefined) {
+      const path = config.signer.trustBundleFile;
+      let pem: string;
+      try {
+        pem = await readFile(path, 'utf8');
+      } catch (err) {
+        throw identityError(
+          'MESHLESS_E_CA',
+          `cannot read the trust bundle ${path}: ${errorMessage(err)}`,
+        );
+      }
+      const bundle = TrustBundle.fromPem(trustDomain, pem, path);
+      log.info(
+        {
+          signer: config.signer.address,
+          attestation: config.signer.tokenFile ? 'kubernetes-psat' : 'join-credential',
+          bundleRoots: bundle.roots.length,
+        },
+        'identities come from the cluster signer; this node holds no signing key',
+      );
+      return new IdentityService(config, undefined, bundle, undefined, rest);
+    }
     const store = new GeneratedRootStore(config.stateDir);
     const resolved = await resolveRoot({
       configured: deps.rootSources ?? configuredRootSources(config),
       store,
-      generate: config.ca.generate,
+      generate: config.unsafeLocalRoot?.generate ?? false,
       generateRoot: () => generateRootCa({ trustDomain, now: clock() }),
     });
     const now = clock();
@@ -256,9 +391,12 @@ export class IdentityService {
     if (resolved.generated)
       log.warn(
         { ...rootInfo, certFile: store.certFile, keyFile: store.keyFile },
-        'generated a new cluster root CA; only daemons sharing this state directory will trust each other',
+        'UNSAFE local root (one node only): generated a new cluster root CA; only daemons sharing this state directory will trust each other',
       );
-    else log.info(rootInfo, 'loaded the cluster root CA');
+    log.warn(
+      rootInfo,
+      'UNSAFE local root: this daemon holds the cluster root key; root on this node can forge every identity. Use a cluster signer for more than one node',
+    );
     const nodeCaTtlMs = config.identity.intermediateTtlSeconds * 1000;
     if (root.notAfter - now < nodeCaTtlMs)
       log.warn(
@@ -273,12 +411,7 @@ export class IdentityService {
       },
       'issued the node intermediate CA',
     );
-    return new IdentityService(config, root, bundle, nodeCa, {
-      clock,
-      random: deps.random ?? Math.random,
-      logger: log,
-      scheduler: deps.scheduler ?? nodeScheduler,
-    });
+    return new IdentityService(config, root, bundle, nodeCa, rest);
   }
 
   /** Subscribes to an event. */
@@ -301,8 +434,8 @@ export class IdentityService {
     }
   }
 
-  /** The current node intermediate CA. */
-  get nodeCa(): SigningAuthority {
+  /** The current node intermediate CA (local-root mode only). */
+  get nodeCa(): SigningAuthority | undefined {
     return this.#nodeCa;
   }
 
@@ -347,7 +480,7 @@ export class IdentityService {
 
   async #firstIssue(identity: Identity): Promise<Svid> {
     try {
-      const svid = await this.#issue(identity.id);
+      const svid = await this.#issueWaiting(identity);
       identity.pending = undefined;
       if (this.#identities.get(identity.key) !== identity || this.#closed) {
         // Every workload left (or we shut down) while it was being issued.
@@ -382,9 +515,75 @@ export class IdentityService {
     }
   }
 
+  /**
+   * A first issuance: through the signer, retried with backoff while it is
+   * unreachable, for `enrolWaitSeconds` at most; then NOT_READY (CNI 11).
+   */
+  async #issueWaiting(identity: Identity): Promise<Svid> {
+    if (!this.#signerConfig) return this.#issue(identity.id);
+    const deadline = this.#clock() + this.#signerConfig.enrolWaitSeconds * 1000;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#issue(identity.id);
+      } catch (err) {
+        // Unreachable, or refused as "no such pod on your node": the signer's
+        // discovery may lag behind ours for a pod just scheduled. Both wait,
+        // then NOT_READY (CNI 11: the kubelet retries; never unprotected).
+        const retryable =
+          err instanceof MeshlessError &&
+          (err.code === 'MESHLESS_E_SIGNER_UNAVAILABLE' ||
+            (err.code === 'MESHLESS_E_SIGNER_REFUSED' &&
+              err.details?.['grpcStatus'] === PERMISSION_DENIED));
+        const wait = Math.min(2000, 100 * 2 ** attempt);
+        if (!retryable || this.#closed || this.#identities.get(identity.key) !== identity)
+          throw err;
+        if (this.#clock() + wait >= deadline)
+          throw new MeshlessError(
+            'MESHLESS_E_NOT_READY',
+            `the cluster signer did not issue ${identity.key} within ${this.#signerConfig.enrolWaitSeconds} s: ${errorMessage(err)}`,
+            { cause: err },
+          );
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  async #fromSigner(id: SpiffeId): Promise<X509Svid> {
+    const signer = this.#signer as SignerClient;
+    try {
+      const answer = await signer.issue(id, this.#svidTtlMs);
+      this.#signerFailures = 0;
+      this.#signerLastError = undefined;
+      this.#signerLastSuccess = this.#clock();
+      if (answer.trustBundlePem !== undefined)
+        this.#setBundle(
+          TrustBundle.fromPem(this.trustDomain, answer.trustBundlePem, 'signer answer'),
+          'signer answer',
+        );
+      return answer.svid;
+    } catch (err) {
+      this.#signerFailures++;
+      this.#signerLastError = errorMessage(err);
+      this.#log.warn(
+        {
+          spiffeId: id.toString(),
+          signer: this.#signerConfig?.address,
+          code: err instanceof MeshlessError ? err.code : undefined,
+          err: errorMessage(err),
+        },
+        err instanceof MeshlessError && err.code === 'MESHLESS_E_SIGNER_REFUSED'
+          ? 'the cluster signer refused a workload SVID'
+          : 'the cluster signer is unreachable',
+      );
+      throw err;
+    }
+  }
+
   async #issue(id: SpiffeId): Promise<Svid> {
     const now = this.#clock();
-    const x = await issueX509Svid(this.#nodeCa, id, { now, ttlMs: this.#svidTtlMs });
+    const x = this.#signer
+      ? await this.#fromSigner(id)
+      : await issueX509Svid(this.#nodeCa as SigningAuthority, id, { now, ttlMs: this.#svidTtlMs });
     const bundle = this.trustBundle;
     let context: SecureContext | undefined;
     const svid: Svid = {
@@ -498,7 +697,7 @@ export class IdentityService {
   }
 
   async #rotateNodeCa(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || !this.#root || !this.#nodeCa) return;
     try {
       const now = this.#clock();
       const nodeCa = await issueNodeCa(this.#root, {
@@ -615,10 +814,13 @@ export class IdentityService {
       nodeName: this.nodeName,
       generatedAt: isoTime(this.#clock()),
       trustBundle: this.trustBundle.roots.map(summarizeCertificate),
-      nodeCa: {
-        ...summarizeCertificate(this.#nodeCa.certificate),
-        nextRotation: isoTime(this.#nodeCaRotateAt),
-      },
+      nodeCa: this.#nodeCa
+        ? {
+            ...summarizeCertificate(this.#nodeCa.certificate),
+            nextRotation: isoTime(this.#nodeCaRotateAt),
+          }
+        : null,
+      signer: this.signerStatus ?? null,
       identities,
     };
   }
@@ -629,8 +831,22 @@ export class IdentityService {
     this.#closed = true;
     for (const identity of this.#identities.values()) this.#cancel(identity.timer);
     this.#cancel(this.#nodeCaTimer);
+    this.#signer?.close();
+    this.#bundleWatcher?.close();
     this.#identities.clear();
     this.#workloads.clear();
     this.#events.removeAllListeners();
   }
+}
+
+/** The per-request credential of the configured attestation method. */
+function nodeCredential(signer: SignerConfig): NodeCredential {
+  if (signer.tokenFile !== undefined) {
+    const path = signer.tokenFile;
+    // Re-read every time: the kubelet rotates projected tokens.
+    return async () => (await readFile(path, 'utf8')).trim();
+  }
+  const path = signer.joinCredentialFile as string;
+  return async (csr, now) =>
+    joinBearer(parseJoinCredential(await readFile(path, 'utf8'), path), csr, now);
 }

@@ -19,6 +19,8 @@ export class DaemonMetrics {
   readonly poolStreams: Gauge;
   readonly certificateExpiry: Gauge<'identity'>;
   readonly enrolledWorkloads: Gauge;
+  readonly signerReachable: Gauge;
+  readonly signerFailures: Gauge;
   readonly cniEvents: Counter<'command' | 'outcome'>;
   readonly cniLatency: Histogram<'command'>;
 
@@ -80,6 +82,16 @@ export class DaemonMetrics {
     this.enrolledWorkloads = new Gauge({
       name: 'meshless_enrolled_workloads',
       help: 'Enrolled workloads on this node with their listeners bound',
+      registers,
+    });
+    this.signerReachable = new Gauge({
+      name: 'meshless_signer_reachable',
+      help: 'Whether the last call to the cluster signer succeeded (1) or failed (0)',
+      registers,
+    });
+    this.signerFailures = new Gauge({
+      name: 'meshless_signer_consecutive_failures',
+      help: 'Failed calls to the cluster signer since the last success',
       registers,
     });
     this.cniEvents = new Counter({

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { MeshlessError, errorMessage } from '../../src/errors.js';
 import { daemonNetnsPath } from '../../src/netns/netns-path.js';
 import type { Logger } from '../../src/logger.js';
-import { podKey } from '../../src/discovery/cluster-state.js';
+import { podKey, type PodInfo } from '../../src/discovery/cluster-state.js';
 import type { DiscoverySource } from '../../src/discovery/discovery-source.js';
 import { decideEnrolment, type EnrolmentPolicy } from '../../src/discovery/enrolment.js';
 import type {
@@ -130,6 +130,12 @@ export class RegistrationService {
     const enrolled = decision.kind === 'enrolled';
     if (enrolled && pod === undefined)
       throw notReady(`pod ${req.pod.namespace}/${req.pod.name} is not known to discovery yet`);
+    // Node scoping: an identity only for a pod discovery says runs here.
+    if (enrolled && pod?.nodeName !== nodeName)
+      throw notReady(
+        `pod ${req.pod.namespace}/${req.pod.name} is not scheduled on ${nodeName} as far as discovery knows yet`,
+      );
+    this.#checkClaims(req, enrolled ? pod : undefined);
     // Refused here, clearly, rather than failing later when binding the
     // pod's listeners inside it (and never retried: the runtime's netns is gone).
     const netns = daemonNetnsPath(req.netns, this.#o.hostProcPath);
@@ -163,6 +169,11 @@ export class RegistrationService {
         await this.#notifyReleased(registration);
         // A failed re-ADD leaves no stale enrolled entry behind.
         if (previous) await registry.remove(req.containerId);
+        // The signer unreachable (or discovery lagging): try again (CNI 11).
+        if (err instanceof MeshlessError && err.code === 'MESHLESS_E_NOT_READY')
+          throw notReady(
+            `enrolling ${req.pod.namespace}/${req.pod.name} must wait: ${errorMessage(err)}`,
+          );
         throw new MeshlessError(
           'MESHLESS_E_ENROL',
           `enrolling ${req.pod.namespace}/${req.pod.name} failed: ${errorMessage(err)}`,
@@ -188,6 +199,44 @@ export class RegistrationService {
           ? `spiffe://${this.#o.trustDomain}/ns/${pod.namespace}/sa/${pod.serviceAccount}`
           : undefined,
     };
+  }
+
+  /**
+   * Refuses a registration that would take over another pod's state: a
+   * container ID already registered as another pod, a netns registered to
+   * another pod, or (for an enrolled pod) addresses discovery gives to
+   * another pod, or that are not this pod's once discovery knows its IPs.
+   */
+  #checkClaims(req: AddRequest, pod: PodInfo | undefined): void {
+    const who = `${req.pod.namespace}/${req.pod.name}`;
+    const conflict = (message: string): MeshlessError =>
+      new MeshlessError('MESHLESS_E_REGISTRATION_CONFLICT', message);
+    const previous = this.#o.registry.get(req.containerId);
+    if (previous && (previous.namespace !== req.pod.namespace || previous.podName !== req.pod.name))
+      throw conflict(
+        `container ${req.containerId} is registered as pod ${previous.namespace}/${previous.podName}, not ${who}`,
+      );
+    const netns = daemonNetnsPath(req.netns, this.#o.hostProcPath);
+    for (const r of this.#o.registry.all())
+      if (
+        r.containerId !== req.containerId &&
+        r.netns === netns &&
+        (r.namespace !== req.pod.namespace || r.podName !== req.pod.name)
+      )
+        throw conflict(
+          `netns ${netns} is registered to pod ${r.namespace}/${r.podName}, not ${who}`,
+        );
+    if (!pod) return;
+    const owners = new Map<string, string>();
+    for (const p of this.#o.discovery.snapshot().pods.values())
+      for (const ip of p.ips) owners.set(ip, `${p.namespace}/${p.name}`);
+    for (const a of req.addresses) {
+      const owner = owners.get(a.ip);
+      if (owner !== undefined && owner !== who)
+        throw conflict(`address ${a.ip} belongs to pod ${owner}, not ${who}`);
+      if (pod.ips.length > 0 && !pod.ips.includes(a.ip))
+        throw conflict(`address ${a.ip} is not one of ${who}'s (${pod.ips.join(', ')})`);
+    }
   }
 
   del(req: DelRequest): Promise<void> {
@@ -237,17 +286,21 @@ export class RegistrationService {
    * connections are refused: fail closed), before discovery may have synced.
    */
   async reattach(): Promise<void> {
-    for (const r of this.#o.registry.all()) {
-      if (!r.enrolled) continue;
-      try {
-        for (const o of this.#observers) await o.workloadEnrolled(r);
-      } catch (err) {
-        this.#o.log.error(
-          { containerId: r.containerId, error: errorMessage(err) },
-          're-attaching a workload failed',
-        );
-      }
-    }
+    // All at once: with the signer unreachable each waits up to
+    // signer.enrolWaitSeconds, and the node must not wait for their sum.
+    await Promise.all(
+      this.#o.registry.all().map(async (r) => {
+        if (!r.enrolled) return;
+        try {
+          for (const o of this.#observers) await o.workloadEnrolled(r);
+        } catch (err) {
+          this.#o.log.error(
+            { containerId: r.containerId, error: errorMessage(err) },
+            're-attaching a workload failed; reconciliation retries it',
+          );
+        }
+      }),
+    );
   }
 
   /**
@@ -281,7 +334,13 @@ export class RegistrationService {
               await this.#enrolLive(current, decision.reason, pod?.serviceAccount);
             else if (!enrolled && current.enrolled)
               await this.#releaseLive(current, decision.reason);
-            else await this.#repairRules(current);
+            else {
+              // An enrolled pod whose identity or listeners could not be
+              // brought back (the signer was unreachable at re-attach) gets
+              // them now; observers make this a no-op when they are in place.
+              if (enrolled) for (const o of this.#observers) await o.workloadEnrolled(current);
+              await this.#repairRules(current);
+            }
           } catch (err) {
             this.#o.log.error(
               {

@@ -4,7 +4,7 @@
  * into one immutable object. Errors name the key at fault.
  *
  * Environment names are the key path in SCREAMING_SNAKE_CASE:
- * `ca.certFile` -> MESHLESS_CA_CERT_FILE, `discovery.kubernetes.kubeconfig`
+ * `signer.tokenFile` -> MESHLESS_SIGNER_TOKEN_FILE, `discovery.kubernetes.kubeconfig`
  * -> MESHLESS_DISCOVERY_KUBERNETES_KUBECONFIG.
  */
 import { readFileSync } from 'node:fs';
@@ -23,6 +23,30 @@ export type DiscoveryConfig =
   | { readonly source: 'file'; readonly file: string }
   | { readonly source: 'kubernetes'; readonly kubeconfig: string | undefined };
 
+/**
+ * The cluster signer (ca/): the daemon holds no key that can sign; it sends
+ * a CSR per workload key, attested as its node.
+ */
+export interface SignerConfig {
+  /** `host:port` of the signer's gRPC endpoint. */
+  readonly address: string;
+  /** DNS name the signer's certificate carries. */
+  readonly serverName: string;
+  /** PEM roots to trust first (the published bundle: a ConfigMap in Kubernetes); watched. */
+  readonly trustBundleFile: string;
+  /** Projected service-account token (Kubernetes attestation); re-read per request. */
+  readonly tokenFile: string | undefined;
+  /** Join credential from `meshless ca join-token` (file discovery). */
+  readonly joinCredentialFile: string | undefined;
+  /** How long a new pod's ADD waits for its first SVID while the signer is unreachable, s. */
+  readonly enrolWaitSeconds: number;
+}
+
+/**
+ * UNSAFE for more than one node: the daemon holds the cluster root key
+ * itself and signs its own intermediate, so root on this node can forge
+ * every identity of the trust domain. One-node setups only.
+ */
 export interface CaConfig {
   /** PEM certificate of the cluster root (may hold several roots: the bundle). */
   readonly certFile: string | undefined;
@@ -30,7 +54,7 @@ export interface CaConfig {
   readonly keyFile: string | undefined;
   /** Kubernetes Secret holding `ca.crt`/`ca.key` (namespace/name). */
   readonly secret: string | undefined;
-  /** Generate and persist a root when none exists (the demo's default). */
+  /** Generate and persist a root under `<stateDir>/ca/` when none exists; never with certFile/keyFile. */
   readonly generate: boolean;
 }
 
@@ -52,7 +76,13 @@ export interface DaemonConfig {
   readonly enrolmentLabel: LabelRequirement;
   /** Namespaces never enrolled, whatever their labels. */
   readonly excludeNamespaces: readonly string[];
-  readonly ca: CaConfig;
+  /** The cluster signer; undefined in the unsafe local-root mode. */
+  readonly signer: SignerConfig | undefined;
+  /**
+   * The unsafe one-node mode; undefined with a signer. Without either, the
+   * daemon refuses to start unless a root it generated earlier exists.
+   */
+  readonly unsafeLocalRoot: CaConfig | undefined;
   readonly identity: IdentityConfig;
   readonly adminAddress: string;
   readonly metricsAddress: string;
@@ -132,10 +162,16 @@ const FIELDS: readonly Field[] = [
   { key: 'discovery.kubernetes.kubeconfig', kind: 'path' },
   { key: 'enrolmentLabel', kind: 'label' },
   { key: 'excludeNamespaces', kind: 'list' },
-  { key: 'ca.certFile', kind: 'path' },
-  { key: 'ca.keyFile', kind: 'path' },
-  { key: 'ca.secret', kind: 'string' },
-  { key: 'ca.generate', kind: 'boolean' },
+  { key: 'signer.address', kind: 'string' },
+  { key: 'signer.serverName', kind: 'string' },
+  { key: 'signer.trustBundleFile', kind: 'path' },
+  { key: 'signer.tokenFile', kind: 'path' },
+  { key: 'signer.joinCredentialFile', kind: 'path' },
+  { key: 'signer.enrolWaitSeconds', kind: 'duration' },
+  { key: 'unsafeLocalRoot.certFile', kind: 'path' },
+  { key: 'unsafeLocalRoot.keyFile', kind: 'path' },
+  { key: 'unsafeLocalRoot.secret', kind: 'string' },
+  { key: 'unsafeLocalRoot.generate', kind: 'boolean' },
   { key: 'identity.svidTtlSeconds', kind: 'seconds' },
   { key: 'identity.intermediateTtlSeconds', kind: 'seconds' },
   { key: 'adminAddress', kind: 'address' },
@@ -182,7 +218,7 @@ function flatten(doc: unknown, prefix: string, out: Map<string, unknown>): void 
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
     const key = prefix === '' ? k : `${prefix}.${k}`;
     // `discovery.kubernetes: {}` means "use Kubernetes, in-cluster credentials".
-    // Any other empty section (`ca: {}`) is just empty.
+    // Any other empty section (`signer: {}`) is just empty.
     if (key === 'discovery.kubernetes' && v !== null && typeof v === 'object') {
       out.set(key, true);
     }
@@ -322,16 +358,58 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
   const discovery: DiscoveryConfig =
     file !== undefined ? { source: 'file', file } : { source: 'kubernetes', kubeconfig };
 
-  const ca: CaConfig = {
-    certFile: values.get('ca.certFile') as string | undefined,
-    keyFile: values.get('ca.keyFile') as string | undefined,
-    secret: values.get('ca.secret') as string | undefined,
-    generate: get('ca.generate', false),
-  };
-  if ((ca.certFile === undefined) !== (ca.keyFile === undefined))
-    throw configError('ca', '"certFile" and "keyFile" go together');
-  if (ca.secret !== undefined && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(ca.secret))
-    throw configError('ca.secret', 'must be "namespace/name"');
+  const localKeys = [...values.keys()].filter((k) => k.startsWith('unsafeLocalRoot.'));
+  const signerKeys = [...values.keys()].filter((k) => k.startsWith('signer.'));
+  if (localKeys.length > 0 && signerKeys.length > 0)
+    throw configError('signer', 'set either "signer" or "unsafeLocalRoot", not both');
+  let signer: SignerConfig | undefined;
+  let unsafeLocalRoot: CaConfig | undefined;
+  if (signerKeys.length > 0) {
+    const address = values.get('signer.address') as string | undefined;
+    const trustBundleFile = values.get('signer.trustBundleFile') as string | undefined;
+    if (address === undefined) throw configError('signer.address', 'is required ("host:port")');
+    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(address))
+      throw configError('signer.address', `must be "host:port", got "${address}"`);
+    if (trustBundleFile === undefined)
+      throw configError(
+        'signer.trustBundleFile',
+        'is required (the roots to verify the signer with)',
+      );
+    const tokenFile = values.get('signer.tokenFile') as string | undefined;
+    const joinCredentialFile = values.get('signer.joinCredentialFile') as string | undefined;
+    if ((tokenFile === undefined) === (joinCredentialFile === undefined))
+      throw configError(
+        'signer',
+        'set exactly one of "tokenFile" (Kubernetes) or "joinCredentialFile"',
+      );
+    signer = Object.freeze({
+      address,
+      serverName: get('signer.serverName', 'meshless-ca'),
+      trustBundleFile,
+      tokenFile,
+      joinCredentialFile,
+      // Below the plugin's daemonTimeoutMs (5 s), so the plugin hears 503 -> CNI 11.
+      enrolWaitSeconds: get('signer.enrolWaitSeconds', 3),
+    });
+  } else {
+    const ca: CaConfig = {
+      certFile: values.get('unsafeLocalRoot.certFile') as string | undefined,
+      keyFile: values.get('unsafeLocalRoot.keyFile') as string | undefined,
+      secret: values.get('unsafeLocalRoot.secret') as string | undefined,
+      generate: get('unsafeLocalRoot.generate', false),
+    };
+    if ((ca.certFile === undefined) !== (ca.keyFile === undefined))
+      throw configError('unsafeLocalRoot', '"certFile" and "keyFile" go together');
+    if (ca.generate && (ca.certFile !== undefined || ca.secret !== undefined))
+      throw configError(
+        'unsafeLocalRoot.generate',
+        'generates a root under <stateDir>/ca/, which would silently differ from the configured ' +
+          '"certFile"/"secret": make the root yourself, or drop the files and keep "generate"',
+      );
+    if (ca.secret !== undefined && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(ca.secret))
+      throw configError('unsafeLocalRoot.secret', 'must be "namespace/name"');
+    unsafeLocalRoot = Object.freeze(ca);
+  }
 
   const identity: IdentityConfig = {
     svidTtlSeconds: get('identity.svidTtlSeconds', 3600),
@@ -359,7 +437,8 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
     discovery: Object.freeze(discovery),
     enrolmentLabel: get('enrolmentLabel', parseLabelSelector('io.cilium/mtls-enabled=true')),
     excludeNamespaces: Object.freeze(get<string[]>('excludeNamespaces', ['kube-system'])),
-    ca: Object.freeze(ca),
+    signer,
+    unsafeLocalRoot,
     identity: Object.freeze(identity),
     adminAddress: get('adminAddress', '127.0.0.1:15000'),
     metricsAddress: get('metricsAddress', ':15020'),

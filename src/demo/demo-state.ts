@@ -51,6 +51,17 @@ export interface DemoPod {
   serverPid?: number;
 }
 
+/** The cluster signer of the demo: its own process, the only holder of the root key. */
+export interface DemoSigner {
+  /** `host:port` the daemons reach it at. */
+  readonly address: string;
+  /** The netns it runs in. */
+  readonly netns: string;
+  readonly config: string;
+  readonly log: string;
+  pid?: number;
+}
+
 /** The whole demo. */
 export interface DemoState {
   readonly version: 1;
@@ -63,6 +74,8 @@ export interface DemoState {
   readonly namespaces: Record<string, boolean>;
   readonly nodes: DemoNode[];
   readonly pods: DemoPod[];
+  /** Absent in a state file written before the signer existed. */
+  signer?: DemoSigner;
 }
 
 /** The demo dir: the option, else `MESHLESS_DEMO_DIR`, else {@link DEFAULT_DEMO_DIR}. */
@@ -110,6 +123,18 @@ function list(o: Obj, key: string, file: string): Obj[] {
   if (!Array.isArray(v) || !v.every(isObj))
     throw stateError(file, `${key} must be a list of objects`);
   return v;
+}
+
+function parseSigner(s: Obj, file: string): DemoSigner {
+  const signer: DemoSigner = {
+    address: str(s, 'address', 'signer', file),
+    netns: str(s, 'netns', 'signer', file),
+    config: str(s, 'config', 'signer', file),
+    log: str(s, 'log', 'signer', file),
+  };
+  const pid = optInt(s, 'pid', 'signer', file);
+  if (pid !== undefined) signer.pid = pid;
+  return signer;
 }
 
 /** Checks a parsed state document. Pure. */
@@ -162,6 +187,7 @@ export function parseDemoState(doc: unknown, file: string): DemoState {
     namespaces: { ...(namespacesDoc as Record<string, boolean>) },
     nodes,
     pods,
+    ...(isObj(doc['signer']) ? { signer: parseSigner(doc['signer'], file) } : {}),
   };
 }
 

@@ -34,8 +34,18 @@ export interface PodStatus {
   readonly serverRunning: boolean;
 }
 
+/** The cluster signer as `demo status --json` reports it. */
+export interface SignerStatus {
+  readonly address: string;
+  readonly netns: string;
+  readonly config: string;
+  readonly log: string;
+  readonly running: boolean;
+}
+
 /** The demo's status. */
 export interface DemoStatus {
+  readonly signer: SignerStatus | null;
   readonly nodes: NodeStatus[];
   readonly pods: PodStatus[];
 }
@@ -63,7 +73,17 @@ export async function nodeWorkloads(
 /** The status of the demo described by `state`. */
 export async function demoStatus(state: DemoState): Promise<DemoStatus> {
   const workloads = await nodeWorkloads(state);
+  const s = state.signer;
   return {
+    signer: s
+      ? {
+          address: s.address,
+          netns: s.netns,
+          config: s.config,
+          log: s.log,
+          running: s.pid !== undefined && isOurProcess(s.pid, s.config),
+        }
+      : null,
     nodes: state.nodes.map((n) => ({
       name: n.name,
       netns: n.netns,

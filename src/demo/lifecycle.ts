@@ -226,6 +226,21 @@ export async function bringUp(options: BringUpOptions): Promise<DemoState> {
         daemonConfig: { logLevel: 'info', trustDomain: state.trustDomain },
       }),
     );
+    await timed(
+      progress,
+      'starting the cluster signer (meshless-ca, the only root key holder)',
+      async () => {
+        const handle = await cluster.startSigner();
+        state.signer = {
+          address: cluster.signerAddress,
+          netns: cluster.nodes[0]?.netns.name ?? '',
+          config: handle.configFile,
+          log: handle.logFile,
+          pid: handle.pid,
+        };
+        await writeDemoState(state);
+      },
+    );
     await timed(progress, 'starting meshlessd on each node', async () => {
       for (const node of cluster.nodes) {
         const handle = await cluster.startDaemon(node);
@@ -302,7 +317,10 @@ function demoProcesses(dir: string): number[] {
     const cmd = processCommandLine(pid);
     if (
       cmd?.includes(`${dir}/`) &&
-      (cmd.includes('meshlessd.js') || cmd.includes(' demo serve ') || cmd.includes('tcpdump'))
+      (cmd.includes('meshlessd.js') ||
+        cmd.includes('meshless-ca.js') ||
+        cmd.includes(' demo serve ') ||
+        cmd.includes('tcpdump'))
     )
       out.push(pid);
     else if (cmd?.includes(' demo serve ') && cmd.endsWith(`--state-dir ${dir}`)) out.push(pid);
@@ -335,6 +353,7 @@ export async function tearDown(options: TearDownOptions): Promise<TearDownReport
   // Processes first: a netns held open by a process outlives `ip netns del`.
   const pids = new Set<number>(demoProcesses(dir));
   for (const n of state?.nodes ?? []) if (n.daemonPid) pids.add(n.daemonPid);
+  if (state?.signer?.pid) pids.add(state.signer.pid);
   for (const p of state?.pods ?? []) if (p.serverPid) pids.add(p.serverPid);
   const stopped = await Promise.all([...pids].map((pid) => stopProcess(pid, dir)));
   const names = new Set<string>([

@@ -121,6 +121,15 @@ export function uriSubjectAltName(uris: readonly string[], critical: boolean): B
   return extension('2.5.29.17', critical, sequence(...names));
 }
 
+/** subjectAltName (2.5.29.17) of dNSName names, not critical (a server certificate's). */
+export function dnsSubjectAltName(names: readonly string[]): Buffer {
+  return extension(
+    '2.5.29.17',
+    false,
+    sequence(...names.map((n) => implicitPrimitive(2, Buffer.from(n, 'latin1')))),
+  );
+}
+
 /** subjectKeyIdentifier (2.5.29.14). */
 export function subjectKeyIdentifier(keyId: Buffer): Buffer {
   return extension('2.5.29.14', false, octetString(keyId));

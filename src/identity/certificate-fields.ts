@@ -29,7 +29,7 @@ export interface CertificateFields {
 }
 
 /** A DER element: its tag and where its content lies. */
-interface Tlv {
+export interface Tlv {
   readonly tag: number;
   /** Where the element itself (its tag) begins. */
   readonly offset: number;
@@ -41,7 +41,8 @@ class DerError extends Error {
   override name = 'DerError';
 }
 
-function readTlv(der: Uint8Array, offset: number, limit: number): Tlv {
+/** Reads one element at `offset`, which must end by `limit`. Throws on any DER violation. */
+export function readTlv(der: Uint8Array, offset: number, limit: number): Tlv {
   const tag = der[offset];
   const first = der[offset + 1];
   if (tag === undefined || first === undefined || offset + 2 > limit)
@@ -69,7 +70,7 @@ function readTlv(der: Uint8Array, offset: number, limit: number): Tlv {
 }
 
 /** The child elements of a constructed element. */
-function children(der: Uint8Array, parent: Tlv): Tlv[] {
+export function children(der: Uint8Array, parent: Tlv): Tlv[] {
   const out: Tlv[] = [];
   let p = parent.start;
   while (p < parent.end) {
@@ -112,7 +113,8 @@ function readTime(der: Uint8Array, tlv: Tlv | undefined, what: string): number {
   return Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
 }
 
-function decodeOid(der: Uint8Array, tlv: Tlv): string {
+/** An OBJECT IDENTIFIER's content in dotted form. */
+export function decodeOid(der: Uint8Array, tlv: Tlv): string {
   const parts: number[] = [];
   let value = 0;
   for (let i = tlv.start; i < tlv.end; i++) {

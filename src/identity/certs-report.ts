@@ -41,7 +41,16 @@ export interface CertsReport {
   /** When the report was made. */
   readonly generatedAt: string;
   readonly trustBundle: readonly CertSummary[];
-  readonly nodeCa: CertSummary & { readonly nextRotation: string };
+  /** The node intermediate CA; null with a cluster signer (the node holds no CA). */
+  readonly nodeCa: (CertSummary & { readonly nextRotation: string }) | null;
+  /** How the cluster signer has been answering; null in the unsafe local-root mode. */
+  readonly signer?: {
+    readonly address: string;
+    readonly reachable: boolean;
+    readonly consecutiveFailures: number;
+    readonly lastError?: string | undefined;
+    readonly lastSuccessAt?: string | undefined;
+  } | null;
   readonly identities: readonly IdentityReport[];
 }
 
@@ -106,8 +115,10 @@ export function parseCertsReport(value: unknown): CertsReport {
   for (const key of ['trustDomain', 'nodeName', 'generatedAt']) field(obj, key, 'report', 'string');
   if (!Array.isArray(obj.trustBundle)) throw reportError('report.trustBundle', 'an array');
   obj.trustBundle.forEach((c, i) => checkSummary(c, `report.trustBundle[${i}]`));
-  checkSummary(obj.nodeCa, 'report.nodeCa');
-  field(record(obj.nodeCa, 'report.nodeCa'), 'nextRotation', 'report.nodeCa', 'string');
+  if (obj.nodeCa !== null) {
+    checkSummary(obj.nodeCa, 'report.nodeCa');
+    field(record(obj.nodeCa, 'report.nodeCa'), 'nextRotation', 'report.nodeCa', 'string');
+  }
   if (!Array.isArray(obj.identities)) throw reportError('report.identities', 'an array');
   obj.identities.forEach((v, i) => {
     const path = `report.identities[${i}]`;

@@ -160,8 +160,9 @@ export async function resolveRoot(options: ResolveRootOptions): Promise<Resolved
     const tried = [...options.configured, options.store].map((s) => s.description).join('; ');
     throw new MeshlessError(
       'MESHLESS_E_CA',
-      `no cluster root CA found (tried: ${tried}); set ca.certFile and ca.keyFile, or ca.secret, ` +
-        'or ca.generate: true to create one (single-node and demo use only)',
+      `no cluster root CA found (tried: ${tried}); configure a cluster signer ("signer"), or, ` +
+        'for a single node only, unsafeLocalRoot.certFile and keyFile, unsafeLocalRoot.secret, ' +
+        'or unsafeLocalRoot.generate: true',
     );
   }
   const material = await options.store.persist(await options.generateRoot());

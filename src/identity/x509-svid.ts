@@ -29,7 +29,7 @@ import {
   subjectKeyIdentifier,
   uriSubjectAltName,
 } from './certificate-builder.js';
-import { generateP256Key, privateKeyPem } from './keys.js';
+import { generateP256Key, keyIdOf, privateKeyPem, spkiOf } from './keys.js';
 import { randomSerialNumber, type RandomBytes } from './serial-number.js';
 import type { SpiffeId } from './spiffe-id.js';
 
@@ -78,12 +78,31 @@ function issueError(id: SpiffeId, why: string, cause?: unknown): MeshlessError {
   });
 }
 
-/** Issues a leaf X509-SVID for `id`, signed by `authority` (the node CA). */
-export async function issueX509Svid(
+/** A signed X509-SVID certificate, without its key (the signer's answer to a CSR). */
+export interface SignedSvid {
+  readonly spiffeId: SpiffeId;
+  readonly certificate: X509Certificate;
+  /** Serial number, lowercase hex. */
+  readonly serialNumber: string;
+  /** Leaf then intermediates (never the root), DER. */
+  readonly chainDer: readonly Buffer[];
+  readonly chainPem: string;
+  readonly issuedAt: number;
+  readonly notBefore: number;
+  readonly notAfter: number;
+}
+
+/**
+ * Signs a leaf X509-SVID for `id` over `publicKey` (a key the caller holds;
+ * the signer never sees a private key), with `authority`. Every field comes
+ * from the profile above and the arguments: nothing else is taken.
+ */
+export function signX509Svid(
   authority: SigningAuthority,
   id: SpiffeId,
+  publicKey: KeyObject,
   options: IssueSvidOptions,
-): Promise<X509Svid> {
+): SignedSvid {
   const { now } = options;
   const ttlMs = options.ttlMs ?? DEFAULT_SVID_TTL_MS;
   const backdateMs = options.backdateMs ?? SVID_BACKDATE_MS;
@@ -100,8 +119,6 @@ export async function issueX509Svid(
       `the signing CA expires at ${new Date(authority.notAfter).toISOString()}, too soon to issue`,
     );
   const notBefore = Math.max(now - backdateMs, authority.notBefore);
-
-  const key = generateP256Key();
   const serialNumber = randomSerialNumber(options.randomBytes);
   let der: Buffer;
   try {
@@ -112,13 +129,13 @@ export async function issueX509Svid(
         issuer: authority.subject,
         notBefore,
         notAfter,
-        spki: key.spki,
+        spki: spkiOf(publicKey),
         extensions: [
           uriSubjectAltName([id.toString()], true),
           basicConstraints(false),
           keyUsage(KEY_USAGE.digitalSignature),
           extendedKeyUsage(LEAF_EKU),
-          subjectKeyIdentifier(key.keyId),
+          subjectKeyIdentifier(keyIdOf(publicKey)),
           authorityKeyIdentifier(authority.keyId),
         ],
       },
@@ -135,10 +152,23 @@ export async function issueX509Svid(
     serialNumber,
     chainPem: certificate.toString() + authority.chainPem,
     chainDer: [der, ...authority.chainDer],
-    privateKey: key.privateKey,
-    privateKeyPem: privateKeyPem(key.privateKey),
     issuedAt: now,
     notBefore: Math.floor(notBefore / 1000) * 1000,
     notAfter: Math.floor(notAfter / 1000) * 1000,
+  };
+}
+
+/** Issues a leaf X509-SVID for `id` with a fresh key, signed by `authority` (the node CA). */
+export async function issueX509Svid(
+  authority: SigningAuthority,
+  id: SpiffeId,
+  options: IssueSvidOptions,
+): Promise<X509Svid> {
+  const key = generateP256Key();
+  const signed = signX509Svid(authority, id, key.publicKey, options);
+  return {
+    ...signed,
+    privateKey: key.privateKey,
+    privateKeyPem: privateKeyPem(key.privateKey),
   };
 }

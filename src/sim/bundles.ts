@@ -1,6 +1,7 @@
 /**
  * Where the built programs are, for the simulated cluster: the plugin
- * (`meshless-cni`), the daemon (`meshlessd.js`) and the CLI (`meshless.js`).
+ * (`meshless-cni`), the daemon (`meshlessd.js`), the cluster signer
+ * (`meshless-ca.js`) and the CLI (`meshless.js`).
  *
  * Looked for, in order: `MESHLESS_DIST_DIR`; the directory of the running
  * bundle (the CLI in `dist/` runs the demo); `<repo>/dist` from the sources
@@ -11,10 +12,11 @@ import { dirname, join, resolve } from 'node:path';
 import { MeshlessError } from '../errors.js';
 import { callerModuleFile } from '../module-file.js';
 
-/** Paths of the three built programs. */
+/** Paths of the built programs. */
 export interface Bundles {
   readonly plugin: string;
   readonly daemon: string;
+  readonly signer: string;
   readonly cli: string;
 }
 
@@ -23,6 +25,7 @@ export function bundlesIn(distDir: string): Bundles {
   return {
     plugin: join(distDir, 'meshless-cni'),
     daemon: join(distDir, 'meshlessd.js'),
+    signer: join(distDir, 'meshless-ca.js'),
     cli: join(distDir, 'meshless.js'),
   };
 }

@@ -4,7 +4,11 @@
  * real bridge plugin), nodes are joined by a veth link and route each
  * other's pod subnets; pods are network namespaces created through the real
  * CNI chain (bridge + host-local, then dist/meshless-cni); each node runs
- * dist/meshlessd.js on a shared file discovery source.
+ * dist/meshlessd.js on a shared file discovery source, and the cluster
+ * signer (dist/meshless-ca.js) runs as its own process in node1's netns,
+ * listening on node1's link address: the only holder of the root key. Each
+ * node's daemon gets a join credential for its node name and the root
+ * certificate as its trust bundle, never a key that can sign.
  *
  * Every name it gives the kernel (netns, link) starts with the cluster's
  * `prefix`, so two clusters (a test and a user's demo) never collide.
@@ -13,12 +17,25 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MeshlessError } from '../errors.js';
 import { generateRootCa } from '../identity/certificate-authority.js';
+import { joinMacKey, makeJoinCredential, newJoinKey } from '../signer/join-credential.js';
 import { callDaemon } from '../registration/client.js';
 import type { StatusResponse } from '../registration/protocol.js';
 import type { Bundles } from './bundles.js';
-import { CniRuntime, bridgeConflist, type Conflist, type PodAttachment } from './cni-chain.js';
+import {
+  CniRuntime,
+  bridgeConflist,
+  type ChainOutcome,
+  type Conflist,
+  type PodAttachment,
+} from './cni-chain.js';
 import { startDaemonProcess, type DaemonHandle } from './daemon-process.js';
+import { startSignerProcess, type SignerHandle } from './signer-process.js';
 import { Netns, sh } from './netns.js';
+
+/** The signer's port (istiod's CA port). */
+export const SIGNER_PORT = 15012;
+/** The DNS name in the signer's certificate, which the daemons verify. */
+export const SIGNER_SERVER_NAME = 'meshless-ca';
 
 /** The namespace label that enrols (docs/reference/behaviour.md). */
 export const ENROLMENT_LABEL = { key: 'io.cilium/mtls-enabled', value: 'true' } as const;
@@ -281,6 +298,8 @@ export class SimCluster {
   readonly pods: SimPod[] = [];
   readonly namespaces: Record<string, boolean>;
   readonly discoveryFile: string;
+  /** The cluster signer process, once started. */
+  signer: SignerHandle | undefined;
   readonly #opts: SimClusterOptions & { readonly prefix: string };
   /** Starts every netns and link name of this cluster. */
   readonly prefix: string;
@@ -306,6 +325,8 @@ export class SimCluster {
     mkdirSync(join(opts.dir, 'ca'), { recursive: true, mode: 0o700 });
     writeFileSync(join(opts.dir, 'ca', 'root.crt'), root.certPem);
     writeFileSync(join(opts.dir, 'ca', 'root.key'), root.keyPem, { mode: 0o600 });
+    const joinKey = newJoinKey();
+    writeFileSync(join(opts.dir, 'ca', 'join.key'), joinKey, { mode: 0o600 });
     for (let i = 1; i <= opts.nodes; i++) {
       const dir = join(opts.dir, `node${i}`);
       mkdirSync(dir, { recursive: true });
@@ -338,6 +359,14 @@ export class SimCluster {
         daemon: undefined,
       };
       c.nodes.push(node);
+      // What an operator hands the node: a join credential for its name alone.
+      const credential = makeJoinCredential({
+        node: node.name,
+        macKey: joinMacKey(joinKey),
+        now: Date.now(),
+        ttlMs: 7 * 86_400_000,
+      });
+      writeFileSync(join(dir, 'join.json'), JSON.stringify(credential, null, 2), { mode: 0o600 });
     }
     const [a, b] = c.nodes;
     if (a && b) {
@@ -378,15 +407,61 @@ export class SimCluster {
     return p;
   }
 
+  /** Where the daemons reach the signer: node1's link address (loopback on a 1-node cluster). */
+  get signerAddress(): string {
+    const host = this.nodes.length > 1 ? (this.nodes[0]?.linkIp ?? '127.0.0.1') : '127.0.0.1';
+    return `${host}:${SIGNER_PORT}`;
+  }
+
+  signerConfig(): Record<string, unknown> {
+    const ca = join(this.#opts.dir, 'ca');
+    return {
+      trustDomain: 'cluster.local',
+      listen: `0.0.0.0:${SIGNER_PORT}`,
+      serverNames: [SIGNER_SERVER_NAME],
+      root: { certFile: join(ca, 'root.crt'), keyFile: join(ca, 'root.key') },
+      discovery: { file: this.discoveryFile },
+      attestation: { joinCredentials: { keyFile: join(ca, 'join.key') } },
+      logLevel: 'debug',
+    };
+  }
+
+  /** Starts the signer (in node1's netns); idempotent while it runs. */
+  async startSigner(): Promise<SignerHandle> {
+    if (this.signer && this.signer.child.exitCode === null && this.signer.child.signalCode === null)
+      return this.signer;
+    if (this.pods.length === 0) this.writeDiscovery();
+    const node1 = this.nodes[0];
+    if (!node1) throw simError('a cluster without nodes has no signer');
+    this.signer = await startSignerProcess({
+      dir: this.#opts.dir,
+      netns: node1.netns.name,
+      config: this.signerConfig(),
+      ...(this.#opts.bundles ? { bundle: this.#opts.bundles.signer } : {}),
+      detached: this.#opts.detachedDaemons ?? false,
+    });
+    return this.signer;
+  }
+
+  /** Stops the signer (SIGKILL by default: a crash). */
+  async stopSigner(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const s = this.signer;
+    this.signer = undefined;
+    await s?.stop(signal);
+  }
+
   daemonConfig(node: SimNode): Record<string, unknown> {
     return {
       nodeName: node.name,
       stateDir: join(node.dir, 'state'),
       discovery: { file: this.discoveryFile },
-      ca: {
-        generate: true,
-        certFile: join(this.#opts.dir, 'ca', 'root.crt'),
-        keyFile: join(this.#opts.dir, 'ca', 'root.key'),
+      // No key that can sign: a join credential and the bundle to verify with.
+      signer: {
+        address: this.signerAddress,
+        serverName: SIGNER_SERVER_NAME,
+        trustBundleFile: join(this.#opts.dir, 'ca', 'root.crt'),
+        joinCredentialFile: join(node.dir, 'join.json'),
+        enrolWaitSeconds: 2,
       },
       logLevel: 'debug',
       ...this.#opts.daemonConfig,
@@ -464,8 +539,13 @@ export class SimCluster {
     }
   }
 
-  async startDaemon(node: SimNode): Promise<DaemonHandle> {
+  /**
+   * Starts a node's daemon, and the signer first unless it runs already or
+   * `options.signer` is false (a daemon starting while the signer is down).
+   */
+  async startDaemon(node: SimNode, options: { signer?: boolean } = {}): Promise<DaemonHandle> {
     if (this.pods.length === 0) this.writeDiscovery();
+    if (!this.signer && options.signer !== false) await this.startSigner();
     node.daemon = await startDaemonProcess({
       dir: node.dir,
       netns: node.netns.name,
@@ -482,6 +562,27 @@ export class SimCluster {
    * IPs to discovery. Throws when a chain fails.
    */
   async addPods(
+    specs: readonly { name: string; namespace: string; node: string; serviceAccount?: string }[],
+  ): Promise<SimPod[]> {
+    const created = await this.declarePods(specs);
+    for (const pod of created) {
+      const out = this.attachPod(pod);
+      if (!out.ok)
+        throw simError(
+          `CNI ADD of pod ${pod.name} failed: ${JSON.stringify(out.runs.map((r) => [r.type, r.stdout, r.stderr]))}`,
+        );
+    }
+    this.writeDiscovery();
+    await this.waitForDiscovery();
+    return created;
+  }
+
+  /**
+   * Makes pods known (netns, discovery: scheduled on their node) without
+   * running their CNI ADD yet, as the API server knows a pod before the
+   * kubelet sets it up.
+   */
+  async declarePods(
     specs: readonly { name: string; namespace: string; node: string; serviceAccount?: string }[],
   ): Promise<SimPod[]> {
     const created: SimPod[] = [];
@@ -514,18 +615,23 @@ export class SimCluster {
     }
     this.writeDiscovery();
     await this.waitForDiscovery();
-    for (const pod of created) {
-      const out = pod.node.runtime.add(pod.node.conflist, pod.attachment);
-      if (!out.ok)
-        throw simError(
-          `CNI ADD of pod ${pod.name} failed: ${JSON.stringify(out.runs.map((r) => [r.type, r.stdout, r.stderr]))}`,
-        );
-      const ips = (out.output?.['ips'] ?? []) as { address: string }[];
-      pod.ip = ips[0]?.address.split('/')[0];
-    }
-    this.writeDiscovery();
-    await this.waitForDiscovery();
     return created;
+  }
+
+  /**
+   * Runs a declared pod's CNI ADD. On success its IP is set (publish it with
+   * writeDiscovery); on failure the chain is torn down (DEL), as the kubelet
+   * does before it retries, and the outcome says why (`output.code`).
+   */
+  attachPod(pod: SimPod): ChainOutcome {
+    const out = pod.node.runtime.add(pod.node.conflist, pod.attachment);
+    if (!out.ok) {
+      pod.node.runtime.del(pod.node.conflist, pod.attachment);
+      return out;
+    }
+    const ips = (out.output?.['ips'] ?? []) as { address: string }[];
+    pod.ip = ips[0]?.address.split('/')[0];
+    return out;
   }
 
   async removePod(pod: SimPod): Promise<void> {
@@ -539,6 +645,7 @@ export class SimCluster {
   /** Kills every daemon and removes every namespace and link this cluster made. */
   async destroy(): Promise<void> {
     for (const n of this.nodes) await n.daemon?.stop('SIGKILL');
+    await this.stopSigner();
     for (const p of this.pods) p.netns.destroy();
     for (const n of this.nodes) n.netns.destroy();
   }

@@ -155,6 +155,11 @@ describe('meshless demo', { skip, concurrency: false }, () => {
       assert.ok(existsSync(n.daemonConfig));
       assert.ok(existsSync(n.daemonLog));
     }
+    // The cluster signer is a process of its own, and no daemon config names a signing key.
+    assert.equal(s.signer?.running, true);
+    assert.ok(existsSync(s.signer?.log ?? ''));
+    for (const n of s.nodes)
+      assert.doesNotMatch(readFileSync(n.daemonConfig, 'utf8'), /unsafeLocalRoot|\.key"/);
     assert.equal(s.pods.length, 6);
     for (const p of s.pods) {
       assert.equal(typeof p.enrolled, 'boolean');
@@ -168,6 +173,7 @@ describe('meshless demo', { skip, concurrency: false }, () => {
     assert.equal(table.status, 0);
     assert.match(table.stdout, /^web\s+secure\s+node1\s+10\.248\.1\.\d+\s+yes\s+spiffe:/m);
     assert.match(table.stdout, /^legacy\s+plain\s+node1\s+10\.248\.1\.\d+\s+no\s+-/m);
+    assert.match(table.stdout, /^signer \(10\.247\.0\.1:15012\)\s+\S+-node1\s+running/m);
   });
 
   test('exec: runs in the pod netns and passes the exit code on', () => {
@@ -230,7 +236,8 @@ describe('meshless demo', { skip, concurrency: false }, () => {
   test('down, twice: nothing is left (netns, links, processes, files)', () => {
     const first = demo('down');
     assert.equal(first.status, 0, first.stderr);
-    assert.match(first.stdout, /Removed 8 processes, 8 network namespaces/);
+    // 2 daemons, the signer, 6 pod servers.
+    assert.match(first.stdout, /Removed 9 processes, 8 network namespaces/);
     const second = demo('down');
     assert.equal(second.status, 0, second.stderr);
     assert.match(second.stdout, /Nothing to remove/);

@@ -84,7 +84,7 @@ describe('meshless-cni in a real CNI chain', { skip, concurrency: false }, () =>
         nodeName: 'node1',
         stateDir: join(dir, 'state'),
         discovery: { file: join(dir, 'cluster.yaml') },
-        ca: { generate: true },
+        unsafeLocalRoot: { generate: true },
         logLevel: 'debug',
       },
     });

@@ -67,7 +67,7 @@ describe('meshlessd operator endpoints', () => {
         MESHLESS_NODE_NAME: 'node-t',
         MESHLESS_STATE_DIR: join(dir, 'state'),
         MESHLESS_DISCOVERY_FILE: join(dir, 'cluster.yaml'),
-        MESHLESS_CA_GENERATE: 'true',
+        MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'true',
         MESHLESS_ADMIN_ADDRESS: `127.0.0.1:${ports.admin}`,
         MESHLESS_METRICS_ADDRESS: `127.0.0.1:${ports.metrics}`,
         MESHLESS_READINESS_ADDRESS: `127.0.0.1:${ports.readiness}`,

@@ -84,7 +84,7 @@ before(async () => {
       trustDomain: TD,
       stateDir,
       discovery: { file: join(dir, 'cluster.yaml') },
-      ca: { generate: true },
+      unsafeLocalRoot: { generate: true },
       logLevel: 'trace',
     },
   });

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { loadDaemonConfig, parseListenAddress } from '../../src/config/daemon-config.js';
+import { parseSignerConfig } from '../../src/signer/signer-config.js';
 import { DEFAULT_SOCKET_PATH } from '../../src/installer/entry.js';
 import { SECURITY_API_VERSION } from '../../src/policy/authorization-policy.js';
 import { KUBECONFIG_FILE_NAME } from '../../src/installer/kubeconfig.js';
@@ -139,6 +140,9 @@ describe('deploy/: every object', () => {
       'ConfigMap',
       'DaemonSet',
       'CustomResourceDefinition',
+      'Deployment',
+      'PodDisruptionBudget',
+      'Service',
     ])
       assert.ok(kinds.has(kind), `no ${kind} in deploy/`);
     for (const { file, doc } of docs) {
@@ -162,8 +166,12 @@ describe('deploy/: every object', () => {
   });
 
   it('carries the meshless.dev labels: part-of=meshless and a known component', () => {
-    const components = new Set(['namespace', 'rbac', 'config', 'node', 'policy']);
-    const labelled = [...docs.map((d) => d.doc), obj(ds, 'spec.template')];
+    const components = new Set(['namespace', 'rbac', 'config', 'node', 'policy', 'signer']);
+    const labelled = [
+      ...docs.map((d) => d.doc),
+      obj(ds, 'spec.template'),
+      obj(one('Deployment'), 'spec.template'),
+    ];
     for (const doc of labelled) {
       const labels = obj(doc, 'metadata.labels');
       const what = `${String(doc.kind ?? 'pod template')} ${String(at(doc, 'metadata.name') ?? '')}`;
@@ -186,9 +194,9 @@ describe('deploy/: every object', () => {
 });
 
 describe('deploy/: RBAC is least privilege', () => {
-  const sa = one('ServiceAccount');
-  const clusterRole = one('ClusterRole');
-  const role = one('Role');
+  const sa = one('ServiceAccount', 'meshless-node');
+  const clusterRole = one('ClusterRole', 'meshless-node');
+  const role = one('Role', 'meshless-node');
   const rules = (r: Obj) => list(r, 'rules').map((x) => obj({ x }, 'x'));
 
   it('no wildcard and no write verb anywhere', () => {
@@ -197,9 +205,29 @@ describe('deploy/: RBAC is least privilege', () => {
         for (const field of ['apiGroups', 'resources', 'verbs', 'resourceNames'])
           if (rule[field] !== undefined)
             assert.ok(!strings(rule, field).includes('*'), `${String(r.kind)}: ${field} has *`);
+        // TokenReview `create` asks the API server a question; it stores nothing.
+        const review = isDeepStrictEqual(strings(rule, 'resources'), ['tokenreviews']);
+        // The signer writes one object: the trust bundle ConfigMap it publishes.
+        const bundle =
+          at(r, 'metadata.name') === 'meshless-ca' &&
+          isDeepStrictEqual(strings(rule, 'resources'), ['configmaps']);
         for (const verb of strings(rule, 'verbs'))
-          assert.ok(['get', 'list', 'watch'].includes(verb), `${String(r.kind)}: verb ${verb}`);
+          assert.ok(
+            ['get', 'list', 'watch'].includes(verb) ||
+              (review && verb === 'create') ||
+              (bundle && ['create', 'update'].includes(verb)),
+            `${String(r.kind)}: verb ${verb}`,
+          );
+        if (bundle && strings(rule, 'verbs').includes('update'))
+          assert.deepEqual(strings(rule, 'resourceNames'), ['meshless-trust-bundle']);
       }
+    const reviewers = all('ClusterRole').filter((r) =>
+      rules(r).some((x) => strings(x, 'resources').includes('tokenreviews')),
+    );
+    assert.deepEqual(
+      reviewers.map((r) => at(r, 'metadata.name')),
+      ['meshless-ca'],
+    );
   });
 
   it('cluster-wide: get/list/watch on what discovery informs on, nothing else', () => {
@@ -239,24 +267,19 @@ describe('deploy/: RBAC is least privilege', () => {
     );
   });
 
-  it('secrets: only `get` of the CA Secret the config names, in a namespaced Role', () => {
-    const [caNamespace, caName] = String(config.ca.secret).split('/');
-    assert.equal(caNamespace, NAMESPACE);
-    for (const r of all('ClusterRole'))
+  it('secrets: no role grants any; the root Secret is mounted by the signer alone', () => {
+    for (const r of [...all('ClusterRole'), ...all('Role')])
       for (const rule of rules(r)) assert.ok(!strings(rule, 'resources').includes('secrets'));
-    const secretRules = rules(role).filter((r) => strings(r, 'resources').includes('secrets'));
-    assert.equal(secretRules.length, 1);
-    assert.deepEqual(secretRules[0], {
-      apiGroups: [''],
-      resources: ['secrets'],
-      resourceNames: [caName],
-      verbs: ['get'],
-    });
+    const secretVolumes = (spec: Obj): string[] =>
+      list(spec, 'volumes')
+        .filter((v) => isObj(v) && isObj(v.secret))
+        .map((v) => str(v, 'secret.secretName'));
+    assert.deepEqual(secretVolumes(pod), [], 'the DaemonSet mounts no Secret');
+    assert.deepEqual(secretVolumes(obj(one('Deployment'), 'spec.template.spec')), ['meshless-ca']);
   });
 
   it('the only other namespaced right is `get` of our own DaemonSet (uninstall-on-exit)', () => {
-    const others = rules(role).filter((r) => !strings(r, 'resources').includes('secrets'));
-    assert.deepEqual(others, [
+    assert.deepEqual(rules(role), [
       {
         apiGroups: ['apps'],
         resources: ['daemonsets'],
@@ -272,7 +295,7 @@ describe('deploy/: RBAC is least privilege', () => {
       ['ClusterRoleBinding', clusterRole],
       ['RoleBinding', role],
     ] as const) {
-      const b = one(bindingKind);
+      const b = one(bindingKind, str(roleObj, 'metadata.name'));
       assert.deepEqual(obj(b, 'roleRef'), {
         apiGroup: 'rbac.authorization.k8s.io',
         kind: roleObj.kind,
@@ -421,7 +444,8 @@ describe('deploy/: the DaemonSet', () => {
 describe('deploy/: the ConfigMap', () => {
   it('passes loadDaemonConfig with the values the cluster needs', () => {
     assert.deepEqual(config.discovery, { source: 'kubernetes', kubeconfig: undefined });
-    assert.equal(config.ca.secret, `${NAMESPACE}/meshless-ca`);
+    assert.equal(config.unsafeLocalRoot, undefined, 'never the unsafe local root');
+    assert.equal(config.signer?.address, `meshless-ca.${NAMESPACE}.svc:15012`);
     assert.equal(config.trustDomain, 'cluster.local');
     assert.equal(config.nodeName, 'node-a', 'from MESHLESS_NODE_NAME');
     assert.ok(config.excludeNamespaces.includes(NAMESPACE));
@@ -549,5 +573,99 @@ describe('deploy/: the policy CRDs', () => {
         at(list(c, 'spec.versions')[0], 'schema.openAPIV3Schema.properties.spec'),
         str(c, 'spec.names.kind'),
       );
+  });
+});
+
+describe('deploy/: the cluster signer', () => {
+  const deployment = one('Deployment', 'meshless-ca');
+  const spec = obj(deployment, 'spec.template.spec');
+  const [ca] = list(spec, 'containers').map((c) => obj({ c }, 'c'));
+  assert.ok(ca);
+  const signerMap = one('ConfigMap', 'meshless-ca-config');
+  const signerConfig = parseSignerConfig(
+    str({ t: obj(signerMap, 'data')['config.yaml'] }, 't'),
+    'meshless-ca-config',
+  );
+  const mountOf = (c: Obj, volume: string): Obj => {
+    const m = list(c, 'volumeMounts').find((x) => isObj(x) && x.name === volume);
+    assert.ok(isObj(m), `${String(c.name)} mounts ${volume}`);
+    return m;
+  };
+  const volumeOf = (p: Obj, name: string): Obj => {
+    const v = list(p, 'volumes').find((x) => isObj(x) && x.name === name);
+    assert.ok(isObj(v), `volume ${name}`);
+    return v;
+  };
+
+  it('2 stateless replicas, a PodDisruptionBudget and a Service over the same pods', () => {
+    assert.equal(at(deployment, 'spec.replicas'), 2);
+    const selector = obj(deployment, 'spec.selector.matchLabels');
+    assert.deepEqual(obj(deployment, 'spec.template.metadata.labels'), selector);
+    const pdb = one('PodDisruptionBudget', 'meshless-ca');
+    assert.deepEqual(obj(pdb, 'spec.selector.matchLabels'), selector);
+    assert.equal(at(pdb, 'spec.minAvailable'), 1);
+    const svc = one('Service', 'meshless-ca');
+    assert.deepEqual(obj(svc, 'spec.selector'), selector);
+    const [port] = list(svc, 'spec.ports');
+    assert.equal(at(port, 'port'), signerConfig.listenPort);
+    assert.equal(at(port, 'targetPort'), 'grpc');
+    assert.ok(
+      list(ca, 'ports').some(
+        (p) => at(p, 'name') === 'grpc' && at(p, 'containerPort') === signerConfig.listenPort,
+      ),
+    );
+  });
+
+  it('runs the signer bundle as non-root with its own service account', () => {
+    assert.equal(spec.serviceAccountName, 'meshless-ca');
+    assert.deepEqual(ca.command, [
+      'node',
+      'dist/meshless-ca.js',
+      '--config',
+      '/etc/meshless-ca/config.yaml',
+    ]);
+    assert.match(
+      readFileSync(join(REPO, 'scripts/build.mjs'), 'utf8'),
+      /outfile: 'dist\/meshless-ca\.js'/,
+    );
+    assert.equal(str(ca, 'image'), `ghcr.io/meshless/meshless:${pkg.version}`);
+    assert.equal(at(spec, 'securityContext.runAsNonRoot'), true);
+    assert.deepEqual(strings(ca, 'securityContext.capabilities.drop'), ['ALL']);
+    assert.equal(
+      `${str(mountOf(ca, 'config'), 'mountPath')}/config.yaml`,
+      '/etc/meshless-ca/config.yaml',
+    );
+    const root = str(mountOf(ca, 'root'), 'mountPath');
+    assert.equal(signerConfig.rootCertFile, `${root}/ca.crt`);
+    assert.equal(signerConfig.rootKeyFile, `${root}/ca.key`);
+  });
+
+  it('attests the DaemonSet service account with a projected token of its own audience', () => {
+    const k = signerConfig.kubernetesAttestation;
+    assert.ok(k);
+    assert.deepEqual(k.daemonServiceAccounts, [`${NAMESPACE}/${String(pod.serviceAccountName)}`]);
+    const projected = list(volumeOf(pod, 'signer-token'), 'projected.sources');
+    const token = obj(projected[0], 'serviceAccountToken');
+    assert.equal(token.audience, k.audience);
+    assert.ok(Number(token.expirationSeconds) <= 3600, 'short-lived');
+    assert.equal(
+      config.signer?.tokenFile,
+      `${str(mountOf(daemon, 'signer-token'), 'mountPath')}/${String(token.path)}`,
+    );
+  });
+
+  it('the daemon reaches it by its Service name, which its certificate carries', () => {
+    const s = config.signer;
+    assert.ok(s);
+    assert.equal(s.address, `meshless-ca.${NAMESPACE}.svc:${signerConfig.listenPort}`);
+    assert.ok(signerConfig.serverNames.includes(s.serverName));
+    assert.equal(signerConfig.trustDomain, config.trustDomain);
+    const bundle = volumeOf(pod, 'trust-bundle');
+    assert.equal(
+      `${NAMESPACE}/${String(at(bundle, 'configMap.name'))}`,
+      signerConfig.publishTrustBundle,
+      'the daemons mount the ConfigMap the signer publishes',
+    );
+    assert.equal(s.trustBundleFile, `${str(mountOf(daemon, 'trust-bundle'), 'mountPath')}/ca.crt`);
   });
 });

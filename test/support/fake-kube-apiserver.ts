@@ -71,6 +71,15 @@ export interface RecordedRequest {
   readonly at: number;
 }
 
+/** A token the double accepts in TokenReview (see addToken). */
+export interface ReviewedToken {
+  readonly username: string;
+  readonly audiences: readonly string[];
+  /** Expiry, seconds since the epoch. */
+  readonly exp: number;
+  readonly extra?: Readonly<Record<string, readonly string[]>>;
+}
+
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> };
 
 interface LoggedEvent {
@@ -373,6 +382,7 @@ export class FakeKubeApiServer {
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#handleAttestation(req, res)) return;
     const url = new URL(req.url ?? '/', 'http://x');
     const query = Object.fromEntries(url.searchParams);
     const resource: Resource | undefined = RESOURCES.find(
@@ -515,6 +525,137 @@ export class FakeKubeApiServer {
       this.#watches.delete(w);
       this.#events.emit('watches');
     });
+  }
+
+  // ---- TokenReview and GET one Pod (node attestation of the cluster signer) ----
+
+  readonly #tokens = new Map<string, ReviewedToken>();
+  /** TokenReview requests seen, in order. */
+  readonly tokenReviews: { token: string; audiences: string[] }[] = [];
+
+  /**
+   * Makes `token` valid for TokenReview as the real API server would judge a
+   * projected token: authenticated only before `exp` (seconds) and when its
+   * audiences meet the requested ones; the answer carries the intersection.
+   */
+  addToken(token: string, t: ReviewedToken): void {
+    this.#tokens.set(token, t);
+  }
+
+  readonly #configMaps = new Map<string, Obj>();
+  #configMapVersion = 1;
+
+  /** A ConfigMap as stored (GET/POST/PUT with resourceVersion conflicts), or undefined. */
+  configMap(namespace: string, name: string): Obj | undefined {
+    return this.#configMaps.get(`${namespace}/${name}`);
+  }
+
+  /** Replaces a stored ConfigMap's data behind the client's back (a concurrent writer). */
+  touchConfigMap(namespace: string, name: string, data: Record<string, string>): void {
+    const current = this.#configMaps.get(`${namespace}/${name}`);
+    if (!current) throw new Error(`fake apiserver: no configmap ${namespace}/${name}`);
+    this.#configMaps.set(`${namespace}/${name}`, {
+      ...current,
+      metadata: { ...current.metadata, resourceVersion: String(++this.#configMapVersion) },
+      data,
+    });
+  }
+
+  #configMapRequest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    namespace: string,
+    name: string | undefined,
+  ): void {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c) => (body += String(c)));
+    req.on('end', () => {
+      const key = `${namespace}/${name ?? ''}`;
+      if (req.method === 'GET' && name !== undefined) {
+        const found = this.#configMaps.get(key);
+        if (found) return this.#json(res, 200, found);
+        return this.#json(res, 404, status(404, 'NotFound', `configmaps "${name}" not found`));
+      }
+      const obj = JSON.parse(body) as Obj;
+      if (req.method === 'POST' && name === undefined) {
+        const k = `${namespace}/${String(obj.metadata['name'])}`;
+        if (this.#configMaps.has(k))
+          return this.#json(res, 409, status(409, 'AlreadyExists', 'already exists'));
+        const stored = {
+          ...obj,
+          metadata: { ...obj.metadata, resourceVersion: String(++this.#configMapVersion) },
+        };
+        this.#configMaps.set(k, stored);
+        return this.#json(res, 201, stored);
+      }
+      if (req.method === 'PUT' && name !== undefined) {
+        const current = this.#configMaps.get(key);
+        if (!current) return this.#json(res, 404, status(404, 'NotFound', 'not found'));
+        if (obj.metadata['resourceVersion'] !== current.metadata['resourceVersion'])
+          return this.#json(res, 409, status(409, 'Conflict', 'the object has been modified'));
+        const stored = {
+          ...obj,
+          metadata: { ...obj.metadata, resourceVersion: String(++this.#configMapVersion) },
+        };
+        this.#configMaps.set(key, stored);
+        return this.#json(res, 200, stored);
+      }
+      this.#json(res, 405, status(405, 'MethodNotAllowed', 'not served by the double'));
+    });
+  }
+
+  #handleAttestation(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews' && req.method === 'POST') {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c) => (body += String(c)));
+      req.on('end', () => {
+        const review = JSON.parse(body) as { spec?: { token?: string; audiences?: string[] } };
+        const token = review.spec?.token ?? '';
+        const asked = review.spec?.audiences ?? [];
+        this.tokenReviews.push({ token, audiences: asked });
+        const t = this.#tokens.get(token);
+        let statusBody: Record<string, unknown>;
+        if (!t) statusBody = { authenticated: false, error: 'invalid bearer token' };
+        else if (t.exp * 1000 <= Date.now())
+          statusBody = { authenticated: false, error: 'token has expired' };
+        else {
+          const audiences = t.audiences.filter((a) => asked.includes(a));
+          statusBody =
+            asked.length > 0 && audiences.length === 0
+              ? {
+                  authenticated: false,
+                  error: 'token audiences is invalid for the target audiences',
+                }
+              : {
+                  authenticated: true,
+                  audiences: asked.length > 0 ? audiences : t.audiences,
+                  user: { username: t.username, uid: 'uid-sa', extra: t.extra },
+                };
+        }
+        this.#json(res, 201, {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenReview',
+          status: statusBody,
+        });
+      });
+      return true;
+    }
+    const cm = /^\/api\/v1\/namespaces\/([^/]+)\/configmaps(?:\/([^/]+))?$/.exec(url.pathname);
+    if (cm) {
+      this.#configMapRequest(req, res, cm[1] ?? '', cm[2]);
+      return true;
+    }
+    const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(url.pathname);
+    if (m && req.method === 'GET') {
+      const pod = this.#objects.pods.get(`${m[1]}/${m[2]}`);
+      if (pod) this.#json(res, 200, pod);
+      else this.#json(res, 404, status(404, 'NotFound', `pods "${m[2]}" not found`));
+      return true;
+    }
+    return false;
   }
 }
 

@@ -52,7 +52,7 @@ describe('admin server', () => {
         MESHLESS_STATE_DIR: dir,
         MESHLESS_DISCOVERY_FILE: join(dir, 'cluster.yaml'),
         MESHLESS_NODE_NAME: 'node-a',
-        MESHLESS_CA_GENERATE: 'true',
+        MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'true',
       },
     });
     identity = await IdentityService.create(config);

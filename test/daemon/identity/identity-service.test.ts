@@ -14,7 +14,10 @@ import {
 } from '../../../daemon/identity/identity-service.js';
 import { loadDaemonConfig, type DaemonConfig } from '../../../src/config/daemon-config.js';
 import { MeshlessError } from '../../../src/errors.js';
-import { generateRootCa } from '../../../src/identity/certificate-authority.js';
+import {
+  generateRootCa,
+  type SigningAuthority,
+} from '../../../src/identity/certificate-authority.js';
 import { parseCertsReport } from '../../../src/identity/certs-report.js';
 import {
   SvidValidationError,
@@ -76,6 +79,13 @@ class FakeTime {
   }
 }
 
+/** The node CA of a local-root service (always present in that mode). */
+function nodeCaOf(s: IdentityService): SigningAuthority {
+  const ca = s.nodeCa;
+  assert.ok(ca, 'the unsafe local-root mode has a node CA');
+  return ca;
+}
+
 function configFor(stateDir: string, env: Record<string, string> = {}): DaemonConfig {
   return loadDaemonConfig({
     env: {
@@ -83,7 +93,7 @@ function configFor(stateDir: string, env: Record<string, string> = {}): DaemonCo
       MESHLESS_DISCOVERY_FILE: join(stateDir, 'discovery.yaml'),
       MESHLESS_NODE_NAME: 'node-a',
       MESHLESS_TRUST_DOMAIN: TD,
-      MESHLESS_CA_GENERATE: 'true',
+      MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'true',
       ...env,
     },
   });
@@ -149,23 +159,23 @@ describe('IdentityService', () => {
       assert.equal(statSync(keyFile).mode & 0o777, 0o600);
       assert.equal(statSync(join(dir, 'ca')).mode & 0o777, 0o700);
       assert.equal(statSync(join(dir, 'ca', 'ca.crt')).mode & 0o777, 0o644);
-      const second = await start(configFor(dir, { MESHLESS_CA_GENERATE: 'false' }));
+      const second = await start(configFor(dir, { MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'false' }));
       assert.equal(
         second.trustBundle.roots[0]?.fingerprint256,
         first.trustBundle.roots[0]?.fingerprint256,
       );
       assert.notEqual(
-        second.nodeCa.certificate.serialNumber,
-        first.nodeCa.certificate.serialNumber,
+        nodeCaOf(second).certificate.serialNumber,
+        nodeCaOf(first).certificate.serialNumber,
       );
     });
 
     it('refuses to start without a root when generation is off', async () => {
       await assert.rejects(
-        () => start(configFor(dir, { MESHLESS_CA_GENERATE: 'false' })),
+        () => start(configFor(dir, { MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'false' })),
         (err: MeshlessError) => {
           assert.equal(err.code, 'MESHLESS_E_CA');
-          assert.match(err.message, /no cluster root CA found .*ca\.generate: true/);
+          assert.match(err.message, /no cluster root CA found .*unsafeLocalRoot\.generate: true/);
           return true;
         },
       );
@@ -178,14 +188,14 @@ describe('IdentityService', () => {
       writeFileSync(join(dir, 'ca.key'), signing.keyPem, { mode: 0o600 });
       const s = await start(
         configFor(dir, {
-          MESHLESS_CA_CERT_FILE: join(dir, 'ca.crt'),
-          MESHLESS_CA_KEY_FILE: join(dir, 'ca.key'),
-          MESHLESS_CA_GENERATE: 'false',
+          MESHLESS_UNSAFE_LOCAL_ROOT_CERT_FILE: join(dir, 'ca.crt'),
+          MESHLESS_UNSAFE_LOCAL_ROOT_KEY_FILE: join(dir, 'ca.key'),
+          MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'false',
         }),
       );
       assert.equal(s.trustBundle.roots.length, 2);
       const signingRoot = s.trustBundle.roots[1];
-      assert.ok(signingRoot && s.nodeCa.certificate.checkIssued(signingRoot));
+      assert.ok(signingRoot && nodeCaOf(s).certificate.checkIssued(signingRoot));
     });
 
     it('says which file is missing when only one of the pair exists', async () => {
@@ -195,8 +205,9 @@ describe('IdentityService', () => {
         () =>
           start(
             configFor(dir, {
-              MESHLESS_CA_CERT_FILE: join(dir, 'ca.crt'),
-              MESHLESS_CA_KEY_FILE: join(dir, 'ca.key'),
+              MESHLESS_UNSAFE_LOCAL_ROOT_CERT_FILE: join(dir, 'ca.crt'),
+              MESHLESS_UNSAFE_LOCAL_ROOT_KEY_FILE: join(dir, 'ca.key'),
+              MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'false',
             }),
           ),
         /ca\.key is missing while .*ca\.crt exists/,
@@ -373,7 +384,7 @@ describe('IdentityService', () => {
 
     it('renews the node CA at half its life; later SVIDs chain to the new one', async () => {
       const s = await start();
-      const before = s.nodeCa;
+      const before = nodeCaOf(s);
       assert.equal(before.notAfter, NOW + 24 * 60 * MIN);
       const svid = await s.acquire('c', 'shop', 'web');
       // The SVID renews every 30 min on the way (random 0.5); the node CA at 12 h.
@@ -382,18 +393,18 @@ describe('IdentityService', () => {
         time.advanceTo(t);
         await rotated;
       }
-      assert.equal(s.nodeCa, before);
+      assert.equal(nodeCaOf(s), before);
       const caRotated = nextEvent(s, 'node-ca-rotated');
       const svidRotated = nextEvent(s, 'rotated');
       time.advanceTo(NOW + 12 * 60 * MIN);
       await Promise.all([caRotated, svidRotated]);
-      assert.notEqual(s.nodeCa.certificate.serialNumber, before.certificate.serialNumber);
+      assert.notEqual(nodeCaOf(s).certificate.serialNumber, before.certificate.serialNumber);
       const afterCa = nextEvent(s, 'rotated');
       time.advanceTo(NOW + 12 * 60 * MIN + 30 * MIN);
       await afterCa;
       const renewed = s.svidFor(svid.spiffeId);
-      assert.ok(renewed.certificate.checkIssued(s.nodeCa.certificate));
-      assert.ok(renewed.chainDer[1]?.equals(s.nodeCa.certificate.raw));
+      assert.ok(renewed.certificate.checkIssued(nodeCaOf(s).certificate));
+      assert.ok(renewed.chainDer[1]?.equals(nodeCaOf(s).certificate.raw));
       assert.equal(
         validatePeer(renewed.chainDer, { bundle: s.trustBundle, now: time.now }).toString(),
         svid.spiffeId.toString(),
@@ -405,7 +416,7 @@ describe('IdentityService', () => {
       const first = await s.acquire('c', 'shop', 'web');
       // Jump to where the node CA is too close to expiry to sign, then run the
       // SVID's renewal timer (the latest armed) alone.
-      time.now = s.nodeCa.notAfter - 30_000;
+      time.now = nodeCaOf(s).notAfter - 30_000;
       const failed = nextEvent(s, 'rotation-failed');
       time.fireLatest();
       const [subject, error, retryAt] = await failed;
@@ -538,7 +549,7 @@ describe('IdentityService', () => {
       assert.equal(id?.nextRotation, new Date(NOW + 30 * MIN).toISOString());
       assert.equal(id?.chainPem.length, 2);
       assert.equal(id?.chainPem[0], svid.certificate.toString());
-      assert.equal(report.nodeCa.nextRotation, new Date(NOW + 12 * 60 * MIN).toISOString());
+      assert.equal(report.nodeCa?.nextRotation, new Date(NOW + 12 * 60 * MIN).toISOString());
       assert.doesNotMatch(JSON.stringify(report), /PRIVATE KEY/);
     });
   });

@@ -51,7 +51,7 @@ describe('loadDaemonConfig: defaults', () => {
       discovery: { source: 'file', file: '/etc/meshless/cluster.yaml' },
       enrolmentLabel: { key: 'io.cilium/mtls-enabled', value: 'true' },
       excludeNamespaces: ['kube-system'],
-      ca: { generate: false },
+      unsafeLocalRoot: { generate: false },
       identity: { svidTtlSeconds: 3600, intermediateTtlSeconds: 86400 },
       adminAddress: '127.0.0.1:15000',
       metricsAddress: ':15020',
@@ -78,7 +78,9 @@ describe('loadDaemonConfig: defaults', () => {
 
   it('is frozen', () => {
     const c = loadDaemonConfig({ env: MIN_ENV });
-    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.ca) && Object.isFrozen(c.identity));
+    assert.ok(
+      Object.isFrozen(c) && Object.isFrozen(c.unsafeLocalRoot) && Object.isFrozen(c.identity),
+    );
     assert.ok(Object.isFrozen(c.excludeNamespaces) && Object.isFrozen(c.discovery));
   });
 
@@ -102,7 +104,7 @@ discovery:
     kubeconfig: /etc/kubernetes/kubelet.conf
 enrolmentLabel: example.org/mtls=on
 excludeNamespaces: [kube-system, monitoring]
-ca:
+unsafeLocalRoot:
   certFile: /etc/meshless/ca.crt
   keyFile: /etc/meshless/ca.key
   generate: false
@@ -129,7 +131,8 @@ const FULL: DaemonConfig = {
   discovery: { source: 'kubernetes', kubeconfig: '/etc/kubernetes/kubelet.conf' },
   enrolmentLabel: { key: 'example.org/mtls', value: 'on' },
   excludeNamespaces: ['kube-system', 'monitoring'],
-  ca: {
+  signer: undefined,
+  unsafeLocalRoot: {
     certFile: '/etc/meshless/ca.crt',
     keyFile: '/etc/meshless/ca.key',
     secret: undefined,
@@ -159,7 +162,11 @@ describe('loadDaemonConfig: files', () => {
       ...FULL,
       discovery: { kubernetes: { kubeconfig: '/etc/kubernetes/kubelet.conf' } },
       enrolmentLabel: 'example.org/mtls=on',
-      ca: { certFile: FULL.ca.certFile, keyFile: FULL.ca.keyFile, generate: false },
+      unsafeLocalRoot: {
+        certFile: FULL.unsafeLocalRoot?.certFile,
+        keyFile: FULL.unsafeLocalRoot?.keyFile,
+        generate: false,
+      },
     });
     assert.deepEqual(loadDaemonConfig({ file: configFile(json, 'json'), env: {} }), FULL);
   });
@@ -185,10 +192,10 @@ describe('loadDaemonConfig: files', () => {
 
   it('empty sections are allowed', () => {
     const c = loadDaemonConfig({
-      file: configFile('ca: {}\nidentity: {}\ndiscovery:\n  file: /c.yaml\n'),
+      file: configFile('unsafeLocalRoot: {}\nidentity: {}\ndiscovery:\n  file: /c.yaml\n'),
       env: {},
     });
-    assert.equal(c.ca.generate, false);
+    assert.equal(c.unsafeLocalRoot?.generate, false);
     assert.equal(c.identity.svidTtlSeconds, 3600);
   });
 
@@ -231,8 +238,13 @@ describe('loadDaemonConfig: environment overrides', () => {
     ],
     ['MESHLESS_EXCLUDE_NAMESPACES', 'a,b', (c) => c.excludeNamespaces, ['a', 'b']],
     ['MESHLESS_EXCLUDE_NAMESPACES', ' a , b ', (c) => c.excludeNamespaces, ['a', 'b']],
-    ['MESHLESS_CA_SECRET', 'meshless/ca', (c) => c.ca.secret, 'meshless/ca'],
-    ['MESHLESS_CA_GENERATE', 'true', (c) => c.ca.generate, true],
+    [
+      'MESHLESS_UNSAFE_LOCAL_ROOT_SECRET',
+      'meshless/ca',
+      (c) => c.unsafeLocalRoot?.secret,
+      'meshless/ca',
+    ],
+    ['MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE', 'true', (c) => c.unsafeLocalRoot?.generate, true],
     ['MESHLESS_IDENTITY_SVID_TTL_SECONDS', '600', (c) => c.identity.svidTtlSeconds, 600],
     [
       'MESHLESS_IDENTITY_INTERMEDIATE_TTL_SECONDS',
@@ -250,12 +262,16 @@ describe('loadDaemonConfig: environment overrides', () => {
       assert.deepEqual(pick(loadDaemonConfig({ env: { ...MIN_ENV, [name]: value } })), want);
     });
 
-  it('MESHLESS_CA_CERT_FILE and MESHLESS_CA_KEY_FILE', () => {
+  it('MESHLESS_UNSAFE_LOCAL_ROOT_CERT_FILE and MESHLESS_UNSAFE_LOCAL_ROOT_KEY_FILE', () => {
     const c = loadDaemonConfig({
-      env: { ...MIN_ENV, MESHLESS_CA_CERT_FILE: '/ca/c.pem', MESHLESS_CA_KEY_FILE: '/ca/k.pem' },
+      env: {
+        ...MIN_ENV,
+        MESHLESS_UNSAFE_LOCAL_ROOT_CERT_FILE: '/ca/c.pem',
+        MESHLESS_UNSAFE_LOCAL_ROOT_KEY_FILE: '/ca/k.pem',
+      },
     });
-    assert.equal(c.ca.certFile, '/ca/c.pem');
-    assert.equal(c.ca.keyFile, '/ca/k.pem');
+    assert.equal(c.unsafeLocalRoot?.certFile, '/ca/c.pem');
+    assert.equal(c.unsafeLocalRoot?.keyFile, '/ca/k.pem');
   });
 
   it('MESHLESS_DISCOVERY_FILE', () => {
@@ -295,7 +311,7 @@ describe('loadDaemonConfig: environment overrides', () => {
   });
 
   it('names every key in SCREAMING_SNAKE_CASE', () => {
-    assert.equal(envNameOf('ca.certFile'), 'MESHLESS_CA_CERT_FILE');
+    assert.equal(envNameOf('unsafeLocalRoot.certFile'), 'MESHLESS_UNSAFE_LOCAL_ROOT_CERT_FILE');
     assert.equal(envNameOf('discovery.file'), 'MESHLESS_DISCOVERY_FILE');
     assert.equal(
       envNameOf('discovery.kubernetes.kubeconfig'),
@@ -309,7 +325,11 @@ describe('loadDaemonConfig: environment overrides', () => {
 describe('loadDaemonConfig: errors name the key', () => {
   const fileCases: [string, string, string][] = [
     ['unknown key', 'discovery:\n  file: /c\nnodename: x\n', 'nodename'],
-    ['unknown nested key', 'discovery:\n  file: /c\nca:\n  cert: /x\n', 'ca.cert'],
+    [
+      'unknown nested key',
+      'discovery:\n  file: /c\nunsafeLocalRoot:\n  cert: /x\n',
+      'unsafeLocalRoot.cert',
+    ],
     ['relative path', 'discovery:\n  file: cluster.yaml\n', 'discovery.file'],
     ['relative stateDir', 'discovery:\n  file: /c\nstateDir: run\n', 'stateDir'],
     ['bad label', 'discovery:\n  file: /c\nenrolmentLabel: "no label"\n', 'enrolmentLabel'],
@@ -319,14 +339,26 @@ describe('loadDaemonConfig: errors name the key', () => {
       'enrolmentLabel',
     ],
     ['both discovery sources', 'discovery:\n  file: /c\n  kubernetes: {}\n', 'discovery'],
-    ['certFile without keyFile', 'discovery:\n  file: /c\nca:\n  certFile: /ca.crt\n', 'ca'],
-    ['keyFile without certFile', 'discovery:\n  file: /c\nca:\n  keyFile: /ca.key\n', 'ca'],
+    [
+      'certFile without keyFile',
+      'discovery:\n  file: /c\nunsafeLocalRoot:\n  certFile: /ca.crt\n',
+      'unsafeLocalRoot',
+    ],
+    [
+      'keyFile without certFile',
+      'discovery:\n  file: /c\nunsafeLocalRoot:\n  keyFile: /ca.key\n',
+      'unsafeLocalRoot',
+    ],
     ['bad address', 'discovery:\n  file: /c\nadminAddress: localhost\n', 'adminAddress'],
     ['port out of range', 'discovery:\n  file: /c\nmetricsAddress: ":70000"\n', 'metricsAddress'],
     ['unbracketed IPv6', 'discovery:\n  file: /c\nmetricsAddress: "::1:80"\n', 'metricsAddress'],
     ['address a number', 'discovery:\n  file: /c\nmetricsAddress: 15020\n', 'metricsAddress'],
     ['bad log level', 'discovery:\n  file: /c\nlogLevel: loud\n', 'logLevel'],
-    ['bad boolean', 'discovery:\n  file: /c\nca:\n  generate: "yes"\n', 'ca.generate'],
+    [
+      'bad boolean',
+      'discovery:\n  file: /c\nunsafeLocalRoot:\n  generate: "yes"\n',
+      'unsafeLocalRoot.generate',
+    ],
     [
       'ttl too short',
       'discovery:\n  file: /c\nidentity:\n  svidTtlSeconds: 59\n',
@@ -349,7 +381,11 @@ describe('loadDaemonConfig: errors name the key', () => {
       'discovery:\n  file: /c\nexcludeNamespaces: a\n',
       'excludeNamespaces',
     ],
-    ['bad ca.secret', 'discovery:\n  file: /c\nca:\n  secret: just-a-name\n', 'ca.secret'],
+    [
+      'bad ca.secret',
+      'discovery:\n  file: /c\nunsafeLocalRoot:\n  secret: just-a-name\n',
+      'unsafeLocalRoot.secret',
+    ],
     ['podCidrs entry not a CIDR', 'discovery:\n  file: /c\npodCidrs: [10.0.0.0]\n', 'podCidrs'],
   ];
   for (const [what, text, key] of fileCases)
@@ -359,7 +395,11 @@ describe('loadDaemonConfig: errors name the key', () => {
 
   const envCases: [string, Record<string, string>, string][] = [
     ['relative path', { MESHLESS_DISCOVERY_FILE: 'c.yaml' }, 'discovery.file'],
-    ['bad boolean', { ...MIN_ENV, MESHLESS_CA_GENERATE: 'yes' }, 'ca.generate'],
+    [
+      'bad boolean',
+      { ...MIN_ENV, MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'yes' },
+      'unsafeLocalRoot.generate',
+    ],
     [
       'bad seconds',
       { ...MIN_ENV, MESHLESS_IDENTITY_SVID_TTL_SECONDS: 'ten' },
@@ -369,7 +409,11 @@ describe('loadDaemonConfig: errors name the key', () => {
     ['bad label', { ...MIN_ENV, MESHLESS_ENROLMENT_LABEL: '=x' }, 'enrolmentLabel'],
     ['bad address', { ...MIN_ENV, MESHLESS_ADMIN_ADDRESS: '127.0.0.1' }, 'adminAddress'],
     ['both discovery sources', { ...MIN_ENV, MESHLESS_DISCOVERY_KUBERNETES: 'true' }, 'discovery'],
-    ['certFile without keyFile', { ...MIN_ENV, MESHLESS_CA_CERT_FILE: '/c.pem' }, 'ca'],
+    [
+      'certFile without keyFile',
+      { ...MIN_ENV, MESHLESS_UNSAFE_LOCAL_ROOT_CERT_FILE: '/c.pem' },
+      'unsafeLocalRoot',
+    ],
   ];
   for (const [what, env, key] of envCases)
     it(`environment: ${what}`, () => {
@@ -416,5 +460,92 @@ describe('loadDaemonConfig: policy keys', () => {
   it('enforceNetworkPolicy from the environment', () => {
     const c = loadDaemonConfig({ env: { ...MIN_ENV, MESHLESS_ENFORCE_NETWORK_POLICY: 'false' } });
     assert.equal(c.enforceNetworkPolicy, false);
+  });
+});
+
+describe('loadDaemonConfig: the cluster signer and the unsafe local root', () => {
+  const SIGNER = {
+    ...MIN_ENV,
+    MESHLESS_SIGNER_ADDRESS: 'meshless-ca.meshless-system.svc:15012',
+    MESHLESS_SIGNER_TRUST_BUNDLE_FILE: '/etc/meshless/trust-bundle/ca.crt',
+    MESHLESS_SIGNER_TOKEN_FILE: '/var/run/secrets/meshless-ca/token',
+  };
+
+  it('reads the signer with its defaults; no local root then', () => {
+    const c = loadDaemonConfig({ env: SIGNER });
+    assert.deepEqual(c.signer, {
+      address: 'meshless-ca.meshless-system.svc:15012',
+      serverName: 'meshless-ca',
+      trustBundleFile: '/etc/meshless/trust-bundle/ca.crt',
+      tokenFile: '/var/run/secrets/meshless-ca/token',
+      joinCredentialFile: undefined,
+      enrolWaitSeconds: 3,
+    });
+    assert.equal(c.unsafeLocalRoot, undefined);
+  });
+
+  const cases: [string, Record<string, string>, string, RegExp?][] = [
+    [
+      'signer and unsafeLocalRoot together',
+      { ...SIGNER, MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'true' },
+      'signer',
+      /not both/,
+    ],
+    [
+      'no address',
+      { ...SIGNER, MESHLESS_SIGNER_ADDRESS: '', MESHLESS_SIGNER_SERVER_NAME: 'x' },
+      'signer.address',
+    ],
+    [
+      'an address without a port',
+      { ...SIGNER, MESHLESS_SIGNER_ADDRESS: 'meshless-ca' },
+      'signer.address',
+    ],
+    [
+      'no trust bundle',
+      { ...SIGNER, MESHLESS_SIGNER_TRUST_BUNDLE_FILE: '' },
+      'signer.trustBundleFile',
+    ],
+    [
+      'both credentials',
+      { ...SIGNER, MESHLESS_SIGNER_JOIN_CREDENTIAL_FILE: '/j.json' },
+      'signer',
+      /exactly one/,
+    ],
+    ['no credential', { ...SIGNER, MESHLESS_SIGNER_TOKEN_FILE: '' }, 'signer', /exactly one/],
+    [
+      'generate with certFile (it would write a different root elsewhere)',
+      {
+        ...MIN_ENV,
+        MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'true',
+        MESHLESS_UNSAFE_LOCAL_ROOT_CERT_FILE: '/c.pem',
+        MESHLESS_UNSAFE_LOCAL_ROOT_KEY_FILE: '/k.pem',
+      },
+      'unsafeLocalRoot.generate',
+      /silently differ/,
+    ],
+    [
+      'generate with a Secret',
+      {
+        ...MIN_ENV,
+        MESHLESS_UNSAFE_LOCAL_ROOT_GENERATE: 'true',
+        MESHLESS_UNSAFE_LOCAL_ROOT_SECRET: 'ns/name',
+      },
+      'unsafeLocalRoot.generate',
+    ],
+  ];
+  for (const [name, env, key, mentions] of cases)
+    it(`refuses ${name}`, () => assertConfigError(() => loadDaemonConfig({ env }), key, mentions));
+
+  it('the old ca.* keys are gone: a file naming them is refused', () => {
+    assertConfigError(
+      () =>
+        loadDaemonConfig({
+          file: configFile('discovery:\n  file: /c\nca:\n  generate: true\n'),
+          env: {},
+        }),
+      'ca.generate',
+      /not a known key/,
+    );
   });
 });
