@@ -171,15 +171,10 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
           },
           identities: identity.report().identities.length,
           hbonePool: proxy.pool.stats(),
-          connections: [...proxy.proxies.values()].reduce((n, p) => n + p.connections().length, 0),
+          connections: proxy.connections.size,
         };
       },
-      '/connections': () =>
-        [...proxy.proxies.values()].flatMap((p) =>
-          p
-            .connections()
-            .map((c) => ({ pod: `${p.registration.namespace}/${p.registration.podName}`, ...c })),
-        ),
+      '/connections': () => proxy.connections.list(),
       '/certs': () => identity.report(),
       '/config': () => redactedConfig(config),
       '/workloads': () =>

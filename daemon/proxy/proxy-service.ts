@@ -17,6 +17,11 @@ import { podAddressSpace, type PodAddressSpace } from '../../src/proxy/pod-addre
 import type { IdentityService } from '../identity/identity-service.js';
 import type { Registration } from '../registration/registry.js';
 import type { WorkloadObserver } from '../registration/registration-service.js';
+import {
+  ConnectionManager,
+  type ConnectionLimits,
+  type LimitKind,
+} from '../../src/proxy/connection-manager.js';
 import { PodProxy } from './pod-proxy.js';
 
 export interface ProxyServiceOptions {
@@ -42,10 +47,16 @@ export interface ProxyServiceOptions {
   readonly podCidrs?: readonly string[];
   /** How long a connection to an unknown pod address waits for discovery, ms; default 2000. */
   readonly discoveryWaitMs?: number;
+  /** Concurrent connection limits (per pod, per node). */
+  readonly limits?: ConnectionLimits;
+  /** A connection refused by a limit. */
+  readonly onLimit?: (limit: LimitKind, direction: ConnectionRecord['direction']) => void;
 }
 
 export class ProxyService implements WorkloadObserver {
   readonly pool: HbonePool;
+  /** Every live connection of the node's proxies. */
+  readonly connections: ConnectionManager;
   readonly #o: ProxyServiceOptions;
   readonly #proxies = new Map<string, PodProxy>();
   readonly #log: Logger;
@@ -58,6 +69,12 @@ export class ProxyService implements WorkloadObserver {
     this.#o = o;
     this.#log = o.log;
     this.pool = new HbonePool({ log: o.log.child({ component: 'hbone-pool' }) });
+    this.connections = new ConnectionManager({
+      log: o.log.child({ component: 'connections' }),
+      onRecord: (r) => this.#record(r),
+      ...(o.limits === undefined ? {} : { limits: o.limits }),
+      ...(o.onLimit === undefined ? {} : { onLimit: o.onLimit }),
+    });
     this.#index = buildWorkloadIndex(o.discovery.snapshot(), o.policy, o.trustDomain);
     this.#podSpace = podAddressSpace(o.podCidrs ?? []);
     o.discovery.onChange((s: ClusterSnapshot) => {
@@ -87,7 +104,7 @@ export class ProxyService implements WorkloadObserver {
       index: () => this.#index,
       pool: this.pool,
       log: this.#log,
-      record: (rec) => this.#record(rec),
+      manager: this.connections,
       opened: (direction) => this.#o.onOpen?.(direction),
       handshakeFailed: (side, reason) => this.#o.onHandshakeFailure?.(side, reason),
       streamRefused: (reason) => this.#o.onStreamRefused?.(reason),

@@ -33,6 +33,11 @@ export interface ConnectionRecord {
   readonly direction: ConnectionDirection;
   readonly source: ConnectionEndpoint;
   readonly destination: ConnectionEndpoint;
+  /**
+   * Inbound HBONE: the `for=` node of the client's `forwarded` header
+   * (`ip:port`), as the peer daemon claims it; `source` is the TCP peer.
+   */
+  readonly forwarded?: string;
   /** Bytes delivered from the source towards the destination. */
   readonly bytesSent: number;
   /** Bytes delivered from the destination back to the source. */

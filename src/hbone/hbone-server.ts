@@ -28,6 +28,7 @@ import http2, {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls, { type SecureContext } from 'node:tls';
 import { errorMessage, isErrno } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
@@ -61,6 +62,17 @@ export interface HbonePeer {
   readonly forwardedFor?: string;
 }
 
+/** The owner of a delivered stream; see {@link HboneServerOptions.track}. */
+export interface StreamOwner {
+  adopt<T extends Duplex>(s: T): T;
+  finish(end: {
+    readonly outcome: ConnectionOutcome;
+    readonly reason?: string;
+    readonly bytesSent?: number;
+    readonly bytesReceived?: number;
+  }): void;
+}
+
 /** Options of {@link createHboneServer}. */
 export interface HboneServerOptions {
   /** The pod's current SVID context; read at every new handshake. */
@@ -77,8 +89,20 @@ export interface HboneServerOptions {
   connectUpstream(target: HostPort, peer: HbonePeer): Promise<net.Socket>;
   /** Authorization; false answers 401. Default: every verified peer is allowed. */
   authorize?(peer: HbonePeer, target: HostPort): boolean | Promise<boolean>;
-  /** One record per stream, when it ends. */
+  /** One record per stream, when it ends (streams given to a `track` owner: theirs instead). */
   onRecord?(record: ConnectionRecord): void;
+  /**
+   * Hands a stream about to be delivered to its owner (the daemon's
+   * connection manager): the owner adopts the stream and the upstream
+   * socket, may cut them, and receives the stream's one record through
+   * `finish`. Undefined refuses the stream (503; the owner recorded why).
+   */
+  track?(
+    record: Omit<
+      ConnectionRecord,
+      'outcome' | 'reason' | 'bytesSent' | 'bytesReceived' | 'durationMs'
+    >,
+  ): StreamOwner | undefined;
   /** A refused handshake, with its reason (a metric label). */
   onHandshakeFailure?(reason: HandshakeRejectReason): void;
   /** A stream not delivered, with its reason (a metric label). */
@@ -117,6 +141,7 @@ export type StreamRefuseReason =
   | 'upstream-refused'
   | 'upstream-timeout'
   | 'upstream-error'
+  | 'limit'
   | 'cancelled';
 
 /**
@@ -246,6 +271,7 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
   });
 
   const refuse = (
+    owner: StreamOwner | undefined,
     stream: ServerHttp2Stream,
     status: number,
     reason: StreamRefuseReason,
@@ -256,7 +282,9 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
     options.onStreamRefused?.(reason);
     if (!stream.destroyed && !stream.headersSent)
       stream.respond({ ':status': status }, { endStream: true });
-    options.onRecord?.({ ...record, bytesSent: 0, bytesReceived: 0, outcome, reason });
+    if (owner) owner.finish({ outcome, reason });
+    else if (reason !== 'limit')
+      options.onRecord?.({ ...record, bytesSent: 0, bytesReceived: 0, outcome, reason });
   };
 
   async function serveStream(
@@ -283,11 +311,8 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
       'outcome' | 'reason' | 'bytesSent' | 'bytesReceived'
     > => ({
       direction: 'inbound',
-      source: {
-        address: client?.host ?? peer.address,
-        port: client?.port ?? peer.port,
-        identity: peer.identity,
-      },
+      source: { address: peer.address, port: peer.port, identity: peer.identity },
+      ...(client === undefined ? {} : { forwarded: formatAuthority(client) }),
       destination: {
         address: requested.host,
         port: requested.port,
@@ -301,7 +326,7 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
         { problem: decision.problem, authority, peer: peer.identity },
         'HBONE request refused',
       );
-      refuse(stream, decision.status, decision.problem, base(), 'error');
+      refuse(undefined, stream, decision.status, decision.problem, base(), 'error');
       return;
     }
     const { target } = decision;
@@ -309,7 +334,7 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
     // the HEADERS (rapid reset, CVE-2023-44487) then costs no upstream dial.
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (stream.destroyed || stream.closed) {
-      refuse(stream, 503, 'cancelled', base(), 'reset');
+      refuse(undefined, stream, 503, 'cancelled', base(), 'reset');
       return;
     }
     if (options.authorize) {
@@ -320,11 +345,19 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
         log.warn({ error: errorMessage(err) }, 'HBONE authorization failed; denying');
       }
       if (!allowed) {
-        refuse(stream, 401, 'unauthorized', base(), 'denied');
+        refuse(undefined, stream, 401, 'unauthorized', base(), 'denied');
         return;
       }
     }
 
+    const { durationMs: _unused, ...identity } = base();
+    void _unused;
+    const owner = options.track?.(identity);
+    if (options.track && !owner) {
+      refuse(undefined, stream, 503, 'limit', base(), 'refused');
+      return;
+    }
+    owner?.adopt(stream);
     let upstream: net.Socket;
     try {
       upstream = await withTimeout(options.connectUpstream(target, peer), upstreamTimeoutMs);
@@ -334,25 +367,27 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
         { error: errorMessage(err), target: formatAuthority(target) },
         'HBONE upstream failed',
       );
-      refuse(stream, 503, reason, base(), outcome);
+      refuse(owner, stream, 503, reason, base(), outcome);
       return;
     }
+    owner?.adopt(upstream);
     if (stream.destroyed || stream.closed) {
       resetStream(upstream);
-      refuse(stream, 503, 'cancelled', base(), 'reset');
+      refuse(owner, stream, 503, 'cancelled', base(), 'reset');
       return;
     }
     stream.respond({ ':status': 200 });
     const result = await relay(stream, upstream);
-    options.onRecord?.({
-      ...base(),
+    const end = {
       bytesSent: result.bytesAtoB,
       bytesReceived: result.bytesBtoA,
       outcome: result.outcome,
       ...(result.outcome === 'ok'
         ? {}
-        : { reason: `reset-by-${result.failedSide === 'a' ? 'client' : 'upstream'}` }),
-    });
+        : { reason: result.failedSide === 'a' ? 'client-reset' : 'upstream-reset' }),
+    };
+    if (owner) owner.finish(end);
+    else options.onRecord?.({ ...base(), ...end });
   }
 
   const rejectHandshake = (

@@ -14,7 +14,7 @@ export interface Endpoint {
 
 export type OutboundDecision =
   /** Never proxy: a connection to our own ports would loop. */
-  | { readonly kind: 'refuse'; readonly reason: string }
+  | { readonly kind: 'refuse'; readonly code: 'self-call-loop'; readonly reason: string }
   /** Enrolled destination: mutual TLS over HBONE to its pod, or nothing. */
   | {
       readonly kind: 'hbone';
@@ -50,6 +50,7 @@ export function decideOutbound(
   if (OWN_PORTS.includes(originalDst.port))
     return {
       kind: 'refuse',
+      code: 'self-call-loop',
       reason: `destination port ${originalDst.port} is a meshless proxy port (self-call loop)`,
     };
   const destination = index.byIp(originalDst.address);
@@ -72,10 +73,24 @@ export function decideOutbound(
 export function decideInboundPlaintext(
   originalDst: Endpoint,
   podAddresses: readonly string[],
-): { readonly deliver: true } | { readonly deliver: false; readonly reason: string } {
+):
+  | { readonly deliver: true }
+  | {
+      readonly deliver: false;
+      readonly code: 'self-call-loop' | 'not-local-address';
+      readonly reason: string;
+    } {
   if (OWN_PORTS.includes(originalDst.port))
-    return { deliver: false, reason: `port ${originalDst.port} is a meshless proxy port` };
+    return {
+      deliver: false,
+      code: 'self-call-loop',
+      reason: `port ${originalDst.port} is a meshless proxy port`,
+    };
   if (!podAddresses.includes(originalDst.address))
-    return { deliver: false, reason: `${originalDst.address} is not an address of this pod` };
+    return {
+      deliver: false,
+      code: 'not-local-address',
+      reason: `${originalDst.address} is not an address of this pod`,
+    };
   return { deliver: true };
 }

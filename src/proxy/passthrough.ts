@@ -1,0 +1,38 @@
+/**
+ * Passthrough: an enrolled pod's connection to a destination that is not
+ * enrolled (or outside the cluster) leaves in plaintext, untouched, from
+ * inside the pod (marked so the pod's rules let it out). The application
+ * socket stays held until the upstream connected; a failed connect resets it.
+ */
+import type { Socket } from 'node:net';
+import { resetStream } from '../hbone/relay.js';
+import type { ManagedConnection } from './connection-manager.js';
+import type { Endpoint } from './outbound-decision.js';
+import { abandoned, carry, finishAbandoned, type PodSide } from './pod-side.js';
+
+export function passThrough(
+  side: PodSide,
+  conn: ManagedConnection,
+  app: Socket,
+  dst: Endpoint,
+): void {
+  conn.reclassify('passthrough');
+  side.connectFromPod(dst).then(
+    (upstream) => {
+      if (abandoned(conn, app)) {
+        resetStream(upstream);
+        finishAbandoned(conn);
+        return;
+      }
+      carry(conn, app, upstream);
+    },
+    (err: unknown) => {
+      if (abandoned(conn, app)) {
+        finishAbandoned(conn);
+        return;
+      }
+      resetStream(app);
+      conn.fail(err);
+    },
+  );
+}
