@@ -102,6 +102,14 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     onStreamRefused: (reason) => metrics.streamsRefused.inc({ reason }),
     onSessionError: (reason) => metrics.sessionErrors.inc({ reason }),
     podCidrs: config.podCidrs,
+    limits: {
+      perPodOutbound: config.limits.connectionsPerPodOutbound,
+      perPodInbound: config.limits.connectionsPerPodInbound,
+      perNode: config.limits.connectionsPerNode,
+    },
+    relayBufferBytes: config.limits.relayBufferBytes,
+    onLimit: (limit, direction) => metrics.limitRefusals.inc({ limit, direction }),
+    onBufferBudgetSpent: () => metrics.bufferBudgetExhausted.inc(),
   });
   const service = new RegistrationService({
     nodeName: config.nodeName,

@@ -2,16 +2,21 @@
  * The one error class of meshless. Every failure that crosses a module
  * boundary is a MeshlessError with a stable string code, so callers (the CNI
  * dispatcher, the daemon's API, the CLI) can map it without parsing messages.
- * Codes are documented in ARCHITECTURE.md ("Error codes").
+ * Codes are the typed table of error-codes.ts, documented in ARCHITECTURE.md
+ * ("Error codes").
  */
+import type { ErrorCode } from './error-codes.js';
+
+export type { ErrorCode } from './error-codes.js';
+
 export class MeshlessError extends Error {
   /** Stable code, `MESHLESS_E_*`. */
-  readonly code: string;
+  readonly code: ErrorCode;
   /** Extra machine-readable context (never secrets). */
   readonly details: Record<string, unknown> | undefined;
 
   constructor(
-    code: string,
+    code: ErrorCode,
     message: string,
     options?: { cause?: unknown; details?: Record<string, unknown> },
   ) {

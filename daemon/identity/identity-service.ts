@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import type { SecureContext } from 'node:tls';
 import type { DaemonConfig } from '../../src/config/daemon-config.js';
-import { MeshlessError, errorMessage } from '../../src/errors.js';
+import { MeshlessError, errorMessage, type ErrorCode } from '../../src/errors.js';
 import {
   generateRootCa,
   issueNodeCa,
@@ -154,7 +154,7 @@ const noop = (): void => {};
 const silentLogger: IdentityLogger = { info: noop, warn: noop, error: noop, debug: noop };
 
 function identityError(
-  code: string,
+  code: ErrorCode,
   message: string,
   details?: Record<string, unknown>,
 ): MeshlessError {

@@ -178,6 +178,7 @@ export class PodProxy {
           { address: target.host, port: target.port },
           { source: { address: peer.address, port: peer.port } },
         ),
+      ...(this.#manager.budget === undefined ? {} : { budget: this.#manager.budget }),
       track: (init) => {
         const forwarded = init.forwarded === undefined ? undefined : parseAuthority(init.forwarded);
         return this.#manager.open({

@@ -11,6 +11,7 @@ import type { ClusterSnapshot } from '../../src/discovery/cluster-state.js';
 import type { DiscoverySource } from '../../src/discovery/discovery-source.js';
 import type { EnrolmentPolicy } from '../../src/discovery/enrolment.js';
 import { HbonePool } from '../../src/hbone/pool.js';
+import { BufferBudget } from '../../src/hbone/buffer-budget.js';
 import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
 import { buildWorkloadIndex, type WorkloadIndex } from '../../src/proxy/workload-index.js';
 import { podAddressSpace, type PodAddressSpace } from '../../src/proxy/pod-address-space.js';
@@ -49,6 +50,10 @@ export interface ProxyServiceOptions {
   readonly discoveryWaitMs?: number;
   /** Concurrent connection limits (per pod, per node). */
   readonly limits?: ConnectionLimits;
+  /** Bytes all relays together may buffer; default unlimited. */
+  readonly relayBufferBytes?: number;
+  /** The relay buffer budget ran out (relays stop reading until it has room). */
+  readonly onBufferBudgetSpent?: () => void;
   /** A connection refused by a limit. */
   readonly onLimit?: (limit: LimitKind, direction: ConnectionRecord['direction']) => void;
 }
@@ -73,6 +78,14 @@ export class ProxyService implements WorkloadObserver {
       log: o.log.child({ component: 'connections' }),
       onRecord: (r) => this.#record(r),
       ...(o.limits === undefined ? {} : { limits: o.limits }),
+      ...(o.relayBufferBytes === undefined
+        ? {}
+        : {
+            budget: new BufferBudget(o.relayBufferBytes, () => {
+              o.onBufferBudgetSpent?.();
+              this.#budgetSpent(o.relayBufferBytes ?? 0);
+            }),
+          }),
       ...(o.onLimit === undefined ? {} : { onLimit: o.onLimit }),
     });
     this.#index = buildWorkloadIndex(o.discovery.snapshot(), o.policy, o.trustDomain);
@@ -130,6 +143,19 @@ export class ProxyService implements WorkloadObserver {
     this.#proxies.delete(r.containerId);
     if (proxy) await proxy.stop(this.#o.drainMs);
     this.#o.identity.release(r.containerId);
+  }
+
+  #lastBudgetLog = 0;
+
+  /** One log line per 10 s while the relay buffer budget keeps running out. */
+  #budgetSpent(limit: number): void {
+    const now = Date.now();
+    if (now - this.#lastBudgetLog < 10_000) return;
+    this.#lastBudgetLog = now;
+    this.#log.warn(
+      { limit: 'relayBufferBytes', max: limit },
+      'relay buffer budget spent; every relay stops reading until the receivers catch up (logged once per 10 s)',
+    );
   }
 
   #indexChanged(ms: number): Promise<void> {

@@ -76,6 +76,19 @@ export interface DaemonConfig {
    * unknown addresses are outside the cluster and passed through.
    */
   readonly podCidrs: readonly string[];
+  /** Data-plane limits (issue 13): no pod can exhaust the node's proxy. */
+  readonly limits: LimitsConfig;
+}
+
+export interface LimitsConfig {
+  /** Live connections one enrolled pod may open through its proxy; default 512. */
+  readonly connectionsPerPodOutbound: number;
+  /** Live connections one source pod may hold into this node's pods; default 512. */
+  readonly connectionsPerPodInbound: number;
+  /** Live proxied connections on the node; default 4096. */
+  readonly connectionsPerNode: number;
+  /** Bytes all relays together may buffer before they stop reading; default 128 MiB. */
+  readonly relayBufferBytes: number;
 }
 
 type Kind =
@@ -87,7 +100,8 @@ type Kind =
   | 'address'
   | 'label'
   | 'logLevel'
-  | 'list';
+  | 'list'
+  | 'count';
 
 interface Field {
   readonly key: string;
@@ -118,6 +132,10 @@ const FIELDS: readonly Field[] = [
   { key: 'drainTimeoutSeconds', kind: 'duration' },
   { key: 'hostProcPath', kind: 'path' },
   { key: 'podCidrs', kind: 'list' },
+  { key: 'limits.connectionsPerPodOutbound', kind: 'count' },
+  { key: 'limits.connectionsPerPodInbound', kind: 'count' },
+  { key: 'limits.connectionsPerNode', kind: 'count' },
+  { key: 'limits.relayBufferBytes', kind: 'count' },
 ];
 
 /** The environment variable that overrides `key`. */
@@ -171,6 +189,12 @@ function coerce(field: Field, raw: unknown, fromEnv: boolean): unknown {
       if (typeof raw === 'boolean') return raw;
       if (fromEnv && (raw === 'true' || raw === 'false')) return raw === 'true';
       throw configError(key, 'must be true or false');
+    }
+    case 'count': {
+      const n = typeof raw === 'string' && fromEnv ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1)
+        throw configError(key, 'must be a whole number of at least 1');
+      return n;
     }
     case 'seconds': {
       const n = typeof raw === 'string' && fromEnv ? Number(raw) : raw;
@@ -327,5 +351,11 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
     drainTimeoutSeconds: get('drainTimeoutSeconds', 25),
     hostProcPath: values.get('hostProcPath') as string | undefined,
     podCidrs: Object.freeze(podCidrs),
+    limits: Object.freeze({
+      connectionsPerPodOutbound: get('limits.connectionsPerPodOutbound', 512),
+      connectionsPerPodInbound: get('limits.connectionsPerPodInbound', 512),
+      connectionsPerNode: get('limits.connectionsPerNode', 4096),
+      relayBufferBytes: get('limits.relayBufferBytes', 128 * 1024 * 1024),
+    }),
   });
 }

@@ -50,6 +50,7 @@ import {
   type HostPort,
 } from './hbone-protocol.js';
 import { relay, resetStream } from './relay.js';
+import type { BufferBudget } from './buffer-budget.js';
 
 /** The authenticated client of an HBONE stream. */
 export interface HbonePeer {
@@ -109,6 +110,8 @@ export interface HboneServerOptions {
   onStreamRefused?(reason: StreamRefuseReason): void;
   /** An HTTP/2 session killed for a protocol violation or a flood (a metric label). */
   onSessionError?(reason: SessionErrorReason): void;
+  /** The node-wide budget of bytes buffered by relays. */
+  readonly budget?: BufferBudget;
   /** The pod's SPIFFE ID, for records. */
   readonly identity?: string;
   /** Deadline for the TLS handshake; default 10 s. */
@@ -377,7 +380,11 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
       return;
     }
     stream.respond({ ':status': 200 });
-    const result = await relay(stream, upstream);
+    const result = await relay(
+      stream,
+      upstream,
+      options.budget === undefined ? {} : { budget: options.budget },
+    );
     const end = {
       bytesSent: result.bytesAtoB,
       bytesReceived: result.bytesBtoA,

@@ -14,7 +14,10 @@
  *   (RFC 9113 §8.5), anything else destroyed.
  * - Backpressure with a larger buffer than Node's 16 KiB default: a source
  *   is paused only once its destination holds `highWaterMark` bytes, and
- *   resumed on `'drain'`. HTTP/2 streams cannot be created with another
+ *   resumed on `'drain'`. With a node-wide {@link BufferBudget}, bytes
+ *   beyond the destination's own 16 KiB are charged to it, and every relay
+ *   stops reading while it is spent (the kernel's buffers and TCP windows
+ *   then hold the senders back). HTTP/2 streams cannot be created with another
  *   highWaterMark, so the relay applies its own (FACTS §8).
  * - Write coalescing: the first chunk of an event-loop turn is written at
  *   once; if more arrive in the same turn, the destination is corked and
@@ -30,6 +33,7 @@ import net from 'node:net';
 import http2 from 'node:http2';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import type { BufferBudget } from './buffer-budget.js';
 
 /** How a relay ended: `ok` both directions ended cleanly; `reset` one side reset or errored. */
 export type RelayOutcome = 'ok' | 'reset';
@@ -56,6 +60,8 @@ export interface RelayOptions {
   readonly highWaterMark?: number;
   /** Cork/uncork once per event-loop turn; default true. */
   readonly coalesceWrites?: boolean;
+  /** The node-wide buffer budget; when spent, the relay stops reading. */
+  readonly budget?: BufferBudget;
 }
 
 /** Default per-direction buffer of a relay (FACTS §8: 4 MiB). */
@@ -128,6 +134,7 @@ function closedCleanly(stream: Duplex): boolean {
 export function relay(a: Duplex, b: Duplex, options: RelayOptions = {}): Promise<RelayResult> {
   const highWaterMark = options.highWaterMark ?? RELAY_HIGH_WATER_MARK;
   const coalesce = options.coalesceWrites ?? true;
+  const budget = options.budget;
   return new Promise((resolve) => {
     let bytesAtoB = 0;
     let bytesBtoA = 0;
@@ -171,9 +178,34 @@ export function relay(a: Duplex, b: Duplex, options: RelayOptions = {}): Promise
         inTurn = false;
         if (corked) uncork();
       };
-      const onDrain = (): void => {
-        if (!src.destroyed) src.resume();
+      /** Bytes of `dst`'s buffer charged to the budget (only beyond its own highWaterMark). */
+      let charged = 0;
+      let paused = false;
+      let cancelWait: (() => void) | undefined;
+      const tryResume = (): void => {
+        cancelWait = undefined;
+        if (!paused || src.destroyed || dst.destroyed) return;
+        if (dst.writableLength >= highWaterMark) return; // 'drain' resumes
+        if (budget?.spent) {
+          cancelWait = budget.wait(tryResume);
+          return;
+        }
+        paused = false;
+        src.resume();
       };
+      dst.on('drain', () => {
+        budget?.release(charged);
+        charged = 0;
+        tryResume();
+      });
+      const settle = (): void => {
+        cancelWait?.();
+        cancelWait = undefined;
+        budget?.release(charged);
+        charged = 0;
+      };
+      dst.once('close', settle);
+      src.once('close', settle);
       src.on('data', (chunk: Buffer) => {
         if (dst.destroyed || dst.writableEnded) return;
         count(chunk.length);
@@ -186,10 +218,16 @@ export function relay(a: Duplex, b: Duplex, options: RelayOptions = {}): Promise
             dst.cork();
           }
         }
-        dst.write(chunk);
-        if (dst.writableLength >= highWaterMark) {
+        // Bytes under dst's own highWaterMark are Node's ordinary buffering;
+        // beyond it (write() false, so 'drain' will come) they are charged.
+        if (!dst.write(chunk) && budget) {
+          budget.charge(dst.writableLength - charged);
+          charged = dst.writableLength;
+        }
+        if (!paused && (dst.writableLength >= highWaterMark || budget?.spent === true)) {
+          paused = true;
           src.pause();
-          dst.once('drain', onDrain);
+          if (dst.writableLength < highWaterMark) cancelWait ??= budget?.wait(tryResume);
         }
       });
       src.once('end', () => {

@@ -26,6 +26,7 @@ import type {
   ConnectionRecord,
 } from '../hbone/connection-record.js';
 import { resetStream } from '../hbone/relay.js';
+import type { BufferBudget } from '../hbone/buffer-budget.js';
 import { classifyFailure, type FailureReason } from './failure.js';
 
 /** A live connection as listed by the admin API and matched by `closeWhere`. */
@@ -100,6 +101,8 @@ export interface ConnectionEnd {
 /** Options of {@link ConnectionManager}. */
 export interface ConnectionManagerOptions {
   readonly limits?: ConnectionLimits;
+  /** The node-wide budget of bytes buffered by relays; default none. */
+  readonly budget?: BufferBudget;
   readonly log: Logger;
   /** Every finished connection, once. */
   onRecord(record: ConnectionRecord): void;
@@ -161,6 +164,11 @@ export class ManagedConnection {
       destination: this.destination,
       startedAt: new Date(this.started).toISOString(),
     };
+  }
+
+  /** The node-wide relay buffer budget. */
+  get budget(): BufferBudget | undefined {
+    return this.#manager.budget;
   }
 
   /** The first error any of its sockets emitted. */
@@ -243,6 +251,10 @@ export class ConnectionManager {
 
   constructor(o: ConnectionManagerOptions) {
     this.#o = o;
+  }
+
+  get budget(): BufferBudget | undefined {
+    return this.#o.budget;
   }
 
   now(): number {

@@ -39,7 +39,8 @@ export interface PodSide {
 export function carry(conn: ManagedConnection, a: Duplex, b: Duplex): void {
   conn.adopt(a);
   conn.adopt(b);
-  void relay(a, b).then((r) =>
+  const budget = conn.budget;
+  void relay(a, b, budget === undefined ? {} : { budget }).then((r) =>
     conn.finish({
       outcome: r.outcome,
       bytesSent: r.bytesAtoB,

@@ -59,6 +59,12 @@ describe('loadDaemonConfig: defaults', () => {
       logLevel: 'info',
       drainTimeoutSeconds: 25,
       podCidrs: [],
+      limits: {
+        connectionsPerPodOutbound: 512,
+        connectionsPerPodInbound: 512,
+        connectionsPerNode: 4096,
+        relayBufferBytes: 128 * 1024 * 1024,
+      },
     });
   });
 
@@ -107,6 +113,11 @@ logLevel: debug
 drainTimeoutSeconds: 10
 podCidrs: [10.244.0.0/16]
 hostProcPath: /host/proc
+limits:
+  connectionsPerPodOutbound: 100
+  connectionsPerPodInbound: 200
+  connectionsPerNode: 1000
+  relayBufferBytes: 67108864
 `;
 
 const FULL: DaemonConfig = {
@@ -131,6 +142,12 @@ const FULL: DaemonConfig = {
   drainTimeoutSeconds: 10,
   hostProcPath: '/host/proc',
   podCidrs: ['10.244.0.0/16'],
+  limits: {
+    connectionsPerPodOutbound: 100,
+    connectionsPerPodInbound: 200,
+    connectionsPerNode: 1000,
+    relayBufferBytes: 64 * 1024 * 1024,
+  },
 };
 
 describe('loadDaemonConfig: files', () => {

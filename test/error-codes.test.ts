@@ -1,0 +1,31 @@
+// The typed table of error codes and ARCHITECTURE.md's "Error codes" table agree.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { ERROR_CODES } from '../src/error-codes.js';
+
+/** The codes the first cell of each row of the "Error codes" section names (in full). */
+function documentedCodes(markdown: string): Set<string> {
+  const section = markdown.split('\n## Error codes')[1]?.split('\n## ')[0] ?? '';
+  const codes = new Set<string>();
+  for (const line of section.split('\n')) {
+    if (!line.startsWith('| `MESHLESS_E_')) continue;
+    for (const [, name] of (line.split('|')[1] ?? '').matchAll(/`(MESHLESS_E_[A-Z_]+)`/g))
+      if (name !== undefined) codes.add(name);
+  }
+  return codes;
+}
+
+describe('error codes', () => {
+  const documented = documentedCodes(readFileSync('ARCHITECTURE.md', 'utf8'));
+
+  it("ARCHITECTURE.md's table names every code of src/error-codes.ts", () => {
+    const missing = Object.keys(ERROR_CODES).filter((c) => !documented.has(c));
+    assert.deepEqual(missing, []);
+  });
+
+  it('ARCHITECTURE.md names no code the table does not have', () => {
+    const unknown = [...documented].filter((c) => !(c in ERROR_CODES));
+    assert.deepEqual(unknown, []);
+  });
+});
