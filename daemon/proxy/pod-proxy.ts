@@ -17,9 +17,9 @@
 import type { Server, Socket } from 'node:net';
 import { errorMessage } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
-import { createHboneServer, type HboneServer } from '../../src/hbone/hbone-server.js';
+import type { HboneServer } from '../../src/hbone/hbone-server.js';
 import type { HbonePool } from '../../src/hbone/pool.js';
-import { HBONE_RECEIVE_BUFFER_BYTES, parseAuthority } from '../../src/hbone/hbone-protocol.js';
+import { HBONE_RECEIVE_BUFFER_BYTES } from '../../src/hbone/hbone-protocol.js';
 import { resetStream } from '../../src/hbone/relay.js';
 import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
 import {
@@ -31,6 +31,7 @@ import {
   originalDestination,
 } from '../../src/netns/socket-in-netns.js';
 import type { ConnectionInfo, ConnectionManager } from '../../src/proxy/connection-manager.js';
+import { createInboundHbone } from '../../src/proxy/inbound-hbone.js';
 import { handleInboundPlaintext } from '../../src/proxy/inbound-plaintext.js';
 import { handleOutbound, type OutboundDeps } from '../../src/proxy/outbound.js';
 import type { Endpoint } from '../../src/proxy/outbound-decision.js';
@@ -167,31 +168,13 @@ export class PodProxy {
     const netnsPath = this.registration.netns;
     const families = [...new Set(this.registration.addresses.map((a) => a.family))];
     if (families.length === 0) families.push(4);
-    this.#hbone = createHboneServer({
-      secureContext: () => this.#deps.secureContext(this.identity),
+    this.#hbone = createInboundHbone(this.#side, this.#manager, {
       trustDomain: this.#deps.trustDomain,
+      secureContext: () => this.#deps.secureContext(this.identity),
       trustBundle: () => this.#deps.trustBundle(),
-      localAddresses: () => this.addresses,
-      forbiddenPorts: Object.values(PROXY_PORTS),
-      connectUpstream: (target, peer) =>
-        this.#connectFromPod(
-          { address: target.host, port: target.port },
-          { source: { address: peer.address, port: peer.port } },
-        ),
-      ...(this.#manager.budget === undefined ? {} : { budget: this.#manager.budget }),
-      track: (init) => {
-        const forwarded = init.forwarded === undefined ? undefined : parseAuthority(init.forwarded);
-        return this.#manager.open({
-          ...init,
-          pod: this.pod,
-          limitKey: forwarded?.host ?? init.source.address,
-        });
-      },
-      identity: this.identity,
       onHandshakeFailure: (reason) => this.#deps.handshakeFailed('server', reason),
       onStreamRefused: (reason) => this.#deps.streamRefused?.(reason),
       onSessionError: (reason) => this.#deps.sessionError?.(reason),
-      log: this.#log,
     });
     try {
       // An upgrade's old daemon closes its listeners while the new one's

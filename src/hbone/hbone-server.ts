@@ -5,22 +5,17 @@
  *
  * The daemon accepts raw TCP on a listener bound inside the pod's netns and
  * hands each socket to {@link HboneServer.handleConnection}. Per connection:
- *  1. TLS: a `tls.TLSSocket` made here with the context `secureContext()`
- *     returns now, so a rotated SVID applies to the next handshake while
- *     established connections keep theirs. (A `tls.Server` has one shared
- *     context and, without SNI, no per-connection choice.) Client
- *     certificate requested; OpenSSL's verdict ignored; {@link validatePeer}
- *     decides (chain to the current bundle, SVID profile, our trust domain).
- *     ALPN must be h2. Any failure closes the connection and counts a reason.
+ *  1. TLS: {@link acceptHboneTls} (hbone-handshake.ts) runs the mutual TLS
+ *     1.3 handshake with the pod's current SVID and returns the verified
+ *     peer, or a counted rejection (the connection closed).
  *  2. HTTP/2: the verified TLS socket is given to a plain `http2.Server`
- *     (`emit('connection')`). Node 20's HTTP/2 session waits for
- *     `'secureConnect'` while `secureConnecting` is true, and a server-side
- *     TLSSocket made by hand never clears it (only `tls.Server` does); we
- *     clear it in the `'secure'` handler, synchronously, as `tls.Server`
- *     does, so the session takes over the socket before any byte is read.
+ *     (`emit('connection')`), synchronously inside the handshake's 'secure'
+ *     event, so the session takes over the socket before any byte is read.
  *  3. Each stream: {@link decideConnectRequest} (400), optional
  *     authorization (401), `connectUpstream` (503 when it fails), then 200
- *     and {@link relay}. One {@link ConnectionRecord} per stream.
+ *     and {@link relay}. One {@link ConnectionRecord} per stream; with a
+ *     `track` owner (the daemon's connection manager) the owner adopts the
+ *     stream and the upstream socket and writes that record.
  */
 import http2, {
   type Http2Session,
@@ -29,15 +24,12 @@ import http2, {
 } from 'node:http2';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import tls, { type SecureContext } from 'node:tls';
+import type tls from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import { errorMessage, isErrno } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import {
-  chainFromPeerCertificate,
-  SvidValidationError,
-  validatePeer,
-} from '../identity/svid-validation.js';
 import type { TrustBundle } from '../identity/trust-bundle.js';
+import { acceptHboneTls, type HandshakeRejectReason, type HbonePeer } from './hbone-handshake.js';
 import type { ConnectionOutcome, ConnectionRecord } from './connection-record.js';
 import {
   CONNECTION_WINDOW_BYTES,
@@ -52,16 +44,7 @@ import {
 import { relay, resetStream } from './relay.js';
 import type { BufferBudget } from './buffer-budget.js';
 
-/** The authenticated client of an HBONE stream. */
-export interface HbonePeer {
-  /** Verified SPIFFE ID from the client certificate. */
-  readonly identity: string;
-  /** Remote address of the TLS connection. */
-  readonly address: string;
-  readonly port: number;
-  /** The `for=` node of the `forwarded` header (`ip:port`, `[v6]:port`), if sent. */
-  readonly forwardedFor?: string;
-}
+export type { HbonePeer, HandshakeRejectReason } from './hbone-handshake.js';
 
 /** The owner of a delivered stream; see {@link HboneServerOptions.track}. */
 export interface StreamOwner {
@@ -130,10 +113,6 @@ export interface HboneServerOptions {
   readonly now?: () => number;
 }
 
-/** Why a handshake was refused: TLS-level, or the SVID reason of {@link validatePeer}. */
-export type HandshakeRejectReason =
-  'tls-handshake' | 'handshake-timeout' | 'alpn' | SvidValidationError['reason'];
-
 /** Why a stream was not delivered (a metric label). */
 export type StreamRefuseReason =
   | 'not-connect'
@@ -182,11 +161,6 @@ export interface HboneServer {
   /** Closes every connection (streams cut) and refuses new ones. */
   close(): Promise<void>;
   stats(): HboneServerStats;
-}
-
-/** Marks a hand-made server TLSSocket as done with its handshake (see the file comment). */
-function releaseToHttp2(socket: tls.TLSSocket): void {
-  Reflect.set(socket, 'secureConnecting', false);
 }
 
 function upstreamFailure(err: unknown): { outcome: ConnectionOutcome; reason: StreamRefuseReason } {
@@ -397,81 +371,36 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
     else options.onRecord?.({ ...base(), ...end });
   }
 
-  const rejectHandshake = (
-    socket: tls.TLSSocket,
-    reason: HandshakeRejectReason,
-    detail: string,
-  ): void => {
-    rejectedHandshakes[reason] = (rejectedHandshakes[reason] ?? 0) + 1;
-    options.onHandshakeFailure?.(reason);
-    log.debug({ reason, detail }, 'HBONE handshake refused');
-    socket.destroy();
-  };
-
   function handleConnection(raw: net.Socket): void {
     if (closed) {
       raw.destroy();
       return;
     }
-    raw.setNoDelay(true);
-    const address = raw.remoteAddress ?? '';
-    const port = raw.remotePort ?? 0;
-    const socket = new tls.TLSSocket(raw, {
-      isServer: true,
+    const socket = acceptHboneTls(raw, {
       secureContext: options.secureContext(),
-      requestCert: true,
-      rejectUnauthorized: false,
-      ALPNProtocols: ['h2'],
+      trustDomain: options.trustDomain,
+      trustBundle: options.trustBundle(),
+      timeoutMs: handshakeTimeoutMs,
+      now: now(),
+      onRejected: (reason, detail) => {
+        rejectedHandshakes[reason] = (rejectedHandshakes[reason] ?? 0) + 1;
+        options.onHandshakeFailure?.(reason);
+        log.debug({ reason, detail }, 'HBONE handshake refused');
+      },
+      onVerified: (verified, peer) => {
+        handshakes++;
+        handingOver = peer;
+        handingOverSocket = verified;
+        try {
+          h2.emit('connection', verified);
+        } finally {
+          handingOver = undefined;
+          handingOverSocket = undefined;
+        }
+      },
     });
-    // Inherited from the listener's socket; HTTP/2 needs a FIN to close it.
-    socket.allowHalfOpen = false;
     sockets.add(socket);
-    let secure = false;
-    const timer = setTimeout(
-      () => rejectHandshake(socket, 'handshake-timeout', `${handshakeTimeoutMs} ms`),
-      handshakeTimeoutMs,
-    );
-    socket.once('close', () => {
-      clearTimeout(timer);
-      sockets.delete(socket);
-    });
-    // Before 'secure', an error is a failed handshake; after it, the session's business.
-    socket.on('error', (err) => {
-      if (!secure) rejectHandshake(socket, 'tls-handshake', err.message);
-    });
-    socket.once('secure', () => {
-      secure = true;
-      clearTimeout(timer);
-      if (socket.alpnProtocol !== 'h2') {
-        rejectHandshake(socket, 'alpn', String(socket.alpnProtocol));
-        return;
-      }
-      let identity: string;
-      try {
-        identity = validatePeer(chainFromPeerCertificate(socket.getPeerCertificate(true)), {
-          bundle: options.trustBundle(),
-          trustDomain: options.trustDomain,
-          now: now(),
-        }).toString();
-      } catch (err) {
-        rejectHandshake(
-          socket,
-          err instanceof SvidValidationError ? err.reason : 'malformed',
-          errorMessage(err),
-        );
-        return;
-      }
-      handshakes++;
-      releaseToHttp2(socket);
-      handingOver = { identity, address, port };
-      handingOverSocket = socket;
-      try {
-        h2.emit('connection', socket);
-      } finally {
-        handingOver = undefined;
-        handingOverSocket = undefined;
-      }
-    });
+    socket.once('close', () => sockets.delete(socket));
   }
 
   async function close(): Promise<void> {

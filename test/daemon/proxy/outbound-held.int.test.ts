@@ -181,4 +181,44 @@ describe('outbound, held inline', () => {
       }
     },
   );
+
+  it(
+    'a pod over its connection limit: the extra connection is reset and recorded, the others held',
+    T,
+    async () => {
+      const silent = await gate(undefined);
+      const node = await startPodProxy({
+        pki,
+        svids: new Map([[ID_X, svidX]]),
+        ip: SRC,
+        workloads: workloads(),
+        peerHbonePort: silent.port,
+        limits: { perPodOutbound: 2 },
+      });
+      toClose.push(node);
+      node.destination = { address: DST, port: 8080 };
+      const apps: net.Socket[] = [];
+      for (let i = 0; i < 2; i++) {
+        const a = await connectTcp(SRC, node.outboundPort);
+        a.on('error', () => undefined);
+        apps.push(a);
+      }
+      await until('two held', () => node.proxy.connections().length === 2);
+      // Reset at accept: the RST may even beat the connect callback.
+      const extra = net.connect(node.outboundPort, SRC);
+      const err = await new Promise<Error | undefined>((resolve) => {
+        extra.on('error', resolve);
+        extra.on('close', () => resolve(undefined));
+      });
+      assert.equal((err as NodeJS.ErrnoException | undefined)?.code, 'ECONNRESET');
+      await until('record', () => node.records.length === 1);
+      assert.equal(node.records[0]?.outcome, 'refused');
+      assert.equal(node.records[0]?.reason, 'limit-pod-outbound');
+      assert.deepEqual(node.manager.refusedByLimit(), { 'pod-outbound': 1 });
+      assert.equal(node.proxy.connections().length, 2);
+      for (const a of apps) a.destroy();
+      await until('all three recorded', () => node.records.length === 3, 10_000);
+      assert.equal(node.manager.size, 0);
+    },
+  );
 });
