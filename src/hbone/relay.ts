@@ -221,7 +221,10 @@ export function relay(a: Duplex, b: Duplex, options: RelayOptions = {}): Promise
         // Bytes under dst's own highWaterMark are Node's ordinary buffering;
         // beyond it (write() false, so 'drain' will come) they are charged.
         if (!dst.write(chunk) && budget) {
-          budget.charge(dst.writableLength - charged);
+          // The buffer may have shrunk since the last charge: settle the difference.
+          const delta = dst.writableLength - charged;
+          if (delta > 0) budget.charge(delta);
+          else budget.release(-delta);
           charged = dst.writableLength;
         }
         if (!paused && (dst.writableLength >= highWaterMark || budget?.spent === true)) {

@@ -4,6 +4,7 @@
 import type { Socket } from 'node:net';
 import type { ConnectionRecord } from '../../../src/hbone/connection-record.js';
 import { HbonePool } from '../../../src/hbone/pool.js';
+import { BufferBudget } from '../../../src/hbone/buffer-budget.js';
 import { ConnectionManager, type ConnectionLimits } from '../../../src/proxy/connection-manager.js';
 import type { Endpoint } from '../../../src/proxy/outbound-decision.js';
 import type { WorkloadEntry, WorkloadIndex } from '../../../src/proxy/workload-index.js';
@@ -82,6 +83,8 @@ export interface PodProxyOptions {
   readonly peerHbonePort: number;
   readonly poolConnectTimeoutMs?: number;
   readonly limits?: ConnectionLimits;
+  /** A relay buffer budget of this many bytes; default none. */
+  readonly relayBufferBytes?: number;
   readonly deps?: Partial<PodProxyDeps>;
 }
 
@@ -96,6 +99,7 @@ export async function startPodProxy(o: PodProxyOptions): Promise<RunningPodProxy
     log: silentLogger,
     onRecord: (r) => records.push(r),
     ...(o.limits === undefined ? {} : { limits: o.limits }),
+    ...(o.relayBufferBytes === undefined ? {} : { budget: new BufferBudget(o.relayBufferBytes) }),
   });
   const proxy = new PodProxy(registration(o.ip, o.namespace, o.serviceAccount), {
     trustDomain: TD,
