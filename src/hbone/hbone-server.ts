@@ -30,7 +30,7 @@ import { errorMessage, isErrno } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { TrustBundle } from '../identity/trust-bundle.js';
 import { acceptHboneTls, type HandshakeRejectReason, type HbonePeer } from './hbone-handshake.js';
-import type { ConnectionOutcome, ConnectionRecord } from './connection-record.js';
+import { relayEnd, type ConnectionOutcome, type ConnectionRecord } from './connection-record.js';
 import {
   CONNECTION_WINDOW_BYTES,
   DEFAULT_FORBIDDEN_PORTS,
@@ -359,14 +359,7 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
       upstream,
       options.budget === undefined ? {} : { budget: options.budget },
     );
-    const end = {
-      bytesSent: result.bytesAtoB,
-      bytesReceived: result.bytesBtoA,
-      outcome: result.outcome,
-      ...(result.outcome === 'ok'
-        ? {}
-        : { reason: result.failedSide === 'a' ? 'client-reset' : 'upstream-reset' }),
-    };
+    const end = relayEnd(result);
     if (owner) owner.finish(end);
     else options.onRecord?.({ ...base(), ...end });
   }

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { resetStream } from '../hbone/relay.js';
 import type { ConnectionManager } from './connection-manager.js';
 import { decideInboundPlaintext, type Endpoint } from './outbound-decision.js';
-import { abandoned, carry, finishAbandoned, type PodSide } from './pod-side.js';
+import { holdUntil, type PodSide } from './pod-side.js';
 
 export function handleInboundPlaintext(
   side: PodSide,
@@ -35,22 +35,5 @@ export function handleInboundPlaintext(
     conn.finish({ outcome: 'refused', reason: verdict.code });
     return;
   }
-  side.connectFromPod(dst, { source }).then(
-    (app) => {
-      if (abandoned(conn, peer)) {
-        resetStream(app);
-        finishAbandoned(conn);
-        return;
-      }
-      carry(conn, peer, app);
-    },
-    (err: unknown) => {
-      if (abandoned(conn, peer)) {
-        finishAbandoned(conn);
-        return;
-      }
-      resetStream(peer);
-      conn.fail(err);
-    },
-  );
+  holdUntil(conn, peer, side.connectFromPod(dst, { source }));
 }

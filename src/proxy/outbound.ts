@@ -28,7 +28,7 @@ import { classifyFailure } from './failure.js';
 import { decideOutbound, type Endpoint } from './outbound-decision.js';
 import { passThrough } from './passthrough.js';
 import type { PodAddressSpace } from './pod-address-space.js';
-import { abandoned, carry, finishAbandoned, type PodSide } from './pod-side.js';
+import { abandoned, finishAbandoned, holdUntil, type PodSide } from './pod-side.js';
 import type { WorkloadIndex } from './workload-index.js';
 
 /** What the outbound path needs beyond the pod. */
@@ -138,28 +138,11 @@ function route(
     conn.fail(err);
     return;
   }
-  tunnel.then(
-    (stream) => {
-      if (abandoned(conn, app)) {
-        resetStream(stream);
-        finishAbandoned(conn);
-        return;
-      }
-      carry(conn, app, stream);
-    },
-    (err: unknown) => {
-      if (
-        err instanceof HboneError &&
-        (err.reason === 'tls-handshake' || err.reason === 'peer-identity' || err.reason === 'alpn')
-      )
-        deps.handshakeFailed?.(classifyFailure(err).reason);
-      if (abandoned(conn, app)) {
-        finishAbandoned(conn);
-        return;
-      }
-      // Never a plaintext fallback to an enrolled destination.
-      resetStream(app);
-      conn.fail(err);
-    },
-  );
+  holdUntil(conn, app, tunnel, (err) => {
+    if (
+      err instanceof HboneError &&
+      (err.reason === 'tls-handshake' || err.reason === 'peer-identity' || err.reason === 'alpn')
+    )
+      deps.handshakeFailed?.(classifyFailure(err).reason);
+  });
 }

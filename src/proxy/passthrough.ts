@@ -5,10 +5,9 @@
  * socket stays held until the upstream connected; a failed connect resets it.
  */
 import type { Socket } from 'node:net';
-import { resetStream } from '../hbone/relay.js';
 import type { ManagedConnection } from './connection-manager.js';
 import type { Endpoint } from './outbound-decision.js';
-import { abandoned, carry, finishAbandoned, type PodSide } from './pod-side.js';
+import { holdUntil, type PodSide } from './pod-side.js';
 
 export function passThrough(
   side: PodSide,
@@ -17,22 +16,5 @@ export function passThrough(
   dst: Endpoint,
 ): void {
   conn.reclassify('passthrough');
-  side.connectFromPod(dst).then(
-    (upstream) => {
-      if (abandoned(conn, app)) {
-        resetStream(upstream);
-        finishAbandoned(conn);
-        return;
-      }
-      carry(conn, app, upstream);
-    },
-    (err: unknown) => {
-      if (abandoned(conn, app)) {
-        finishAbandoned(conn);
-        return;
-      }
-      resetStream(app);
-      conn.fail(err);
-    },
-  );
+  holdUntil(conn, app, side.connectFromPod(dst));
 }

@@ -9,7 +9,8 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../logger.js';
-import { relay } from '../hbone/relay.js';
+import { relayEnd } from '../hbone/connection-record.js';
+import { relay, resetStream } from '../hbone/relay.js';
 import type { ManagedConnection } from './connection-manager.js';
 import type { Endpoint } from './outbound-decision.js';
 
@@ -40,16 +41,7 @@ export function carry(conn: ManagedConnection, a: Duplex, b: Duplex): void {
   conn.adopt(a);
   conn.adopt(b);
   const budget = conn.budget;
-  void relay(a, b, budget === undefined ? {} : { budget }).then((r) =>
-    conn.finish({
-      outcome: r.outcome,
-      bytesSent: r.bytesAtoB,
-      bytesReceived: r.bytesBtoA,
-      ...(r.outcome === 'ok'
-        ? {}
-        : { reason: r.failedSide === 'a' ? 'client-reset' : 'upstream-reset' }),
-    }),
-  );
+  void relay(a, b, budget === undefined ? {} : { budget }).then((r) => conn.finish(relayEnd(r)));
 }
 
 /** True when the held side left, or the manager closed the connection, while it waited. */
@@ -60,4 +52,38 @@ export function abandoned(conn: ManagedConnection, held: Duplex): boolean {
 /** Finishes a connection whose held side left (or that the manager closed) while it waited. */
 export function finishAbandoned(conn: ManagedConnection): void {
   conn.finish({ outcome: 'reset', reason: 'client-reset' });
+}
+
+/**
+ * The end of holding `held` (the side that opened the connection, its
+ * bytes unread) while its `upstream` is being opened: once it is open, the
+ * two are relayed; if the held side left meanwhile (or the manager closed
+ * the connection), the upstream is reset; if it failed, the held side is
+ * reset (never a fallback) and the failure classified. One record either way.
+ */
+export function holdUntil(
+  conn: ManagedConnection,
+  held: Duplex,
+  upstream: Promise<Duplex>,
+  onFailure?: (err: unknown) => void,
+): void {
+  upstream.then(
+    (u) => {
+      if (abandoned(conn, held)) {
+        resetStream(u);
+        finishAbandoned(conn);
+        return;
+      }
+      carry(conn, held, u);
+    },
+    (err: unknown) => {
+      onFailure?.(err);
+      if (abandoned(conn, held)) {
+        finishAbandoned(conn);
+        return;
+      }
+      resetStream(held);
+      conn.fail(err);
+    },
+  );
 }

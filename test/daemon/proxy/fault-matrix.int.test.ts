@@ -459,50 +459,33 @@ describe('fault matrix', () => {
                 const s = await nextAppSocket();
                 const app = observe(s);
                 await until('app got hi', () => app.data.length >= 2, 10_000);
-                let cEnded = false;
-                let aEnded = false;
-                for (const a of actions) {
+                /** Each end: its socket, what it wrote, whether it sent its FIN. */
+                const ends = {
+                  c: { socket: c, wrote: 'hi', ended: false },
+                  a: { socket: s, wrote: '', ended: false },
+                };
+                for (const action of actions) {
                   if (c.destroyed || s.destroyed) break;
-                  switch (a) {
-                    case 'c-write':
-                      if (!cEnded) {
-                        c.write('cc');
-                        clientWrote += 'cc';
-                      }
-                      break;
-                    case 'c-fin':
-                      if (!cEnded) c.end();
-                      cEnded = true;
-                      break;
-                    case 'c-rst':
-                      if (cEnded) mayReset = true;
-                      else mustReset = true;
-                      c.resetAndDestroy();
-                      break;
-                    case 'c-pause':
-                      c.pause();
-                      break;
-                    case 'c-resume':
-                      c.resume();
-                      break;
-                    case 'a-write':
-                      if (!aEnded) {
-                        s.write('aa');
-                        appWrote += 'aa';
-                      }
-                      break;
-                    case 'a-fin':
-                      if (!aEnded) s.end();
-                      aEnded = true;
-                      break;
-                    case 'a-rst':
-                      if (aEnded) mayReset = true;
-                      else mustReset = true;
-                      s.resetAndDestroy();
-                      break;
-                  }
+                  const [who, what] = action.split('-') as ['c' | 'a', string];
+                  const end = ends[who];
+                  if (what === 'write' && !end.ended) {
+                    end.socket.write(who + who);
+                    end.wrote += who + who;
+                  } else if (what === 'fin') {
+                    if (!end.ended) end.socket.end();
+                    end.ended = true;
+                  } else if (what === 'rst') {
+                    if (end.ended) mayReset = true;
+                    else mustReset = true;
+                    end.socket.resetAndDestroy();
+                  } else if (what === 'pause') end.socket.pause();
+                  else if (what === 'resume') end.socket.resume();
                   await new Promise((r) => setImmediate(r));
                 }
+                clientWrote = ends.c.wrote;
+                appWrote = ends.a.wrote;
+                const cEnded = ends.c.ended;
+                const aEnded = ends.a.ended;
                 // Whoever is still open finishes gracefully.
                 if (!c.destroyed) {
                   c.resume();
