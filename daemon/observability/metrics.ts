@@ -77,7 +77,7 @@ export class DaemonMetrics {
     });
     this.bufferBudgetExhausted = new Counter({
       name: 'meshless_relay_buffer_budget_exhausted_total',
-      help: 'Times the node-wide relay buffer budget (limits.relayBufferBytes) ran out and every relay stopped reading',
+      help: 'Times the node-wide relay buffer budget (limits.relayBufferBytes) ran out (relays beyond their own 16 KiB then stop reading)',
       registers,
     });
     this.poolConnections = new Gauge({

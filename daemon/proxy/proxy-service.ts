@@ -154,7 +154,7 @@ export class ProxyService implements WorkloadObserver {
     this.#lastBudgetLog = now;
     this.#log.warn(
       { limit: 'relayBufferBytes', max: limit },
-      'relay buffer budget spent; every relay stops reading until the receivers catch up (logged once per 10 s)',
+      'relay buffer budget spent; relays holding more than their own 16 KiB stop reading until their receivers catch up (logged once per 10 s)',
     );
   }
 

@@ -1,10 +1,12 @@
 /**
  * A node-wide budget of bytes buffered in user space by every relay: bytes
- * read from one side and not yet taken by the other side's socket. When it
- * is spent, every relay stops reading (its sources pause), so further bytes
- * wait in the kernel's socket buffers and TCP's window pushes back on the
- * senders: backpressure through the kernel instead of memory growth. A relay
- * resumes when the budget has room again.
+ * read from one side and not yet taken by the other side's socket, beyond
+ * each socket's own 16 KiB (which every relay keeps, so receivers that stall
+ * cannot stop the others). When it is spent, every relay holding charged
+ * bytes stops reading (its sources pause), so further bytes wait in the
+ * kernel's socket buffers and TCP's window pushes back on the senders:
+ * backpressure through the kernel instead of memory growth. A relay resumes
+ * when its receiver drained or the budget has room again.
  *
  * Invariant: `used` is the sum of the charges of live relays; each relay
  * releases all it charged when it drains or closes.

@@ -15,9 +15,10 @@
  * - Backpressure with a larger buffer than Node's 16 KiB default: a source
  *   is paused only once its destination holds `highWaterMark` bytes, and
  *   resumed on `'drain'`. With a node-wide {@link BufferBudget}, bytes
- *   beyond the destination's own 16 KiB are charged to it, and every relay
- *   stops reading while it is spent (the kernel's buffers and TCP windows
- *   then hold the senders back). HTTP/2 streams cannot be created with another
+ *   beyond the destination's own 16 KiB are charged to it, and while it is
+ *   spent every relay that holds such bytes stops reading (the kernel's
+ *   buffers and TCP windows then hold the senders back); a relay within its
+ *   own 16 KiB keeps going, so receivers that stall cannot stop the others. HTTP/2 streams cannot be created with another
  *   highWaterMark, so the relay applies its own (FACTS §8).
  * - Write coalescing: the first chunk of an event-loop turn is written at
  *   once; if more arrive in the same turn, the destination is corked and
@@ -186,7 +187,7 @@ export function relay(a: Duplex, b: Duplex, options: RelayOptions = {}): Promise
         cancelWait = undefined;
         if (!paused || src.destroyed || dst.destroyed) return;
         if (dst.writableLength >= highWaterMark) return; // 'drain' resumes
-        if (budget?.spent) {
+        if (budget?.spent && charged > 0) {
           cancelWait = budget.wait(tryResume);
           return;
         }
@@ -227,7 +228,13 @@ export function relay(a: Duplex, b: Duplex, options: RelayOptions = {}): Promise
           else budget.release(-delta);
           charged = dst.writableLength;
         }
-        if (!paused && (dst.writableLength >= highWaterMark || budget?.spent === true)) {
+        // A spent budget stops only relays that hold bytes beyond their own
+        // 16 KiB: the ones that need it. Everyone keeps that share, so
+        // stalled receivers that spent the budget cannot stop the others.
+        if (
+          !paused &&
+          (dst.writableLength >= highWaterMark || (budget?.spent === true && charged > 0))
+        ) {
           paused = true;
           src.pause();
           if (dst.writableLength < highWaterMark) cancelWait ??= budget?.wait(tryResume);

@@ -384,6 +384,60 @@ describe('fault matrix', () => {
           },
         );
       });
+
+      it(
+        'a stalled receiver that spent the buffer budget does not stop another connection',
+        T,
+        async () => {
+          const nodes = nodesOf(path).map(([n]) => n);
+          const before = nodes.map((n) => n.records.length);
+          const stalled = dial(path, w.app.port);
+          stalled.on('error', () => undefined);
+          stalled.write('ping');
+          stalled.pause();
+          const s = await nextAppSocket();
+          s.on('error', () => undefined);
+          const chunk = Buffer.alloc(256 * 1024, 7);
+          const flood = (): void => {
+            while (!s.destroyed && s.write(chunk));
+            if (!s.destroyed) s.once('drain', flood);
+          };
+          flood();
+          await until(
+            'the budget is spent',
+            () => nodes.some((n) => n.manager.budget?.spent === true),
+            10_000,
+          );
+          // Another connection on the same path keeps its round trips going.
+          const c = dial(path, w.app.port);
+          const client = observe(c);
+          c.write('ping 0 ');
+          const s2 = await nextAppSocket();
+          s2.on('data', (d: Buffer) => s2.write(d));
+          s2.on('end', () => s2.end());
+          let expected = 'ping 0 ';
+          for (let i = 1; i <= 5; i++) {
+            const want = expected;
+            await until(`round trip ${i}`, () => client.data.toString() === want, 10_000);
+            c.write(`ping ${i} `);
+            expected += `ping ${i} `;
+          }
+          c.end();
+          await until('client closed', () => client.closed, 10_000);
+          assert.equal(client.data.toString(), expected);
+          assert.equal(client.error, undefined);
+          stalled.resetAndDestroy();
+          await until(
+            'two records per node',
+            () => nodes.every((n, i) => n.records.length === (before[i] ?? 0) + 2),
+            10_000,
+          );
+          for (const n of nodes) {
+            await until('no live connection', () => n.manager.size === 0, 10_000);
+            await until('budget released', () => (n.manager.budget?.used ?? 0) === 0, 10_000);
+          }
+        },
+      );
     });
   }
 
