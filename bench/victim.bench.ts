@@ -167,7 +167,13 @@ try {
     `${stalled.open} open; budget exhausted node2 ${await metric(1, 'meshless_relay_buffer_budget_exhausted_total')}x; peak RSS ${peak().join(' / ')} MB`,
   );
   await drop();
-  row('after', ping(), `RSS ${rss().join(' / ')} MB`);
+  // What holds node2's memory now: V8's heap, Buffers outside it, or neither (allocator).
+  const mb = async (name: string): Promise<number> => round1((await metric(1, name)) / 2 ** 20);
+  row(
+    'after',
+    ping(),
+    `RSS ${rss().join(' / ')} MB; node2 heap used ${await mb('meshless_nodejs_heap_size_used_bytes')} of ${await mb('meshless_nodejs_heap_size_total_bytes')} MB, external ${await mb('meshless_nodejs_external_memory_bytes')} MB`,
+  );
 
   console.log(
     [
