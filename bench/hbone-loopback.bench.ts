@@ -1,25 +1,21 @@
 // Throughput of HBONE tunnels over loopback against a plain TCP relay, in
-// one run: client app -> front proxy (15001 role) -> [HBONE | TCP] ->
-// [HBONE server (15008 role)] -> sink/source upstream.
-//   node --import tsx bench/hbone-loopback.bench.ts [MiB per stream] [--no-coalesce]
+// one run: client app -> the production pod proxy's outbound path (15001)
+// -> [HBONE | passthrough] -> [HBONE server (15008 role)] -> sink/source upstream.
+//   node --import tsx bench/hbone-loopback.bench.ts [MiB per stream]
 // Both directions are measured separately (docs/performance.md: the HTTP/2 receive
 // path may be slower than the send path).
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
-import type { Duplex } from 'node:stream';
-import { proxyOverTunnel } from '../src/hbone/held-inline.js';
-import { HbonePool } from '../src/hbone/pool.js';
 import {
+  ID_X,
   connectTcp,
   makeTestPki,
   startHbone,
   startUpstream,
-  tunnelRequest,
 } from '../test/src/hbone/hbone-fixtures.js';
+import { startPodProxy } from '../test/daemon/proxy/pod-proxy-fixtures.js';
 
 const MiB = 1024 * 1024;
 const perStream = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 256) * MiB;
-const coalesceWrites = !process.argv.includes('--no-coalesce');
 const block = randomBytes(MiB);
 
 type Direction = 'up' | 'down';
@@ -45,17 +41,8 @@ const upstream = await startUpstream((s) => {
   });
 });
 
-async function frontProxy(open: (app: net.Socket) => Promise<Duplex>): Promise<net.Server> {
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (app) => {
-    app.setNoDelay(true);
-    void proxyOverTunnel(app, open(app), { coalesceWrites });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return server;
-}
-
 async function runClient(port: number, direction: Direction): Promise<void> {
-  const c = await connectTcp('127.0.0.1', port);
+  const c = await connectTcp('127.0.0.3', port);
   if (direction === 'up') {
     c.write('u');
     let sent = 0;
@@ -83,25 +70,31 @@ async function measure(port: number, streams: number, direction: Direction): Pro
 }
 
 const pki = await makeTestPki();
-const ctxX = pki.context(await pki.svid('a', 'x'));
+const svidX = await pki.svid('a', 'x');
 const ctxY = pki.context(await pki.svid('b', 'y'));
 const hbone = await startHbone({ secureContext: () => ctxY, trustBundle: () => pki.bundle });
-const pool = new HbonePool();
 
-// The baseline goes through the same front proxy and relay, minus HBONE.
-const plainFront = await frontProxy(async () => connectTcp('127.0.0.1', upstream.port));
-const hboneFront = await frontProxy((app) =>
-  pool.openTunnel(
-    tunnelRequest(pki, ctxX, hbone.port, upstream.port, {
-      forwardedFor: { ip: app.remoteAddress ?? '127.0.0.1', port: app.remotePort ?? 0 },
-    }),
-  ),
-);
+/** The source pod's proxy on 127.0.0.3; the destination 127.0.0.1 enrolled or not. */
+const front = async (enrolled: boolean) => {
+  const node = await startPodProxy({
+    pki,
+    svids: new Map([[ID_X, svidX]]),
+    ip: '127.0.0.3',
+    workloads: [
+      { ip: '127.0.0.3', namespace: 'a', serviceAccount: 'x', enrolled: true },
+      { ip: '127.0.0.1', namespace: 'b', serviceAccount: 'y', enrolled },
+    ],
+    peerHbonePort: hbone.port,
+  });
+  node.destination = { address: '127.0.0.1', port: upstream.port };
+  return node;
+};
+// The baseline goes through the same pod proxy and relay, minus HBONE.
+const plainFront = await front(false);
+const hboneFront = await front(true);
 
-const portOf = (s: net.Server): number => (s.address() as net.AddressInfo).port;
-console.log(
-  `per stream ${perStream / MiB} MiB, coalesceWrites=${coalesceWrites}, node ${process.version}`,
-);
+const portOf = (n: { outboundPort: number }): number => n.outboundPort;
+console.log(`per stream ${perStream / MiB} MiB, node ${process.version}`);
 // Warm-up: handshakes, JIT.
 await measure(portOf(hboneFront), 1, 'up');
 await measure(portOf(plainFront), 1, 'up');
@@ -115,8 +108,7 @@ for (const streams of [1, 4]) {
     );
   }
 }
-await pool.close();
+await plainFront.close();
+await hboneFront.close();
 await hbone.close();
-plainFront.close();
-hboneFront.close();
 await upstream.close();

@@ -123,6 +123,14 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     onSessionError: (reason) => metrics.sessionErrors.inc({ reason }),
     podCidrs: config.podCidrs,
     serviceCidrs: config.serviceCidrs,
+    limits: {
+      perPodOutbound: config.limits.connectionsPerPodOutbound,
+      perPodInbound: config.limits.connectionsPerPodInbound,
+      perNode: config.limits.connectionsPerNode,
+    },
+    relayBufferBytes: config.limits.relayBufferBytes,
+    onLimit: (limit, direction) => metrics.limitRefusals.inc({ limit, direction }),
+    onBufferBudgetSpent: () => metrics.bufferBudgetExhausted.inc(),
   });
   const service = new RegistrationService({
     nodeName: config.nodeName,
@@ -217,15 +225,10 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
           identities: identity.report().identities.length,
           signer: identity.signerStatus ?? null,
           hbonePool: proxy.pool.stats(),
-          connections: [...proxy.proxies.values()].reduce((n, p) => n + p.connections().length, 0),
+          connections: proxy.connections.size,
         };
       },
-      '/connections': () =>
-        [...proxy.proxies.values()].flatMap((p) =>
-          p
-            .connections()
-            .map((c) => ({ pod: `${p.registration.namespace}/${p.registration.podName}`, ...c })),
-        ),
+      '/connections': () => proxy.connections.list(),
       '/certs': () => identity.report(),
       '/config': () => redactedConfig(config),
       '/policy/check': policyCheckRoute(policies, discovery, config, policy),

@@ -122,6 +122,10 @@ console.log(
   `built dist/meshless-cni (${(cniBytes / 1024).toFixed(0)} KiB), dist/meshlessd.js (+ meshless-kube.js), dist/meshless-ca.js, dist/meshless.js`,
 );
 
+// The daemon's OpenSSL settings (no TLS session tickets), read with
+// node --openssl-config=dist/openssl.cnf.
+copyFileSync('daemon/openssl.cnf', 'dist/openssl.cnf');
+
 // The daemon's native addon (node-gyp builds it at npm install) goes beside
 // dist/meshlessd.js, where src/netns/native-binding.ts looks for it first.
 const addon = 'build/Release/meshless_netns.node';

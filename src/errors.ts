@@ -1,25 +1,29 @@
 /**
  * The one error class of meshless. Every failure that crosses a module
  * boundary is a MeshlessError with a stable string code, so callers (the CNI
- * dispatcher, the daemon's API, the CLI) can map it by code, not by message.
- * Not every caller does yet; three places read message text today:
- * - the HBONE server classifies an HTTP/2 session error as `flood` from its
- *   message (src/hbone/hbone-server.ts);
- * - the pod proxy's `outcomeOf` falls back to message patterns for errors
- *   that are not HboneErrors (daemon/proxy/pod-proxy.ts);
+ * dispatcher, the daemon's API, the CLI) can map it by code, not by message;
+ * the data plane's outcomes come from codes alone (src/proxy/failure.ts).
+ * Two places still read message text, where Node gives nothing better:
+ * - the HBONE server labels an HTTP/2 session error `flood` when nghttp2's
+ *   message says so (src/hbone/hbone-server.ts; a metric label only);
  * - the daemon's wait for a port a previous daemon holds also accepts
  *   "EADDRINUSE" in an error's text when no errno is attached
  *   (daemon/daemon.ts).
- * Codes are documented in docs/error-codes.md (a test keeps it complete).
+ * Codes are the typed table of error-codes.ts, documented in
+ * docs/error-codes.md (a test keeps it complete).
  */
+import type { ErrorCode } from './error-codes.js';
+
+export type { ErrorCode } from './error-codes.js';
+
 export class MeshlessError extends Error {
   /** Stable code, `MESHLESS_E_*`. */
-  readonly code: string;
+  readonly code: ErrorCode;
   /** Extra machine-readable context (never secrets). */
   readonly details: Record<string, unknown> | undefined;
 
   constructor(
-    code: string,
+    code: ErrorCode,
     message: string,
     options?: { cause?: unknown; details?: Record<string, unknown> },
   ) {

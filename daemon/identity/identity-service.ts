@@ -36,7 +36,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { SecureContext } from 'node:tls';
 import type { DaemonConfig, SignerConfig } from '../../src/config/daemon-config.js';
-import { MeshlessError, errorMessage } from '../../src/errors.js';
+import { MeshlessError, errorMessage, type ErrorCode } from '../../src/errors.js';
 import {
   generateRootCa,
   issueNodeCa,
@@ -189,7 +189,7 @@ const noop = (): void => {};
 const silentLogger: IdentityLogger = { info: noop, warn: noop, error: noop, debug: noop };
 
 function identityError(
-  code: string,
+  code: ErrorCode,
   message: string,
   details?: Record<string, unknown>,
 ): MeshlessError {

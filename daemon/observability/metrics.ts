@@ -15,6 +15,9 @@ export class DaemonMetrics {
   readonly handshakeFailures: Counter<'side' | 'reason'>;
   readonly streamsRefused: Counter<'reason'>;
   readonly sessionErrors: Counter<'reason'>;
+  readonly connectionFailures: Counter<'direction' | 'reason'>;
+  readonly limitRefusals: Counter<'limit' | 'direction'>;
+  readonly bufferBudgetExhausted: Counter;
   readonly poolConnections: Gauge;
   readonly poolStreams: Gauge;
   readonly certificateExpiry: Gauge<'identity'>;
@@ -61,6 +64,23 @@ export class DaemonMetrics {
       name: 'meshless_hbone_session_errors_total',
       help: 'Inbound HBONE sessions cut for an HTTP/2 flood or protocol violation, by reason',
       labelNames: ['reason'],
+      registers,
+    });
+    this.connectionFailures = new Counter({
+      name: 'meshless_connection_failures_total',
+      help: 'Connections that did not end cleanly, by direction and reason (the failure taxonomy: client-reset, upstream-reset, connect-refused, unreachable, peer-identity, http-status-503, limit-node, ...)',
+      labelNames: ['direction', 'reason'],
+      registers,
+    });
+    this.limitRefusals = new Counter({
+      name: 'meshless_connection_limit_refusals_total',
+      help: 'Connections reset at accept because a limit was reached, by limit (pod-outbound, pod-inbound, node) and direction',
+      labelNames: ['limit', 'direction'],
+      registers,
+    });
+    this.bufferBudgetExhausted = new Counter({
+      name: 'meshless_relay_buffer_budget_exhausted_total',
+      help: 'Times the node-wide relay buffer budget (limits.relayBufferBytes) ran out (relays beyond their own 16 KiB then stop reading)',
       registers,
     });
     this.poolConnections = new Gauge({
@@ -112,6 +132,8 @@ export class DaemonMetrics {
   /** Accounts one finished connection. */
   connection(r: ConnectionRecord): void {
     this.connectionsClosed.inc({ direction: r.direction, outcome: r.outcome });
+    if (r.outcome !== 'ok' && r.reason !== undefined)
+      this.connectionFailures.inc({ direction: r.direction, reason: r.reason });
     this.bytes.inc({ direction: r.direction, way: 'sent' }, r.bytesSent);
     this.bytes.inc({ direction: r.direction, way: 'received' }, r.bytesReceived);
   }

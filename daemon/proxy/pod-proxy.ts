@@ -15,15 +15,13 @@
  * Invariant: a pod's listeners are either all bound or none is.
  */
 import type { Server, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { errorMessage } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
-import { createHboneServer, type HboneServer } from '../../src/hbone/hbone-server.js';
+import type { HboneServer } from '../../src/hbone/hbone-server.js';
 import type { HbonePool } from '../../src/hbone/pool.js';
-import { HboneError } from '../../src/hbone/hbone-error.js';
 import { HBONE_RECEIVE_BUFFER_BYTES } from '../../src/hbone/hbone-protocol.js';
-import { relay } from '../../src/hbone/relay.js';
-import type { ConnectionRecord, ServiceDialled } from '../../src/hbone/connection-record.js';
+import { resetStream } from '../../src/hbone/relay.js';
+import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
 import {
   abortOnClose,
   connectFromNetns,
@@ -32,13 +30,14 @@ import {
   migrateListenerQueues,
   originalDestination,
 } from '../../src/netns/socket-in-netns.js';
-import {
-  decideInboundPlaintext,
-  decideOutbound,
-  type Endpoint,
-} from '../../src/proxy/outbound-decision.js';
+import type { ConnectionInfo, ConnectionManager } from '../../src/proxy/connection-manager.js';
+import { createInboundHbone } from '../../src/proxy/inbound-hbone.js';
+import { handleInboundPlaintext } from '../../src/proxy/inbound-plaintext.js';
+import { handleOutbound, type OutboundDeps } from '../../src/proxy/outbound.js';
+import type { Endpoint } from '../../src/proxy/outbound-decision.js';
 import type { PodAddressSpace } from '../../src/proxy/pod-address-space.js';
 import type { ServiceIndex } from '../../src/proxy/service-index.js';
+import type { PodSide } from '../../src/proxy/pod-side.js';
 import {
   normalizeIp,
   workloadIdentity,
@@ -49,22 +48,15 @@ import type { TrustBundle } from '../../src/identity/trust-bundle.js';
 import type { SecureContext } from 'node:tls';
 import type { Registration } from '../registration/registry.js';
 
-/** A connection being proxied now (admin `/connections`). */
-export interface ActiveConnection {
-  readonly direction: ConnectionRecord['direction'];
-  readonly source: ConnectionRecord['source'];
-  readonly destination: ConnectionRecord['destination'];
-  readonly startedAt: string;
-}
-
-let nextConnectionId = 0;
-
-/** What a connection's record knows from its start. */
-interface RecordBase {
-  readonly direction: ConnectionRecord['direction'];
-  readonly source: ConnectionRecord['source'];
-  readonly started: number;
-  readonly service?: ServiceDialled;
+/**
+ * A TCP socket to or from an application: if this process dies before the
+ * socket's graceful end, the kernel resets it (`SO_LINGER` 0) instead of
+ * closing it with a FIN, so the application never takes a cut transfer for
+ * a complete one. Once our FIN is sent ('finish'), closes are normal again.
+ */
+function abortive(s: Socket): Socket {
+  if (abortOnClose(s)) s.once('finish', () => lingerOff(s));
+  return s;
 }
 
 /** What a pod proxy needs from the rest of the daemon. */
@@ -76,7 +68,8 @@ export interface PodProxyDeps {
   index(): WorkloadIndex;
   readonly pool: HbonePool;
   readonly log: Logger;
-  record(r: ConnectionRecord): void;
+  /** The node's connection manager: owns every connection, records each once. */
+  readonly manager: ConnectionManager;
   opened(direction: ConnectionRecord['direction']): void;
   handshakeFailed(side: 'client' | 'server', reason: string): void;
   /** An inbound HBONE stream refused, or a session cut (flood, protocol error). */
@@ -92,6 +85,24 @@ export interface PodProxyDeps {
   indexChanged?(ms: number): Promise<void>;
   /** How long a connection to an unknown pod address waits for discovery, ms; default 2000. */
   readonly discoveryWaitMs?: number;
+  /**
+   * Where the listeners bind and peers are dialled. Production: the fixed
+   * ports (docs/reference/ports-and-marks.md) on every address; in-process tests: port 0 on loopback,
+   * in the test's own netns (`registration.netns` empty).
+   */
+  readonly ports?: {
+    readonly outbound: number;
+    readonly inboundPlaintext: number;
+    readonly inboundHbone: number;
+  };
+  readonly bindHost?: string;
+  /** Port of the peers' HBONE listeners; default 15008. */
+  readonly peerHbonePort?: number;
+  /**
+   * The destination a captured connection had before the REDIRECT; default
+   * `SO_ORIGINAL_DST`. In-process tests, which have no REDIRECT, supply it.
+   */
+  originalDestination?(socket: Socket): Endpoint;
 }
 
 export class PodProxy {
@@ -102,8 +113,11 @@ export class PodProxy {
   readonly #deps: PodProxyDeps;
   readonly #log: Logger;
   readonly #servers: Server[] = [];
-  readonly #sockets = new Set<Socket | Duplex>();
-  readonly #active = new Map<number, ActiveConnection>();
+  readonly #manager: ConnectionManager;
+  readonly #side: PodSide;
+  readonly #outboundDeps: OutboundDeps;
+  /** `namespace/name`. */
+  readonly pod: string;
   #hbone: HboneServer | undefined;
   #closed = false;
 
@@ -116,12 +130,41 @@ export class PodProxy {
       registration.namespace,
       registration.serviceAccount ?? 'default',
     );
-    this.#log = deps.log.child({ pod: `${registration.namespace}/${registration.podName}` });
+    this.pod = `${registration.namespace}/${registration.podName}`;
+    this.#log = deps.log.child({ pod: this.pod });
+    this.#manager = deps.manager;
+    this.#side = {
+      pod: this.pod,
+      identity: this.identity,
+      addresses: this.addresses,
+      log: this.#log,
+      connectFromPod: (target, options) => this.#connectFromPod(target, options),
+    };
+    this.#outboundDeps = {
+      trustDomain: deps.trustDomain,
+      secureContext: (id) => deps.secureContext(id),
+      trustBundle: () => deps.trustBundle(),
+      index: () => deps.index(),
+      pool: deps.pool,
+      ...(deps.podSpace === undefined ? {} : { podSpace: deps.podSpace }),
+      ...(deps.services === undefined ? {} : { services: deps.services }),
+      ...(deps.indexChanged === undefined
+        ? {}
+        : { indexChanged: (ms: number) => deps.indexChanged?.(ms) ?? Promise.resolve() }),
+      ...(deps.discoveryWaitMs === undefined ? {} : { discoveryWaitMs: deps.discoveryWaitMs }),
+      ...(deps.peerHbonePort === undefined ? {} : { peerHbonePort: deps.peerHbonePort }),
+      handshakeFailed: (reason) => deps.handshakeFailed('client', reason),
+    };
   }
 
-  /** Connections being proxied now, oldest first. */
-  connections(): ActiveConnection[] {
-    return [...this.#active.values()];
+  /** The listeners' ports (outbound, inbound plaintext, HBONE per family), for tests. */
+  listenerPorts(): number[] {
+    return this.#servers.map((s) => (s.address() as { port: number }).port);
+  }
+
+  /** This pod's connections being proxied now, oldest first. */
+  connections(): ConnectionInfo[] {
+    return this.#manager.list((c) => c.pod === this.pod);
   }
 
   /** Binds every listener (all or none). */
@@ -129,47 +172,29 @@ export class PodProxy {
     const netnsPath = this.registration.netns;
     const families = [...new Set(this.registration.addresses.map((a) => a.family))];
     if (families.length === 0) families.push(4);
-    this.#hbone = createHboneServer({
-      secureContext: () => this.#deps.secureContext(this.identity),
+    this.#hbone = createInboundHbone(this.#side, this.#manager, {
       trustDomain: this.#deps.trustDomain,
+      secureContext: () => this.#deps.secureContext(this.identity),
       trustBundle: () => this.#deps.trustBundle(),
-      localAddresses: () => this.addresses,
-      forbiddenPorts: Object.values(PROXY_PORTS),
-      connectUpstream: (target, peer) =>
-        this.#deliver(
-          { address: target.host, port: target.port },
-          { address: peer.address, port: peer.port },
-        ).then((upstream) => {
-          const id = ++nextConnectionId;
-          this.#active.set(id, {
-            direction: 'inbound',
-            source: { address: peer.address, port: peer.port, identity: peer.identity },
-            destination: { address: target.host, port: target.port, identity: this.identity },
-            startedAt: new Date().toISOString(),
-          });
-          upstream.once('close', () => this.#active.delete(id));
-          return upstream;
-        }),
-      identity: this.identity,
       onHandshakeFailure: (reason) => this.#deps.handshakeFailed('server', reason),
       onStreamRefused: (reason) => this.#deps.streamRefused?.(reason),
       onSessionError: (reason) => this.#deps.sessionError?.(reason),
-      onRecord: (r) => this.#deps.record(r),
-      log: this.#log,
     });
     try {
       // An upgrade's old daemon closes its listeners while the new one's
       // share the ports: queued connections must move, not be reset.
-      try {
-        migrateListenerQueues(netnsPath);
-      } catch (err) {
-        this.#log.warn(
-          { error: errorMessage(err) },
-          'cannot set net.ipv4.tcp_migrate_req in the pod; an upgrade may reset connections queued for the old daemon',
-        );
-      }
+      if (netnsPath !== '')
+        try {
+          migrateListenerQueues(netnsPath);
+        } catch (err) {
+          this.#log.warn(
+            { error: errorMessage(err) },
+            'cannot set net.ipv4.tcp_migrate_req in the pod; an upgrade may reset connections queued for the old daemon',
+          );
+        }
       for (const family of families) {
-        const host = family === 4 ? '0.0.0.0' : '::';
+        const host = this.#deps.bindHost ?? (family === 4 ? '0.0.0.0' : '::');
+        const ports = this.#deps.ports ?? PROXY_PORTS;
         const bind = (port: number): Promise<Server> =>
           listenInNetns({
             netnsPath,
@@ -180,17 +205,17 @@ export class PodProxy {
             reusePort: true,
             ...(family === 6 ? { v6Only: true } : {}),
             // Inherited by accepted HBONE sockets: no mutual-write deadlock.
-            ...(port === PROXY_PORTS.inboundHbone
+            ...(port === ports.inboundHbone
               ? { receiveBufferBytes: HBONE_RECEIVE_BUFFER_BYTES }
               : {}),
           });
-        const outbound = await bind(PROXY_PORTS.outbound);
+        const outbound = await bind(ports.outbound);
         this.#servers.push(outbound);
         outbound.on('connection', (s: Socket) => this.#onOutbound(s));
-        const plaintext = await bind(PROXY_PORTS.inboundPlaintext);
+        const plaintext = await bind(ports.inboundPlaintext);
         this.#servers.push(plaintext);
         plaintext.on('connection', (s: Socket) => this.#onInboundPlaintext(s));
-        const hbone = await bind(PROXY_PORTS.inboundHbone);
+        const hbone = await bind(ports.inboundHbone);
         this.#servers.push(hbone);
         hbone.on('connection', (s: Socket) => {
           s.setNoDelay(true);
@@ -209,29 +234,12 @@ export class PodProxy {
     );
   }
 
-  #track<T extends Socket | Duplex>(s: T): T {
-    this.#sockets.add(s);
-    s.once('close', () => this.#sockets.delete(s));
-    return s;
-  }
-
-  /**
-   * A TCP socket to or from an application: if this process dies before the
-   * socket's graceful end, the kernel resets it (`SO_LINGER` 0) instead of
-   * closing it with a FIN, so the application never takes a cut transfer for
-   * a complete one. Once our FIN is sent ('finish'), closes are normal again.
-   */
-  #abortive(s: Socket): Socket {
-    if (abortOnClose(s)) s.once('finish', () => lingerOff(s));
-    return s;
-  }
-
-  /** Opens a marked socket from inside the pod to `target`, with `source` as its source address when given. */
+  /** A marked, connected socket from inside the pod (see {@link PodSide.connectFromPod}). */
   #connectFromPod(
     target: Endpoint,
-    source?: Endpoint,
-    receiveBufferBytes?: number,
+    options: { readonly source?: Endpoint; readonly receiveBufferBytes?: number } = {},
   ): Promise<Socket> {
+    const { source, receiveBufferBytes } = options;
     const sameFamily =
       source !== undefined && source.address.includes(':') === target.address.includes(':');
     return connectFromNetns({
@@ -244,233 +252,55 @@ export class PodProxy {
       timeoutMs: this.#deps.connectTimeoutMs,
       ...(sameFamily ? { transparent: true, bindAddress: source.address } : {}),
       ...(receiveBufferBytes === undefined ? {} : { receiveBufferBytes }),
-    });
-  }
-
-  /** Delivers to the app inside this pod, keeping the peer's address as source. */
-  #deliver(target: Endpoint, peer: Endpoint): Promise<Socket> {
-    return this.#connectFromPod(target, peer).then((s) => this.#track(this.#abortive(s)));
+    }).then((s) => abortive(s));
   }
 
   /**
-   * Takes an accepted application-side socket: tracked, aborted with RST if
-   * this process dies, counted, held (paused) and TCP_NODELAY. Reads its
-   * original destination; without one (not redirected) resets it and
-   * returns undefined.
+   * Takes an accepted application-side socket: an 'error' handler at once
+   * (until its connection adopts it), reset with RST if this process dies,
+   * counted, held (paused), TCP_NODELAY. Reads its original destination;
+   * without one (not redirected) resets it and returns undefined.
    */
   #accept(
     s: Socket,
     direction: 'outbound' | 'inbound-plaintext',
-    identity: string | undefined,
-  ): { source: ConnectionRecord['source']; dst: Endpoint; started: number } | undefined {
-    this.#track(this.#abortive(s));
+  ): { source: Endpoint; dst: Endpoint } | undefined {
+    s.on('error', () => undefined);
+    abortive(s);
     this.#deps.opened(direction);
     s.pause();
     s.setNoDelay(true);
-    const started = Date.now();
-    const source = {
-      address: normalizeIp(s.remoteAddress ?? ''),
-      port: s.remotePort ?? 0,
-      identity,
-    };
+    const source = { address: normalizeIp(s.remoteAddress ?? ''), port: s.remotePort ?? 0 };
     try {
-      const o = originalDestination(s);
-      return { source, dst: { address: normalizeIp(o.address), port: o.port }, started };
+      const o = this.#deps.originalDestination?.(s) ?? originalDestination(s);
+      return { source, dst: { address: normalizeIp(o.address), port: o.port } };
     } catch (err) {
       this.#log.warn(
         { error: errorMessage(err), direction },
         'connection without an original destination',
       );
-      s.resetAndDestroy();
+      resetStream(s);
       return undefined;
     }
   }
 
   #onOutbound(app: Socket): void {
-    const accepted = this.#accept(app, 'outbound', this.identity);
+    const accepted = this.#accept(app, 'outbound');
     if (!accepted) return;
-    const { source, dst, started } = accepted;
-    this.#route(app, dst, { direction: 'outbound' as const, source, started }, 0);
-  }
-
-  /**
-   * Routes a captured outbound connection. A destination in the pod address
-   * space discovery does not know yet is decided again at every index
-   * change until `waitedMs` reaches `discoveryWaitMs`; then the
-   * app is reset (fail closed: never plaintext to what may be an enrolled pod).
-   */
-  #route(
-    app: Socket,
-    dst: Endpoint,
-    outbound: { direction: 'outbound'; source: ConnectionRecord['source']; started: number },
-    waitedMs: number,
-  ): void {
-    const source = outbound.source;
-    const decision = decideOutbound(
-      dst,
-      this.#deps.index(),
-      this.#deps.podSpace?.(),
-      this.#deps.services?.(),
+    handleOutbound(
+      this.#side,
+      this.#manager,
+      this.#outboundDeps,
+      app,
+      accepted.source,
+      accepted.dst,
     );
-    const service =
-      decision.kind !== 'wait-for-discovery' && decision.service !== undefined
-        ? { name: decision.service, address: dst.address, port: dst.port }
-        : undefined;
-    const base = service === undefined ? outbound : { ...outbound, service };
-    if (decision.kind === 'wait-for-discovery') {
-      const budget = (this.#deps.discoveryWaitMs ?? 2000) - waitedMs;
-      if (budget <= 0 || !this.#deps.indexChanged || this.#closed) {
-        app.resetAndDestroy();
-        this.#emit(
-          base,
-          { address: dst.address, port: dst.port },
-          0,
-          0,
-          'refused',
-          'destination in the pod address space unknown to discovery',
-        );
-        return;
-      }
-      const t0 = Date.now();
-      void this.#deps.indexChanged(budget).then(() => {
-        if (app.destroyed) return;
-        this.#route(app, dst, outbound, waitedMs + Math.max(1, Date.now() - t0));
-      });
-      return;
-    }
-    if (decision.kind === 'refuse') {
-      app.resetAndDestroy();
-      this.#emit(base, { address: dst.address, port: dst.port }, 0, 0, 'refused', decision.reason);
-      return;
-    }
-    if (decision.kind === 'passthrough') {
-      // A Service's plain backend is dialled itself, never the Service
-      // address, where kube-proxy could pick an enrolled backend.
-      const target = decision.target;
-      const destination = { address: target.address, port: target.port, identity: undefined };
-      this.#connectFromPod(target).then(
-        (upstream) =>
-          this.#pump(
-            { ...base, direction: 'passthrough' },
-            destination,
-            app,
-            this.#track(this.#abortive(upstream)),
-          ),
-        (err: unknown) => {
-          app.resetAndDestroy();
-          this.#emit(
-            { ...base, direction: 'passthrough' },
-            destination,
-            0,
-            0,
-            outcomeOf(err),
-            errorMessage(err),
-          );
-        },
-      );
-      return;
-    }
-    const target = decision.target;
-    const destination = {
-      address: target.address,
-      port: target.port,
-      identity: decision.destination.identity,
-    };
-    this.#deps.pool
-      .openTunnel({
-        sourceIdentity: this.identity,
-        destinationIdentity: decision.destination.identity,
-        sourceIp:
-          this.addresses.find((a) => a.includes(':') === target.address.includes(':')) ??
-          source.address,
-        hboneAddress: { host: decision.hbone.address, port: decision.hbone.port },
-        target: { host: target.address, port: target.port },
-        forwardedFor: { ip: source.address, port: source.port },
-        secureContext: this.#deps.secureContext(this.identity),
-        trustDomain: this.#deps.trustDomain,
-        trustBundle: () => this.#deps.trustBundle(),
-        connectSocket: () =>
-          this.#connectFromPod(decision.hbone, undefined, HBONE_RECEIVE_BUFFER_BYTES),
-      })
-      .then(
-        (tunnel) => this.#pump(base, destination, app, this.#track(tunnel)),
-        (err: unknown) => {
-          // Never a plaintext fallback to an enrolled destination.
-          app.resetAndDestroy();
-          if (
-            err instanceof HboneError &&
-            (err.reason === 'tls-handshake' ||
-              err.reason === 'peer-identity' ||
-              err.reason === 'alpn')
-          )
-            this.#deps.handshakeFailed('client', err.reason);
-          this.#emit(base, destination, 0, 0, outcomeOf(err), errorMessage(err));
-        },
-      );
   }
 
   #onInboundPlaintext(peer: Socket): void {
-    const accepted = this.#accept(peer, 'inbound-plaintext', undefined);
+    const accepted = this.#accept(peer, 'inbound-plaintext');
     if (!accepted) return;
-    const { source, dst, started } = accepted;
-    const base = { direction: 'inbound-plaintext' as const, source, started };
-    const destination = { address: dst.address, port: dst.port, identity: this.identity };
-    const verdict = decideInboundPlaintext(dst, this.addresses);
-    if (!verdict.deliver) {
-      peer.resetAndDestroy();
-      this.#emit(base, destination, 0, 0, 'refused', verdict.reason);
-      return;
-    }
-    this.#deliver(dst, source).then(
-      (app) => this.#pump(base, destination, peer, app),
-      (err: unknown) => {
-        peer.resetAndDestroy();
-        this.#emit(base, destination, 0, 0, outcomeOf(err), errorMessage(err));
-      },
-    );
-  }
-
-  #pump(
-    base: RecordBase,
-    destination: ConnectionRecord['destination'],
-    a: Duplex,
-    b: Duplex,
-  ): void {
-    const id = ++nextConnectionId;
-    this.#active.set(id, {
-      direction: base.direction,
-      source: base.source,
-      destination,
-      startedAt: new Date(base.started).toISOString(),
-    });
-    const done = (): void => void this.#active.delete(id);
-    relay(a, b)
-      .finally(done)
-      .then(
-        (r) => this.#emit(base, destination, r.bytesAtoB, r.bytesBtoA, r.outcome, undefined),
-        (err: unknown) => this.#emit(base, destination, 0, 0, 'error', errorMessage(err)),
-      );
-  }
-
-  #emit(
-    base: RecordBase,
-    destination: ConnectionRecord['destination'],
-    sent: number,
-    received: number,
-    outcome: ConnectionRecord['outcome'],
-    reason: string | undefined,
-  ): void {
-    this.#deps.record({
-      direction: base.direction,
-      source: base.source,
-      destination,
-      bytesSent: sent,
-      bytesReceived: received,
-      durationMs: Date.now() - base.started,
-      outcome,
-      ...(reason === undefined ? {} : { reason }),
-      ...(base.service === undefined ? {} : { service: base.service }),
-    });
+    handleInboundPlaintext(this.#side, this.#manager, peer, accepted.source, accepted.dst);
   }
 
   /**
@@ -483,36 +313,12 @@ export class PodProxy {
     // Stop accepting now. (close()'s callback would wait for every accepted
     // socket, including pooled HBONE connections that live for minutes.)
     for (const s of this.#servers) s.close();
+    const mine = (c: ConnectionInfo): boolean => c.pod === this.pod;
     const deadline = Date.now() + drainMs;
-    while (this.#sockets.size > 0 && Date.now() < deadline)
+    while (this.#manager.list(mine).length > 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
-    const cut = this.#sockets.size;
-    for (const s of this.#sockets) {
-      if ('resetAndDestroy' in s && typeof s.resetAndDestroy === 'function') s.resetAndDestroy();
-      else s.destroy();
-    }
+    const cut = this.#manager.closeWhere(mine, 'draining');
     await this.#hbone?.close();
     this.#log.info({ reset: cut }, 'pod proxy stopped');
   }
-}
-
-function outcomeOf(err: unknown): ConnectionRecord['outcome'] {
-  if (err instanceof HboneError) {
-    if (err.reason === 'connect-timeout' || err.reason === 'response-timeout') return 'timeout';
-    if (
-      err.reason === 'peer-identity' ||
-      err.reason === 'tls-handshake' ||
-      err.reason === 'http-status-401'
-    )
-      return 'denied';
-    if (err.reason === 'connect-failed' || err.reason === 'http-status-503') return 'refused';
-    if (err.reason === 'reset' || err.reason === 'goaway' || err.reason === 'session-closed')
-      return 'reset';
-  }
-  const text = `${errorMessage(err)} ${String((err as { cause?: { code?: unknown } })?.cause?.code ?? '')}`;
-  if (/ETIMEDOUT|timed? ?out/i.test(text)) return 'timeout';
-  if (/ECONNREFUSED|refused|503/i.test(text)) return 'refused';
-  if (/ECONNRESET|reset/i.test(text)) return 'reset';
-  if (/identity|certificate|401|denied|rejected/i.test(text)) return 'denied';
-  return 'error';
 }

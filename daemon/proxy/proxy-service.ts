@@ -12,6 +12,7 @@ import type { ClusterSnapshot } from '../../src/discovery/cluster-state.js';
 import type { DiscoverySource } from '../../src/discovery/discovery-source.js';
 import type { EnrolmentPolicy } from '../../src/discovery/enrolment.js';
 import { HbonePool } from '../../src/hbone/pool.js';
+import { BufferBudget } from '../../src/hbone/buffer-budget.js';
 import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
 import { buildWorkloadIndex, type WorkloadIndex } from '../../src/proxy/workload-index.js';
 import {
@@ -23,6 +24,11 @@ import { buildServiceIndex, type ServiceIndex } from '../../src/proxy/service-in
 import type { IdentityService } from '../identity/identity-service.js';
 import type { Registration } from '../registration/registry.js';
 import type { WorkloadObserver } from '../registration/registration-service.js';
+import {
+  ConnectionManager,
+  type ConnectionLimits,
+  type LimitKind,
+} from '../../src/proxy/connection-manager.js';
 import { PodProxy } from './pod-proxy.js';
 
 export interface ProxyServiceOptions {
@@ -56,6 +62,14 @@ export interface ProxyServiceOptions {
   readonly serviceCidrs?: readonly string[];
   /** How long a connection to an unknown pod address waits for discovery, ms; default 2000. */
   readonly discoveryWaitMs?: number;
+  /** Concurrent connection limits (per pod, per node). */
+  readonly limits?: ConnectionLimits;
+  /** Bytes all relays together may buffer; default unlimited. */
+  readonly relayBufferBytes?: number;
+  /** The relay buffer budget ran out (relays stop reading until it has room). */
+  readonly onBufferBudgetSpent?: () => void;
+  /** A connection refused by a limit. */
+  readonly onLimit?: (limit: LimitKind, direction: ConnectionRecord['direction']) => void;
 }
 
 /** The warning when neither config nor the Node objects give the pod address space. */
@@ -72,6 +86,8 @@ export const SERVICE_SPACE_UNKNOWN =
 
 export class ProxyService implements WorkloadObserver {
   readonly pool: HbonePool;
+  /** Every live connection of the node's proxies. */
+  readonly connections: ConnectionManager;
   readonly #o: ProxyServiceOptions;
   readonly #proxies = new Map<string, PodProxy>();
   readonly #log: Logger;
@@ -85,6 +101,20 @@ export class ProxyService implements WorkloadObserver {
     this.#o = o;
     this.#log = o.log;
     this.pool = new HbonePool({ log: o.log.child({ component: 'hbone-pool' }) });
+    this.connections = new ConnectionManager({
+      log: o.log.child({ component: 'connections' }),
+      onRecord: (r) => this.#record(r),
+      ...(o.limits === undefined ? {} : { limits: o.limits }),
+      ...(o.relayBufferBytes === undefined
+        ? {}
+        : {
+            budget: new BufferBudget(o.relayBufferBytes, () => {
+              o.onBufferBudgetSpent?.();
+              this.#budgetSpent(o.relayBufferBytes ?? 0);
+            }),
+          }),
+      ...(o.onLimit === undefined ? {} : { onLimit: o.onLimit }),
+    });
     const first = o.discovery.snapshot();
     this.#index = buildWorkloadIndex(first, o.policy, o.trustDomain);
     this.#services = buildServiceIndex(first);
@@ -168,7 +198,7 @@ export class ProxyService implements WorkloadObserver {
       index: () => this.#index,
       pool: this.pool,
       log: this.#log,
-      record: (rec) => this.#record(rec),
+      manager: this.connections,
       opened: (direction) => this.#o.onOpen?.(direction),
       handshakeFailed: (side, reason) => this.#o.onHandshakeFailure?.(side, reason),
       streamRefused: (reason) => this.#o.onStreamRefused?.(reason),
@@ -195,6 +225,19 @@ export class ProxyService implements WorkloadObserver {
     this.#proxies.delete(r.containerId);
     if (proxy) await proxy.stop(this.#o.drainMs);
     this.#o.identity.release(r.containerId);
+  }
+
+  #lastBudgetLog = 0;
+
+  /** One log line per 10 s while the relay buffer budget keeps running out. */
+  #budgetSpent(limit: number): void {
+    const now = Date.now();
+    if (now - this.#lastBudgetLog < 10_000) return;
+    this.#lastBudgetLog = now;
+    this.#log.warn(
+      { limit: 'relayBufferBytes', max: limit },
+      'relay buffer budget spent; relays holding more than their own 16 KiB stop reading until their receivers catch up (logged once per 10 s)',
+    );
   }
 
   #indexChanged(ms: number): Promise<void> {

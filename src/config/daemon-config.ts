@@ -133,6 +133,19 @@ export interface DaemonConfig {
    * sees port 15008 for them). Default true.
    */
   readonly enforceNetworkPolicy: boolean;
+  /** Data-plane limits: no pod can exhaust the node's proxy. */
+  readonly limits: LimitsConfig;
+}
+
+export interface LimitsConfig {
+  /** Live connections one enrolled pod may open through its proxy; default 512. */
+  readonly connectionsPerPodOutbound: number;
+  /** Live connections one source pod may hold into this node's pods; default 512. */
+  readonly connectionsPerPodInbound: number;
+  /** Live proxied connections on the node; default 4096. */
+  readonly connectionsPerNode: number;
+  /** Bytes all relays together may buffer before they stop reading; default 128 MiB. */
+  readonly relayBufferBytes: number;
 }
 
 type Kind =
@@ -144,7 +157,8 @@ type Kind =
   | 'address'
   | 'label'
   | 'logLevel'
-  | 'list';
+  | 'list'
+  | 'count';
 
 interface Field {
   readonly key: string;
@@ -185,6 +199,10 @@ const FIELDS: readonly Field[] = [
   { key: 'serviceCidrs', kind: 'list' },
   { key: 'rootNamespace', kind: 'string' },
   { key: 'enforceNetworkPolicy', kind: 'boolean' },
+  { key: 'limits.connectionsPerPodOutbound', kind: 'count' },
+  { key: 'limits.connectionsPerPodInbound', kind: 'count' },
+  { key: 'limits.connectionsPerNode', kind: 'count' },
+  { key: 'limits.relayBufferBytes', kind: 'count' },
 ];
 
 /** Every key the config file may hold; docs/configuration.md documents each (a test checks). */
@@ -241,6 +259,12 @@ function coerce(field: Field, raw: unknown, fromEnv: boolean): unknown {
       if (typeof raw === 'boolean') return raw;
       if (fromEnv && (raw === 'true' || raw === 'false')) return raw === 'true';
       throw configError(key, 'must be true or false');
+    }
+    case 'count': {
+      const n = typeof raw === 'string' && fromEnv ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1)
+        throw configError(key, 'must be a whole number of at least 1');
+      return n;
     }
     case 'seconds': {
       const n = typeof raw === 'string' && fromEnv ? Number(raw) : raw;
@@ -451,5 +475,11 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
     serviceCidrs: Object.freeze(serviceCidrs),
     rootNamespace,
     enforceNetworkPolicy: get('enforceNetworkPolicy', true),
+    limits: Object.freeze({
+      connectionsPerPodOutbound: get('limits.connectionsPerPodOutbound', 512),
+      connectionsPerPodInbound: get('limits.connectionsPerPodInbound', 512),
+      connectionsPerNode: get('limits.connectionsPerNode', 4096),
+      relayBufferBytes: get('limits.relayBufferBytes', 128 * 1024 * 1024),
+    }),
   });
 }

@@ -33,6 +33,11 @@ export interface ConnectionRecord {
   readonly direction: ConnectionDirection;
   readonly source: ConnectionEndpoint;
   readonly destination: ConnectionEndpoint;
+  /**
+   * Inbound HBONE: the `for=` node of the client's `forwarded` header
+   * (`ip:port`), as the peer daemon claims it; `source` is the TCP peer.
+   */
+  readonly forwarded?: string;
   /** Bytes delivered from the source towards the destination. */
   readonly bytesSent: number;
   /** Bytes delivered from the destination back to the source. */
@@ -57,7 +62,22 @@ export interface ServiceDialled {
   readonly port: number;
 }
 
-/** The record outcome of a finished relay. */
-export function outcomeOfRelay(result: RelayResult): ConnectionOutcome {
-  return result.outcome === 'ok' ? 'ok' : result.outcome === 'reset' ? 'reset' : 'error';
+/** How a relayed connection ended, for its record: bytes, outcome, and who reset first. */
+export interface RelayEnd {
+  readonly outcome: ConnectionOutcome;
+  readonly reason?: 'client-reset' | 'upstream-reset';
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+}
+
+/** The record fields of a finished relay whose side `a` is the one that opened the connection. */
+export function relayEnd(result: RelayResult): RelayEnd {
+  return {
+    outcome: result.outcome,
+    bytesSent: result.bytesAtoB,
+    bytesReceived: result.bytesBtoA,
+    ...(result.outcome === 'ok'
+      ? {}
+      : { reason: result.failedSide === 'a' ? 'client-reset' : 'upstream-reset' }),
+  };
 }

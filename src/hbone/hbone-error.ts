@@ -12,7 +12,7 @@
  * | `MESHLESS_E_HBONE_STREAM`         | `reset`, `response-timeout`, `session-closed`, `goaway` |
  * | `MESHLESS_E_HBONE_POOL_CLOSED`    | `pool-closed`                                |
  */
-import { MeshlessError } from '../errors.js';
+import { MeshlessError, type ErrorCode } from '../errors.js';
 
 /** Why an HBONE tunnel could not be opened (a metric label). */
 export type HboneFailureReason =
@@ -42,7 +42,7 @@ const CODES = {
 } as const;
 
 /** The error code of a reason. */
-export function hboneErrorCode(reason: HboneFailureReason): string {
+export function hboneErrorCode(reason: HboneFailureReason): ErrorCode {
   return reason.startsWith('http-status-')
     ? 'MESHLESS_E_HBONE_STATUS'
     : CODES[reason as keyof typeof CODES];

@@ -5,22 +5,17 @@
  *
  * The daemon accepts raw TCP on a listener bound inside the pod's netns and
  * hands each socket to {@link HboneServer.handleConnection}. Per connection:
- *  1. TLS: a `tls.TLSSocket` made here with the context `secureContext()`
- *     returns now, so a rotated SVID applies to the next handshake while
- *     established connections keep theirs. (A `tls.Server` has one shared
- *     context and, without SNI, no per-connection choice.) Client
- *     certificate requested; OpenSSL's verdict ignored; {@link validatePeer}
- *     decides (chain to the current bundle, SVID profile, our trust domain).
- *     ALPN must be h2. Any failure closes the connection and counts a reason.
+ *  1. TLS: {@link acceptHboneTls} (hbone-handshake.ts) runs the mutual TLS
+ *     1.3 handshake with the pod's current SVID and returns the verified
+ *     peer, or a counted rejection (the connection closed).
  *  2. HTTP/2: the verified TLS socket is given to a plain `http2.Server`
- *     (`emit('connection')`). Node 20's HTTP/2 session waits for
- *     `'secureConnect'` while `secureConnecting` is true, and a server-side
- *     TLSSocket made by hand never clears it (only `tls.Server` does); we
- *     clear it in the `'secure'` handler, synchronously, as `tls.Server`
- *     does, so the session takes over the socket before any byte is read.
+ *     (`emit('connection')`), synchronously inside the handshake's 'secure'
+ *     event, so the session takes over the socket before any byte is read.
  *  3. Each stream: {@link decideConnectRequest} (400), optional
  *     authorization (401), `connectUpstream` (503 when it fails), then 200
- *     and {@link relay}. One {@link ConnectionRecord} per stream.
+ *     and {@link relay}. One {@link ConnectionRecord} per stream; with a
+ *     `track` owner (the daemon's connection manager) the owner adopts the
+ *     stream and the upstream socket and writes that record.
  */
 import http2, {
   type Http2Session,
@@ -28,16 +23,14 @@ import http2, {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type net from 'node:net';
-import tls, { type SecureContext } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type tls from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import { errorMessage, isErrno } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import {
-  chainFromPeerCertificate,
-  SvidValidationError,
-  validatePeer,
-} from '../identity/svid-validation.js';
 import type { TrustBundle } from '../identity/trust-bundle.js';
-import type { ConnectionOutcome, ConnectionRecord } from './connection-record.js';
+import { acceptHboneTls, type HandshakeRejectReason, type HbonePeer } from './hbone-handshake.js';
+import { relayEnd, type ConnectionOutcome, type ConnectionRecord } from './connection-record.js';
 import {
   CONNECTION_WINDOW_BYTES,
   DEFAULT_FORBIDDEN_PORTS,
@@ -49,16 +42,19 @@ import {
   type HostPort,
 } from './hbone-protocol.js';
 import { relay, resetStream } from './relay.js';
+import type { BufferBudget } from './buffer-budget.js';
 
-/** The authenticated client of an HBONE stream. */
-export interface HbonePeer {
-  /** Verified SPIFFE ID from the client certificate. */
-  readonly identity: string;
-  /** Remote address of the TLS connection. */
-  readonly address: string;
-  readonly port: number;
-  /** The `for=` node of the `forwarded` header (`ip:port`, `[v6]:port`), if sent. */
-  readonly forwardedFor?: string;
+export type { HbonePeer, HandshakeRejectReason } from './hbone-handshake.js';
+
+/** The owner of a delivered stream; see {@link HboneServerOptions.track}. */
+export interface StreamOwner {
+  adopt<T extends Duplex>(s: T): T;
+  finish(end: {
+    readonly outcome: ConnectionOutcome;
+    readonly reason?: string;
+    readonly bytesSent?: number;
+    readonly bytesReceived?: number;
+  }): void;
 }
 
 /** Options of {@link createHboneServer}. */
@@ -77,14 +73,28 @@ export interface HboneServerOptions {
   connectUpstream(target: HostPort, peer: HbonePeer): Promise<net.Socket>;
   /** Authorization; false answers 401. Default: every verified peer is allowed. */
   authorize?(peer: HbonePeer, target: HostPort): boolean | Promise<boolean>;
-  /** One record per stream, when it ends. */
+  /** One record per stream, when it ends (streams given to a `track` owner: theirs instead). */
   onRecord?(record: ConnectionRecord): void;
+  /**
+   * Hands a stream about to be delivered to its owner (the daemon's
+   * connection manager): the owner adopts the stream and the upstream
+   * socket, may cut them, and receives the stream's one record through
+   * `finish`. Undefined refuses the stream (503; the owner recorded why).
+   */
+  track?(
+    record: Omit<
+      ConnectionRecord,
+      'outcome' | 'reason' | 'bytesSent' | 'bytesReceived' | 'durationMs'
+    >,
+  ): StreamOwner | undefined;
   /** A refused handshake, with its reason (a metric label). */
   onHandshakeFailure?(reason: HandshakeRejectReason): void;
   /** A stream not delivered, with its reason (a metric label). */
   onStreamRefused?(reason: StreamRefuseReason): void;
   /** An HTTP/2 session killed for a protocol violation or a flood (a metric label). */
   onSessionError?(reason: SessionErrorReason): void;
+  /** The node-wide budget of bytes buffered by relays. */
+  readonly budget?: BufferBudget;
   /** The pod's SPIFFE ID, for records. */
   readonly identity?: string;
   /** Deadline for the TLS handshake; default 10 s. */
@@ -103,10 +113,6 @@ export interface HboneServerOptions {
   readonly now?: () => number;
 }
 
-/** Why a handshake was refused: TLS-level, or the SVID reason of {@link validatePeer}. */
-export type HandshakeRejectReason =
-  'tls-handshake' | 'handshake-timeout' | 'alpn' | SvidValidationError['reason'];
-
 /** Why a stream was not delivered (a metric label). */
 export type StreamRefuseReason =
   | 'not-connect'
@@ -117,6 +123,7 @@ export type StreamRefuseReason =
   | 'upstream-refused'
   | 'upstream-timeout'
   | 'upstream-error'
+  | 'limit'
   | 'cancelled';
 
 /**
@@ -154,11 +161,6 @@ export interface HboneServer {
   /** Closes every connection (streams cut) and refuses new ones. */
   close(): Promise<void>;
   stats(): HboneServerStats;
-}
-
-/** Marks a hand-made server TLSSocket as done with its handshake (see the file comment). */
-function releaseToHttp2(socket: tls.TLSSocket): void {
-  Reflect.set(socket, 'secureConnecting', false);
 }
 
 function upstreamFailure(err: unknown): { outcome: ConnectionOutcome; reason: StreamRefuseReason } {
@@ -246,6 +248,7 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
   });
 
   const refuse = (
+    owner: StreamOwner | undefined,
     stream: ServerHttp2Stream,
     status: number,
     reason: StreamRefuseReason,
@@ -256,7 +259,9 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
     options.onStreamRefused?.(reason);
     if (!stream.destroyed && !stream.headersSent)
       stream.respond({ ':status': status }, { endStream: true });
-    options.onRecord?.({ ...record, bytesSent: 0, bytesReceived: 0, outcome, reason });
+    if (owner) owner.finish({ outcome, reason });
+    else if (reason !== 'limit')
+      options.onRecord?.({ ...record, bytesSent: 0, bytesReceived: 0, outcome, reason });
   };
 
   async function serveStream(
@@ -283,11 +288,8 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
       'outcome' | 'reason' | 'bytesSent' | 'bytesReceived'
     > => ({
       direction: 'inbound',
-      source: {
-        address: client?.host ?? peer.address,
-        port: client?.port ?? peer.port,
-        identity: peer.identity,
-      },
+      source: { address: peer.address, port: peer.port, identity: peer.identity },
+      ...(client === undefined ? {} : { forwarded: formatAuthority(client) }),
       destination: {
         address: requested.host,
         port: requested.port,
@@ -301,7 +303,7 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
         { problem: decision.problem, authority, peer: peer.identity },
         'HBONE request refused',
       );
-      refuse(stream, decision.status, decision.problem, base(), 'error');
+      refuse(undefined, stream, decision.status, decision.problem, base(), 'error');
       return;
     }
     const { target } = decision;
@@ -309,7 +311,7 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
     // the HEADERS (rapid reset, CVE-2023-44487) then costs no upstream dial.
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (stream.destroyed || stream.closed) {
-      refuse(stream, 503, 'cancelled', base(), 'reset');
+      refuse(undefined, stream, 503, 'cancelled', base(), 'reset');
       return;
     }
     if (options.authorize) {
@@ -320,11 +322,19 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
         log.warn({ error: errorMessage(err) }, 'HBONE authorization failed; denying');
       }
       if (!allowed) {
-        refuse(stream, 401, 'unauthorized', base(), 'denied');
+        refuse(undefined, stream, 401, 'unauthorized', base(), 'denied');
         return;
       }
     }
 
+    const { durationMs: _unused, ...identity } = base();
+    void _unused;
+    const owner = options.track?.(identity);
+    if (options.track && !owner) {
+      refuse(undefined, stream, 503, 'limit', base(), 'refused');
+      return;
+    }
+    owner?.adopt(stream);
     let upstream: net.Socket;
     try {
       upstream = await withTimeout(options.connectUpstream(target, peer), upstreamTimeoutMs);
@@ -334,102 +344,56 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
         { error: errorMessage(err), target: formatAuthority(target) },
         'HBONE upstream failed',
       );
-      refuse(stream, 503, reason, base(), outcome);
+      refuse(owner, stream, 503, reason, base(), outcome);
       return;
     }
+    owner?.adopt(upstream);
     if (stream.destroyed || stream.closed) {
       resetStream(upstream);
-      refuse(stream, 503, 'cancelled', base(), 'reset');
+      refuse(owner, stream, 503, 'cancelled', base(), 'reset');
       return;
     }
     stream.respond({ ':status': 200 });
-    const result = await relay(stream, upstream);
-    options.onRecord?.({
-      ...base(),
-      bytesSent: result.bytesAtoB,
-      bytesReceived: result.bytesBtoA,
-      outcome: result.outcome,
-      ...(result.outcome === 'ok'
-        ? {}
-        : { reason: `reset-by-${result.failedSide === 'a' ? 'client' : 'upstream'}` }),
-    });
+    const result = await relay(
+      stream,
+      upstream,
+      options.budget === undefined ? {} : { budget: options.budget },
+    );
+    const end = relayEnd(result);
+    if (owner) owner.finish(end);
+    else options.onRecord?.({ ...base(), ...end });
   }
-
-  const rejectHandshake = (
-    socket: tls.TLSSocket,
-    reason: HandshakeRejectReason,
-    detail: string,
-  ): void => {
-    rejectedHandshakes[reason] = (rejectedHandshakes[reason] ?? 0) + 1;
-    options.onHandshakeFailure?.(reason);
-    log.debug({ reason, detail }, 'HBONE handshake refused');
-    socket.destroy();
-  };
 
   function handleConnection(raw: net.Socket): void {
     if (closed) {
       raw.destroy();
       return;
     }
-    raw.setNoDelay(true);
-    const address = raw.remoteAddress ?? '';
-    const port = raw.remotePort ?? 0;
-    const socket = new tls.TLSSocket(raw, {
-      isServer: true,
+    const socket = acceptHboneTls(raw, {
       secureContext: options.secureContext(),
-      requestCert: true,
-      rejectUnauthorized: false,
-      ALPNProtocols: ['h2'],
+      trustDomain: options.trustDomain,
+      trustBundle: options.trustBundle(),
+      timeoutMs: handshakeTimeoutMs,
+      now: now(),
+      onRejected: (reason, detail) => {
+        rejectedHandshakes[reason] = (rejectedHandshakes[reason] ?? 0) + 1;
+        options.onHandshakeFailure?.(reason);
+        log.debug({ reason, detail }, 'HBONE handshake refused');
+      },
+      onVerified: (verified, peer) => {
+        handshakes++;
+        handingOver = peer;
+        handingOverSocket = verified;
+        try {
+          h2.emit('connection', verified);
+        } finally {
+          handingOver = undefined;
+          handingOverSocket = undefined;
+        }
+      },
     });
-    // Inherited from the listener's socket; HTTP/2 needs a FIN to close it.
-    socket.allowHalfOpen = false;
     sockets.add(socket);
-    let secure = false;
-    const timer = setTimeout(
-      () => rejectHandshake(socket, 'handshake-timeout', `${handshakeTimeoutMs} ms`),
-      handshakeTimeoutMs,
-    );
-    socket.once('close', () => {
-      clearTimeout(timer);
-      sockets.delete(socket);
-    });
-    // Before 'secure', an error is a failed handshake; after it, the session's business.
-    socket.on('error', (err) => {
-      if (!secure) rejectHandshake(socket, 'tls-handshake', err.message);
-    });
-    socket.once('secure', () => {
-      secure = true;
-      clearTimeout(timer);
-      if (socket.alpnProtocol !== 'h2') {
-        rejectHandshake(socket, 'alpn', String(socket.alpnProtocol));
-        return;
-      }
-      let identity: string;
-      try {
-        identity = validatePeer(chainFromPeerCertificate(socket.getPeerCertificate(true)), {
-          bundle: options.trustBundle(),
-          trustDomain: options.trustDomain,
-          now: now(),
-        }).toString();
-      } catch (err) {
-        rejectHandshake(
-          socket,
-          err instanceof SvidValidationError ? err.reason : 'malformed',
-          errorMessage(err),
-        );
-        return;
-      }
-      handshakes++;
-      releaseToHttp2(socket);
-      handingOver = { identity, address, port };
-      handingOverSocket = socket;
-      try {
-        h2.emit('connection', socket);
-      } finally {
-        handingOver = undefined;
-        handingOverSocket = undefined;
-      }
-    });
+    socket.once('close', () => sockets.delete(socket));
   }
 
   async function close(): Promise<void> {

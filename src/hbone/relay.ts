@@ -14,8 +14,13 @@
  *   (RFC 9113 §8.5), anything else destroyed.
  * - Backpressure with a larger buffer than Node's 16 KiB default: a source
  *   is paused only once its destination holds `highWaterMark` bytes, and
- *   resumed on `'drain'`. HTTP/2 streams cannot be created with another
- *   highWaterMark, so the relay applies its own (docs/performance.md).
+ *   resumed on `'drain'`. With a node-wide {@link BufferBudget}, bytes
+ *   beyond the destination's own 16 KiB are charged to it, and while it is
+ *   spent every relay that holds such bytes stops reading (the kernel's
+ *   buffers and TCP windows then hold the senders back); a relay within its
+ *   own 16 KiB keeps going, so receivers that stall cannot stop the others.
+ *   HTTP/2 streams cannot be created with another highWaterMark, so the
+ *   relay applies its own (docs/performance.md).
  * - Write coalescing: the first chunk of an event-loop turn is written at
  *   once; if more arrive in the same turn, the destination is corked and
  *   uncorked on `setImmediate`, so they leave in one writev() (docs/performance.md:
@@ -30,6 +35,7 @@ import net from 'node:net';
 import http2 from 'node:http2';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import type { BufferBudget } from './buffer-budget.js';
 
 /** How a relay ended: `ok` both directions ended cleanly; `reset` one side reset or errored. */
 export type RelayOutcome = 'ok' | 'reset';
@@ -56,6 +62,8 @@ export interface RelayOptions {
   readonly highWaterMark?: number;
   /** Cork/uncork once per event-loop turn; default true. */
   readonly coalesceWrites?: boolean;
+  /** The node-wide buffer budget; when spent, the relay stops reading. */
+  readonly budget?: BufferBudget;
 }
 
 /** Default per-direction buffer of a relay (docs/performance.md: 4 MiB). */
@@ -128,6 +136,7 @@ function closedCleanly(stream: Duplex): boolean {
 export function relay(a: Duplex, b: Duplex, options: RelayOptions = {}): Promise<RelayResult> {
   const highWaterMark = options.highWaterMark ?? RELAY_HIGH_WATER_MARK;
   const coalesce = options.coalesceWrites ?? true;
+  const budget = options.budget;
   return new Promise((resolve) => {
     let bytesAtoB = 0;
     let bytesBtoA = 0;
@@ -171,9 +180,34 @@ export function relay(a: Duplex, b: Duplex, options: RelayOptions = {}): Promise
         inTurn = false;
         if (corked) uncork();
       };
-      const onDrain = (): void => {
-        if (!src.destroyed) src.resume();
+      /** Bytes of `dst`'s buffer charged to the budget (only beyond its own highWaterMark). */
+      let charged = 0;
+      let paused = false;
+      let cancelWait: (() => void) | undefined;
+      const tryResume = (): void => {
+        cancelWait = undefined;
+        if (!paused || src.destroyed || dst.destroyed) return;
+        if (dst.writableLength >= highWaterMark) return; // 'drain' resumes
+        if (budget?.spent && charged > 0) {
+          cancelWait = budget.wait(tryResume);
+          return;
+        }
+        paused = false;
+        src.resume();
       };
+      dst.on('drain', () => {
+        budget?.release(charged);
+        charged = 0;
+        tryResume();
+      });
+      const settle = (): void => {
+        cancelWait?.();
+        cancelWait = undefined;
+        budget?.release(charged);
+        charged = 0;
+      };
+      dst.once('close', settle);
+      src.once('close', settle);
       src.on('data', (chunk: Buffer) => {
         if (dst.destroyed || dst.writableEnded) return;
         count(chunk.length);
@@ -186,10 +220,25 @@ export function relay(a: Duplex, b: Duplex, options: RelayOptions = {}): Promise
             dst.cork();
           }
         }
-        dst.write(chunk);
-        if (dst.writableLength >= highWaterMark) {
+        // Bytes under dst's own highWaterMark are Node's ordinary buffering;
+        // beyond it (write() false, so 'drain' will come) they are charged.
+        if (!dst.write(chunk) && budget) {
+          // The buffer may have shrunk since the last charge: settle the difference.
+          const delta = dst.writableLength - charged;
+          if (delta > 0) budget.charge(delta);
+          else budget.release(-delta);
+          charged = dst.writableLength;
+        }
+        // A spent budget stops only relays that hold bytes beyond their own
+        // 16 KiB: the ones that need it. Everyone keeps that share, so
+        // stalled receivers that spent the budget cannot stop the others.
+        if (
+          !paused &&
+          (dst.writableLength >= highWaterMark || (budget?.spent === true && charged > 0))
+        ) {
+          paused = true;
           src.pause();
-          dst.once('drain', onDrain);
+          if (dst.writableLength < highWaterMark) cancelWait ??= budget?.wait(tryResume);
         }
       });
       src.once('end', () => {

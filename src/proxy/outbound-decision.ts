@@ -26,9 +26,24 @@ export interface Endpoint {
   readonly port: number;
 }
 
+/**
+ * Why an outbound connection is refused, a stable label: a proxy port (a
+ * loop), a Service with no usable backend, a Service address without that
+ * port.
+ */
+export type RefuseCode = 'self-call-loop' | 'no-ready-endpoint' | 'no-service-port';
+
 export type OutboundDecision =
-  /** Never proxy: a connection to our own ports would loop, or a Service without a backend. */
-  | { readonly kind: 'refuse'; readonly reason: string; readonly service?: string }
+  /**
+   * Never proxy: a connection to our own ports would loop, or a Service
+   * without a usable backend or without that port (`service` names it).
+   */
+  | {
+      readonly kind: 'refuse';
+      readonly code: RefuseCode;
+      readonly reason: string;
+      readonly service?: string;
+    }
   /**
    * Enrolled destination: mutual TLS over HBONE to its pod, or nothing.
    * `target` is the pod's address and port (a Service's backend when
@@ -80,6 +95,7 @@ export function decideOutbound(
   if (OWN_PORTS.includes(originalDst.port))
     return {
       kind: 'refuse',
+      code: 'self-call-loop',
       reason: `destination port ${originalDst.port} is a meshless proxy port (self-call loop)`,
     };
   const destination = index.byIp(originalDst.address);
@@ -90,11 +106,17 @@ export function decideOutbound(
       const n = frontend.backends.length;
       const backend = n > 0 ? frontend.backends[Math.min(n - 1, Math.max(0, pick(n)))] : undefined;
       if (backend === undefined)
-        return { kind: 'refuse', service, reason: `Service ${service} has no ready endpoint` };
+        return {
+          kind: 'refuse',
+          code: 'no-ready-endpoint',
+          service,
+          reason: `Service ${service} has no ready endpoint`,
+        };
       if (OWN_PORTS.includes(backend.port))
         return {
           kind: 'refuse',
           service,
+          code: 'self-call-loop',
           reason: `Service ${service} targets meshless proxy port ${backend.port}`,
         };
       const decision = decidePod(originalDst, backend, index.byIp(backend.address), podSpace);
@@ -105,6 +127,7 @@ export function decideOutbound(
       return {
         kind: 'refuse',
         service,
+        code: 'no-service-port',
         reason: `Service ${service} has no port ${originalDst.port}`,
       };
   }
@@ -142,10 +165,24 @@ function decidePod(
 export function decideInboundPlaintext(
   originalDst: Endpoint,
   podAddresses: readonly string[],
-): { readonly deliver: true } | { readonly deliver: false; readonly reason: string } {
+):
+  | { readonly deliver: true }
+  | {
+      readonly deliver: false;
+      readonly code: 'self-call-loop' | 'not-local-address';
+      readonly reason: string;
+    } {
   if (OWN_PORTS.includes(originalDst.port))
-    return { deliver: false, reason: `port ${originalDst.port} is a meshless proxy port` };
+    return {
+      deliver: false,
+      code: 'self-call-loop',
+      reason: `port ${originalDst.port} is a meshless proxy port`,
+    };
   if (!podAddresses.includes(originalDst.address))
-    return { deliver: false, reason: `${originalDst.address} is not an address of this pod` };
+    return {
+      deliver: false,
+      code: 'not-local-address',
+      reason: `${originalDst.address} is not an address of this pod`,
+    };
   return { deliver: true };
 }

@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MeshlessError } from '../errors.js';
 import { callDaemon } from '../registration/client.js';
 import { defaultBundles } from './bundles.js';
@@ -70,7 +70,16 @@ export async function startDaemonProcess(opts: DaemonProcessOptions): Promise<Da
   writeFileSync(configFile, JSON.stringify(opts.config, null, 2));
   const logFile = join(opts.dir, 'meshlessd.log');
   const bundle = opts.bundle ?? defaultBundles().daemon;
-  const node = [process.execPath, ...(opts.nodeFlags ?? []), bundle, '--config', configFile];
+  // As the image runs it: the daemon's OpenSSL settings beside the bundle (no session tickets).
+  const openssl = join(dirname(bundle), 'openssl.cnf');
+  const node = [
+    process.execPath,
+    ...(existsSync(openssl) ? [`--openssl-config=${openssl}`] : []),
+    ...(opts.nodeFlags ?? []),
+    bundle,
+    '--config',
+    configFile,
+  ];
   const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...node] : node;
   const socket = String(
     opts.config['cniSocket'] ?? join(String(opts.config['stateDir']), 'cni.sock'),

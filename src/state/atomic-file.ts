@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { MeshlessError, errorMessage, isErrno } from '../errors.js';
+import { MeshlessError, errorMessage, isErrno, type ErrorCode } from '../errors.js';
 
 /** Permission bits and owner to give the new file, and the error code to fail with. */
 export interface AtomicWriteOptions {
@@ -25,7 +25,7 @@ export interface AtomicWriteOptions {
   readonly uid?: number | undefined;
   readonly gid?: number | undefined;
   /** Code of the MeshlessError thrown on failure (default `MESHLESS_E_STATE`). */
-  readonly errorCode?: string | undefined;
+  readonly errorCode?: ErrorCode | undefined;
 }
 
 /** Suffix of our in-flight temp files (after a leading dot and the target's name). */
@@ -85,7 +85,10 @@ export async function writeFileAtomic(
  * @param errorCode code of the MeshlessError thrown on failure (default `MESHLESS_E_STATE`).
  * @returns false when there was nothing to remove.
  */
-export async function removeFile(path: string, errorCode = 'MESHLESS_E_STATE'): Promise<boolean> {
+export async function removeFile(
+  path: string,
+  errorCode: ErrorCode = 'MESHLESS_E_STATE',
+): Promise<boolean> {
   try {
     await unlink(path);
   } catch (err) {

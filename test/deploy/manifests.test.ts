@@ -455,7 +455,7 @@ describe('deploy/: the ConfigMap', () => {
     const m = list(daemon, 'volumeMounts').find((x) => isObj(x) && x.name === 'config');
     const v = list(pod, 'volumes').find((x) => isObj(x) && x.name === 'config');
     assert.equal(at(v, 'configMap.name'), str(configMap, 'metadata.name'));
-    assert.equal(`${str(m, 'mountPath')}/config.yaml`, entrypoint()[3]);
+    assert.equal(`${str(m, 'mountPath')}/config.yaml`, entrypoint()[4]);
   });
 });
 
@@ -502,14 +502,14 @@ describe('deploy/Dockerfile', () => {
     assert.equal(workdir, '/opt/meshless');
     assert.deepEqual(entrypoint(), [
       'node',
+      '--openssl-config=dist/openssl.cnf',
       'dist/meshlessd.js',
       '--config',
       '/etc/meshless/config.yaml',
     ]);
-    assert.match(
-      readFileSync(join(REPO, 'scripts/build.mjs'), 'utf8'),
-      /outfile: 'dist\/meshlessd\.js'/,
-    );
+    const build = readFileSync(join(REPO, 'scripts/build.mjs'), 'utf8');
+    assert.match(build, /outfile: 'dist\/meshlessd\.js'/);
+    assert.match(build, /copyFileSync\('daemon\/openssl\.cnf', 'dist\/openssl\.cnf'\)/);
     assert.equal(daemon.command, undefined, 'the daemon uses the ENTRYPOINT');
     assert.equal(daemon.args, undefined);
     for (const c of installers) assert.deepEqual(c.command, [`${workdir}/install.sh`]);

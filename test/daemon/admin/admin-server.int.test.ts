@@ -68,7 +68,7 @@ describe('admin server', () => {
           return { ok: true };
         },
         '/broken': () => {
-          throw new MeshlessError('MESHLESS_E_TEST', 'route exploded');
+          throw new MeshlessError('MESHLESS_E_INTERNAL', 'route exploded');
         },
       },
     });
@@ -139,7 +139,7 @@ describe('admin server', () => {
   it('turns a throwing route into 500 with its message and code', async () => {
     const res = await call(port, 'GET', '/broken');
     assert.equal(res.status, 500);
-    assert.deepEqual(res.body, { error: 'route exploded', code: 'MESHLESS_E_TEST' });
+    assert.deepEqual(res.body, { error: 'route exploded', code: 'MESHLESS_E_INTERNAL' });
   });
 
   it('binds loopback for ":port" and refuses non-loopback addresses', async () => {

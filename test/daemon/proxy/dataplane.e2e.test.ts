@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -216,6 +216,51 @@ describe('HBONE data plane across two simulated nodes', { skip, concurrency: fal
       'still open',
       'the server must close a connection with an untrusted client certificate',
     );
+  });
+
+  test('the HBONE server issues no TLS session ticket (resumption is never used)', async () => {
+    // A client with a valid SVID of this cluster, straight to B's 15008 from the plain pod.
+    const { authority } = await loadRootCa(
+      {
+        certPem: readFileSync(join(dir, 'ca', 'root.crt'), 'utf8'),
+        keyPem: readFileSync(join(dir, 'ca', 'root.key'), 'utf8'),
+        origin: 'the simulated cluster',
+      },
+      { trustDomain: 'cluster.local', now: Date.now() },
+    );
+    const nodeCa = await issueNodeCa(authority, {
+      nodeName: 'test',
+      now: Date.now(),
+      ttlMs: 3_600_000,
+    });
+    const svid = await issueX509Svid(
+      nodeCa,
+      parseSpiffeId('spiffe://cluster.local/ns/secure/sa/sa-a-secure'),
+      { now: Date.now() },
+    );
+    const raw = await connectFromNetns({
+      netnsPath: netns('d-plain'),
+      host: ip('b-secure'),
+      port: 15008,
+    });
+    let tickets = 0;
+    const t = tlsConnect({
+      socket: raw,
+      cert: svid.chainPem,
+      key: svid.privateKeyPem,
+      ALPNProtocols: ['h2'],
+      minVersion: 'TLSv1.3',
+      rejectUnauthorized: false,
+    });
+    t.on('session', () => tickets++);
+    t.on('error', () => undefined);
+    await new Promise<void>((resolve) => t.once('secureConnect', () => resolve()));
+    assert.equal(t.alpnProtocol, 'h2');
+    // The HTTP/2 preface and a read: OpenSSL sends its tickets right after the handshake.
+    t.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00');
+    await new Promise<void>((resolve) => t.once('data', () => resolve()));
+    t.destroy();
+    assert.equal(tickets, 0);
   });
 
   test('destination daemon down: the connection fails and nothing crosses in plaintext', async () => {

@@ -145,7 +145,9 @@ describe(
       await until('a refused record naming the Service', () =>
         records().some(
           (r) =>
-            r.outcome === 'refused' && r.reason === 'Service secure/nothing has no ready endpoint',
+            r.outcome === 'refused' &&
+            r.reason === 'no-ready-endpoint' &&
+            r.service?.name === 'secure/nothing',
         ),
       );
     });

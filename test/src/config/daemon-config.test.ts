@@ -63,6 +63,12 @@ describe('loadDaemonConfig: defaults', () => {
       serviceCidrs: [],
       rootNamespace: 'meshless-system',
       enforceNetworkPolicy: true,
+      limits: {
+        connectionsPerPodOutbound: 512,
+        connectionsPerPodInbound: 512,
+        connectionsPerNode: 4096,
+        relayBufferBytes: 128 * 1024 * 1024,
+      },
     });
   });
 
@@ -121,6 +127,11 @@ podCidrs: [10.244.0.0/16]
 hostProcPath: /host/proc
 rootNamespace: istio-system
 enforceNetworkPolicy: false
+limits:
+  connectionsPerPodOutbound: 100
+  connectionsPerPodInbound: 200
+  connectionsPerNode: 1000
+  relayBufferBytes: 67108864
 `;
 
 const FULL: DaemonConfig = {
@@ -150,6 +161,12 @@ const FULL: DaemonConfig = {
   serviceCidrs: [],
   rootNamespace: 'istio-system',
   enforceNetworkPolicy: false,
+  limits: {
+    connectionsPerPodOutbound: 100,
+    connectionsPerPodInbound: 200,
+    connectionsPerNode: 1000,
+    relayBufferBytes: 64 * 1024 * 1024,
+  },
 };
 
 describe('loadDaemonConfig: files', () => {

@@ -1,8 +1,7 @@
 // HBONE wire decisions: table tests, no sockets.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HboneError, hboneErrorCode } from '../../../src/hbone/hbone-error.js';
-import { outcomeOfTunnelError } from '../../../src/hbone/held-inline.js';
+import { hboneErrorCode } from '../../../src/hbone/hbone-error.js';
 import {
   canonicalIp,
   connectRequestHeaders,
@@ -125,19 +124,6 @@ describe('errors and keys', () => {
     assert.equal(hboneErrorCode('connect-timeout'), 'MESHLESS_E_HBONE_CONNECT');
     assert.equal(hboneErrorCode('http-status-503'), 'MESHLESS_E_HBONE_STATUS');
     assert.equal(hboneErrorCode('peer-identity'), 'MESHLESS_E_HBONE_PEER_IDENTITY');
-    const table: [HboneError['reason'], string][] = [
-      ['connect-timeout', 'timeout'],
-      ['connect-failed', 'refused'],
-      ['http-status-503', 'refused'],
-      ['peer-identity', 'denied'],
-      ['http-status-401', 'denied'],
-      ['reset', 'reset'],
-      ['http-status-400', 'error'],
-      ['tls-handshake', 'error'],
-    ];
-    for (const [reason, outcome] of table)
-      assert.equal(outcomeOfTunnelError(new HboneError(reason, 'x')), outcome, reason);
-    assert.equal(outcomeOfTunnelError(new Error('x')), 'error');
   });
   it('keys the pool on identities, source IP and HBONE address (canonical IPs)', () => {
     const base = {

@@ -1,20 +1,21 @@
-// Outbound faults in-process on loopback: an application socket held inline
-// (proxyOverTunnel) -> HbonePool -> HBONE server -> upstream, when the
-// destination refuses, the HBONE address black-holes, the upstream resets
-// mid-stream, and under a storm of short tunnels (no descriptor leak).
+// Outbound faults in-process on loopback, through the production PodProxy
+// (its outbound path holds the application socket inline) -> HbonePool ->
+// HBONE server -> upstream, when the destination refuses, the HBONE address
+// black-holes, the upstream resets mid-stream, and under a storm of short
+// tunnels (no descriptor leak).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import type tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import type { TunnelRequest } from '../../../src/hbone/hbone-client.js';
 import { HboneError } from '../../../src/hbone/hbone-error.js';
-import { proxyOverTunnel, type TunnelProxyResult } from '../../../src/hbone/held-inline.js';
 import { HbonePool } from '../../../src/hbone/pool.js';
+import type { X509Svid } from '../../../src/identity/x509-svid.js';
 import { resetStream } from '../../../src/hbone/relay.js';
 import { until } from '../../support/until.js';
 import {
+  ID_X,
   closedPort,
   connectTcp,
   echo,
@@ -25,11 +26,13 @@ import {
   tunnelRequest,
   type RunningHbone,
   type TestPki,
-} from './hbone-fixtures.js';
+} from '../../src/hbone/hbone-fixtures.js';
+import { startPodProxy, type RunningPodProxy } from './pod-proxy-fixtures.js';
 
 const T = { timeout: 30_000 };
 
 let pki: TestPki;
+let svidX: X509Svid;
 let ctxX: tls.SecureContext;
 let ctxY: tls.SecureContext;
 let server: RunningHbone;
@@ -43,34 +46,33 @@ function pool(options: ConstructorParameters<typeof HbonePool>[0] = {}): HbonePo
   return p;
 }
 
-interface Front {
-  readonly port: number;
-  /** One per accepted application connection, in accept order. */
-  readonly results: Promise<TunnelProxyResult>[];
-  close(): Promise<void>;
-}
+/** The source pod (a/x) and the destination (b/y, served by `server` on 127.0.0.1). */
+const SRC = '127.0.0.3';
+const DST = '127.0.0.1';
 
 /**
- * The outbound listener's part: each accepted application socket is held
- * inline until a tunnel for `req` opens, then relayed (or reset).
+ * The source pod's proxy, whose accepted connections' original destination
+ * is DST:`targetPort`, with peers' HBONE on `hbonePort`.
  */
-async function startFront(p: HbonePool, req: TunnelRequest): Promise<Front> {
-  const results: Promise<TunnelProxyResult>[] = [];
-  const sockets = new Set<net.Socket>();
-  const srv = net.createServer({ allowHalfOpen: true }, (app) => {
-    sockets.add(app);
-    app.once('close', () => sockets.delete(app));
-    results.push(proxyOverTunnel(app, p.openTunnel(req)));
+async function startFront(
+  hbonePort: number,
+  targetPort: number,
+  poolConnectTimeoutMs = 2000,
+): Promise<RunningPodProxy> {
+  const node = await startPodProxy({
+    pki,
+    svids: new Map([[ID_X, svidX]]),
+    ip: SRC,
+    workloads: [
+      { ip: SRC, namespace: 'a', serviceAccount: 'x', enrolled: true },
+      { ip: DST, namespace: 'b', serviceAccount: 'y', enrolled: true },
+    ],
+    peerHbonePort: hbonePort,
+    poolConnectTimeoutMs,
   });
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (srv.address() as net.AddressInfo).port,
-    results,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => srv.close(() => resolve()));
-    },
-  };
+  node.destination = { address: DST, port: targetPort };
+  toClose.push(node);
+  return node;
 }
 
 interface AppEnd {
@@ -96,7 +98,8 @@ function appEnd(s: net.Socket, onData?: (total: number) => void): Promise<AppEnd
 
 before(async () => {
   pki = await makeTestPki();
-  ctxX = pki.context(await pki.svid('a', 'x'));
+  svidX = await pki.svid('a', 'x');
+  ctxX = pki.context(svidX);
   ctxY = pki.context(await pki.svid('b', 'y'));
   server = await startHbone({ secureContext: () => ctxY, trustBundle: () => pki.bundle });
   toClose.push(server);
@@ -109,16 +112,12 @@ after(async () => {
 describe('outbound faults', () => {
   it('a refusing destination: 503, the application is reset, no byte delivered', T, async () => {
     const port = await closedPort();
-    const p = pool();
-    const front = await startFront(p, tunnelRequest(pki, ctxX, server.port, port));
-    toClose.push(front);
-    const app = await connectTcp('127.0.0.1', front.port);
+    const front = await startFront(server.port, port);
+    const app = await connectTcp(SRC, front.outboundPort);
     const ended = appEnd(app);
     app.write('held inline, must go nowhere');
-    const [result] = await (async () => {
-      await until('front accepted', () => front.results.length === 1);
-      return Promise.all(front.results);
-    })();
+    await until('record', () => front.records.length === 1);
+    const [result] = front.records;
     assert.ok(result);
     assert.equal(result.outcome, 'refused');
     assert.equal(result.reason, 'http-status-503');
@@ -132,7 +131,7 @@ describe('outbound faults', () => {
     );
     const rec = server.records.find((r) => r.destination.port === port);
     assert.equal(rec?.bytesSent, 0);
-    assert.equal(p.stats().streams, 0);
+    assert.equal(front.pool.stats().streams, 0);
   });
 
   it(
@@ -172,13 +171,12 @@ describe('outbound faults', () => {
       await until('black-holed socket closed by the client', () => held.size === 0);
 
       // Held inline: the application is reset, with the timeout outcome.
-      const front = await startFront(p, req);
-      toClose.push(front);
-      const app = await connectTcp('127.0.0.1', front.port);
+      const front = await startFront(holePort, 9, 300);
+      const app = await connectTcp(SRC, front.outboundPort);
       const ended = appEnd(app);
       app.write('never leaves');
-      await until('front accepted', () => front.results.length === 1);
-      const result = await front.results[0];
+      await until('record', () => front.records.length === 1);
+      const result = front.records[0];
       assert.equal(result?.outcome, 'timeout');
       assert.equal(result?.reason, 'connect-timeout');
       const end = await ended;
@@ -198,10 +196,8 @@ describe('outbound faults', () => {
         resetUpstream = () => s.resetAndDestroy();
       });
       toClose.push(up);
-      const p = pool();
-      const front = await startFront(p, tunnelRequest(pki, ctxX, server.port, up.port));
-      toClose.push(front);
-      const app = await connectTcp('127.0.0.1', front.port);
+      const front = await startFront(server.port, up.port);
+      const app = await connectTcp(SRC, front.outboundPort);
       const ended = appEnd(app, (total) => {
         if (total === payload.length) resetUpstream?.();
       });
@@ -209,10 +205,10 @@ describe('outbound faults', () => {
       const end = await ended;
       assert.ok(end.received.equals(payload), `received ${end.received.length} bytes`);
       assert.equal(end.error?.code, 'ECONNRESET');
-      await until('front accepted', () => front.results.length === 1);
-      const result = await front.results[0];
+      await until('record', () => front.records.length === 1);
+      const result = front.records[0];
       assert.equal(result?.outcome, 'reset');
-      assert.equal(result?.reason, 'reset-by-tunnel');
+      assert.equal(result?.reason, 'upstream-reset');
       assert.equal(result?.bytesReceived, payload.length);
       await until('server record', () =>
         server.records.some((r) => r.destination.port === up.port),
@@ -220,7 +216,7 @@ describe('outbound faults', () => {
       const rec = server.records.find((r) => r.destination.port === up.port);
       assert.equal(rec?.outcome, 'reset');
       assert.equal(rec?.bytesReceived, payload.length);
-      await until('stream released', () => p.stats().streams === 0);
+      await until('stream released', () => front.pool.stats().streams === 0);
     },
   );
 
@@ -236,10 +232,8 @@ describe('outbound faults', () => {
       });
     });
     toClose.push(up);
-    const p = pool();
-    const front = await startFront(p, tunnelRequest(pki, ctxX, server.port, up.port));
-    toClose.push(front);
-    const app = await connectTcp('127.0.0.1', front.port);
+    const front = await startFront(server.port, up.port);
+    const app = await connectTcp(SRC, front.outboundPort);
     const appClosed = appEnd(app);
     control.resetApp = () => app.resetAndDestroy();
     app.write(upload);
@@ -250,10 +244,10 @@ describe('outbound faults', () => {
     // and the upstream would see a truncated upload end cleanly.
     assert.equal(end?.error?.code, 'ECONNRESET');
     await appClosed;
-    await until('front accepted', () => front.results.length === 1);
-    const result = await front.results[0];
+    await until('record', () => front.records.length === 1);
+    const result = front.records[0];
     assert.equal(result?.outcome, 'reset');
-    assert.equal(result?.reason, 'reset-by-client');
+    assert.equal(result?.reason, 'client-reset');
     await until('server record', () => server.records.some((r) => r.destination.port === up.port));
     assert.equal(server.records.find((r) => r.destination.port === up.port)?.outcome, 'reset');
   });
@@ -276,8 +270,8 @@ describe('outbound faults', () => {
     const CONCURRENCY = 100;
     const before = openFds();
     const up = await startUpstream(echo);
-    const p = new HbonePool({ connectTimeoutMs: 5000 });
-    const front = await startFront(p, tunnelRequest(pki, ctxX, server.port, up.port));
+    const front = await startFront(server.port, up.port, 5000);
+    toClose.pop();
     const recordsBefore = server.records.length;
 
     let next = 0;
@@ -286,7 +280,7 @@ describe('outbound faults', () => {
       while (next < TOTAL) {
         next++;
         const data = randomBytes(1024);
-        const app = await connectTcp('127.0.0.1', front.port);
+        const app = await connectTcp(SRC, front.outboundPort);
         app.end(data);
         const back = await readAll(app);
         assert.ok(back.equals(data), `echo of ${back.length} bytes`);
@@ -297,18 +291,17 @@ describe('outbound faults', () => {
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     const elapsed = Date.now() - started;
     assert.equal(ok, TOTAL);
-    const results = await Promise.all(front.results);
-    assert.equal(results.length, TOTAL);
+    await until('records', () => front.records.length === TOTAL, 5000);
+    const results = front.records;
     assert.ok(
       results.every((r) => r.outcome === 'ok' && r.bytesSent === 1024 && r.bytesReceived === 1024),
     );
     await until('server records', () => server.records.length - recordsBefore === TOTAL, 5000);
     assert.ok(server.records.slice(recordsBefore).every((r) => r.outcome === 'ok'));
-    const stats = p.stats();
+    const stats = front.pool.stats();
     assert.equal(stats.streams, 0);
     assert.ok(stats.connections <= 2, `pooled connections: ${stats.connections}`);
 
-    await p.close();
     await front.close();
     await up.close();
     let after = openFds();
