@@ -31,6 +31,7 @@ import { policyCheckRoute } from './policy/policy-check-route.js';
 import { PolicyView } from './policy/policy-view.js';
 import { startMetricsServer, startReadinessServer } from './observability/probe-servers.js';
 import { ProxyService } from './proxy/proxy-service.js';
+import { inboundPolicy } from '../src/proxy/inbound-policy.js';
 import { ProbeSnatService } from './probes/probe-snat-service.js';
 import { isSocketServed, startCniApiServer } from './registration/cni-api-server.js';
 import { RegistrationService } from './registration/registration-service.js';
@@ -103,8 +104,9 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     logger: logger.child({ component: 'identity' }),
   });
   const policy = { label: config.enrolmentLabel, excludeNamespaces: config.excludeNamespaces };
-  // Authorization, strict mTLS and NetworkPolicy, compiled per snapshot.
-  // Evaluated by GET /policy/check; the data plane does not call it yet.
+  // Authorization, strict mTLS and NetworkPolicy, compiled per snapshot:
+  // asked by the data plane for every inbound connection, and by GET
+  // /policy/check to explain a decision.
   const policies = new PolicyView(discovery, {
     rootNamespace: config.rootNamespace,
     log: logger.child({ component: 'policy' }),
@@ -123,6 +125,9 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     onSessionError: (reason) => metrics.sessionErrors.inc({ reason }),
     podCidrs: config.podCidrs,
     serviceCidrs: config.serviceCidrs,
+    inboundPolicy: inboundPolicy(() => policies.index, {
+      enforceNetworkPolicy: config.enforceNetworkPolicy,
+    }),
     limits: {
       perPodOutbound: config.limits.connectionsPerPodOutbound,
       perPodInbound: config.limits.connectionsPerPodInbound,
@@ -132,6 +137,9 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     onLimit: (limit, direction) => metrics.limitRefusals.inc({ limit, direction }),
     onBufferBudgetSpent: () => metrics.bufferBudgetExhausted.inc(),
   });
+  // A policy change applies to new connections at once (the index is read
+  // per connection) and closes established ones it now denies.
+  policies.onChange(() => proxy.recheckPolicies());
   const service = new RegistrationService({
     nodeName: config.nodeName,
     trustDomain: config.trustDomain,

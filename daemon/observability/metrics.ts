@@ -16,6 +16,7 @@ export class DaemonMetrics {
   readonly streamsRefused: Counter<'reason'>;
   readonly sessionErrors: Counter<'reason'>;
   readonly connectionFailures: Counter<'direction' | 'reason'>;
+  readonly policyDenials: Counter<'direction' | 'policy'>;
   readonly limitRefusals: Counter<'limit' | 'direction'>;
   readonly bufferBudgetExhausted: Counter;
   readonly poolConnections: Gauge;
@@ -70,6 +71,12 @@ export class DaemonMetrics {
       name: 'meshless_connection_failures_total',
       help: 'Connections that did not end cleanly, by direction and reason (the failure taxonomy: client-reset, upstream-reset, connect-refused, unreachable, peer-identity, http-status-503, limit-node, ...)',
       labelNames: ['direction', 'reason'],
+      registers,
+    });
+    this.policyDenials = new Counter({
+      name: 'meshless_policy_denials_total',
+      help: 'Inbound connections denied by policy (and established ones a policy change closed), by direction and deciding policy (`Kind namespace/name`; `none`: no ALLOW policy matched)',
+      labelNames: ['direction', 'policy'],
       registers,
     });
     this.limitRefusals = new Counter({
@@ -132,6 +139,8 @@ export class DaemonMetrics {
   /** Accounts one finished connection. */
   connection(r: ConnectionRecord): void {
     this.connectionsClosed.inc({ direction: r.direction, outcome: r.outcome });
+    if (r.outcome === 'denied' && (r.reason === 'policy' || r.reason === 'unauthorized'))
+      this.policyDenials.inc({ direction: r.direction, policy: r.policy ?? 'none' });
     if (r.outcome !== 'ok' && r.reason !== undefined)
       this.connectionFailures.inc({ direction: r.direction, reason: r.reason });
     this.bytes.inc({ direction: r.direction, way: 'sent' }, r.bytesSent);

@@ -37,6 +37,7 @@ import { handleOutbound, type OutboundDeps } from '../../src/proxy/outbound.js';
 import type { Endpoint } from '../../src/proxy/outbound-decision.js';
 import type { PodAddressSpace } from '../../src/proxy/pod-address-space.js';
 import type { ServiceIndex } from '../../src/proxy/service-index.js';
+import type { InboundPolicy } from '../../src/proxy/inbound-policy.js';
 import type { PodSide } from '../../src/proxy/pod-side.js';
 import {
   normalizeIp,
@@ -81,6 +82,8 @@ export interface PodProxyDeps {
   podSpace?(): PodAddressSpace;
   /** The Services now (ClusterIPs, node ports... -> backends); default none. */
   services?(): ServiceIndex;
+  /** The destination's policies, per inbound connection; absent: all verified peers allowed. */
+  readonly policy?: InboundPolicy;
   /** Resolves at the next workload index change, or after `ms`. */
   indexChanged?(ms: number): Promise<void>;
   /** How long a connection to an unknown pod address waits for discovery, ms; default 2000. */
@@ -179,6 +182,7 @@ export class PodProxy {
       onHandshakeFailure: (reason) => this.#deps.handshakeFailed('server', reason),
       onStreamRefused: (reason) => this.#deps.streamRefused?.(reason),
       onSessionError: (reason) => this.#deps.sessionError?.(reason),
+      ...(this.#deps.policy === undefined ? {} : { policy: this.#deps.policy }),
     });
     try {
       // An upgrade's old daemon closes its listeners while the new one's
@@ -300,7 +304,14 @@ export class PodProxy {
   #onInboundPlaintext(peer: Socket): void {
     const accepted = this.#accept(peer, 'inbound-plaintext');
     if (!accepted) return;
-    handleInboundPlaintext(this.#side, this.#manager, peer, accepted.source, accepted.dst);
+    handleInboundPlaintext(
+      this.#side,
+      this.#manager,
+      peer,
+      accepted.source,
+      accepted.dst,
+      this.#deps.policy,
+    );
   }
 
   /**

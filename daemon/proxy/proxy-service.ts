@@ -21,6 +21,7 @@ import {
   type ClusterAddressSpace,
 } from '../../src/proxy/pod-address-space.js';
 import { buildServiceIndex, type ServiceIndex } from '../../src/proxy/service-index.js';
+import { requestOfConnection, type InboundPolicy } from '../../src/proxy/inbound-policy.js';
 import type { IdentityService } from '../identity/identity-service.js';
 import type { Registration } from '../registration/registry.js';
 import type { WorkloadObserver } from '../registration/registration-service.js';
@@ -60,6 +61,12 @@ export interface ProxyServiceOptions {
    * ClusterIP in them fails closed. Empty: the ServiceCIDR objects.
    */
   readonly serviceCidrs?: readonly string[];
+  /**
+   * The destination's policies (authorization, STRICT mTLS, NetworkPolicy
+   * for tunnels), asked for every inbound connection; absent: every
+   * verified peer of the trust domain and every plaintext peer is allowed.
+   */
+  readonly inboundPolicy?: InboundPolicy;
   /** How long a connection to an unknown pod address waits for discovery, ms; default 2000. */
   readonly discoveryWaitMs?: number;
   /** Concurrent connection limits (per pod, per node). */
@@ -179,6 +186,26 @@ export class ProxyService implements WorkloadObserver {
     return { cidrs: a.space.cidrs, pods: a.pods, services: a.services };
   }
 
+  /**
+   * After a policy change: closes every established inbound connection the
+   * policies now deny (as ztunnel's connection manager does); their records
+   * say `denied` and name the policy. Returns how many were closed.
+   */
+  recheckPolicies(): number {
+    const policy = this.#o.inboundPolicy;
+    if (policy === undefined) return 0;
+    let closed = 0;
+    for (const c of this.connections.list()) {
+      const request = requestOfConnection(c);
+      if (request === undefined) continue;
+      const verdict = policy(request);
+      if (!verdict.allowed && this.connections.deny(c.id, verdict.policy)) closed++;
+    }
+    if (closed > 0)
+      this.#log.info({ closed }, 'policy change: closed established connections it now denies');
+    return closed;
+  }
+
   /** The proxies running now, by container ID. */
   get proxies(): ReadonlyMap<string, PodProxy> {
     return this.#proxies;
@@ -205,6 +232,7 @@ export class ProxyService implements WorkloadObserver {
       sessionError: (reason) => this.#o.onSessionError?.(reason),
       connectTimeoutMs: this.#o.connectTimeoutMs ?? 10_000,
       podSpace: () => this.#addressSpace.space,
+      ...(this.#o.inboundPolicy === undefined ? {} : { policy: this.#o.inboundPolicy }),
       services: () => this.#services,
       indexChanged: (ms) => this.#indexChanged(ms),
       ...(this.#o.discoveryWaitMs === undefined

@@ -53,6 +53,11 @@ export interface ConnectionRecord {
    * chose the backend; `destination` is then that backend.
    */
   readonly service?: ServiceDialled;
+  /**
+   * The policy that decided a denial (`Kind namespace/name`: an
+   * AuthorizationPolicy, a STRICT PeerAuthentication, a NetworkPolicy).
+   */
+  readonly policy?: string;
 }
 
 /** A Service address an outbound connection was made to. */

@@ -46,6 +46,10 @@ import type { BufferBudget } from './buffer-budget.js';
 
 export type { HbonePeer, HandshakeRejectReason } from './hbone-handshake.js';
 
+/** What {@link HboneServerOptions.authorize} answers: allowed, or a denial naming its policy. */
+export type Authorization =
+  boolean | { readonly allowed: boolean; readonly policy?: string | undefined };
+
 /** The owner of a delivered stream; see {@link HboneServerOptions.track}. */
 export interface StreamOwner {
   adopt<T extends Duplex>(s: T): T;
@@ -71,8 +75,11 @@ export interface HboneServerOptions {
   readonly forbiddenPorts?: readonly number[];
   /** Connects to the application; a rejection answers 503. */
   connectUpstream(target: HostPort, peer: HbonePeer): Promise<net.Socket>;
-  /** Authorization; false answers 401. Default: every verified peer is allowed. */
-  authorize?(peer: HbonePeer, target: HostPort): boolean | Promise<boolean>;
+  /**
+   * Authorization; a denial answers 401 and its record names the deciding
+   * `policy`. Default: every verified peer is allowed.
+   */
+  authorize?(peer: HbonePeer, target: HostPort): Authorization | Promise<Authorization>;
   /** One record per stream, when it ends (streams given to a `track` owner: theirs instead). */
   onRecord?(record: ConnectionRecord): void;
   /**
@@ -315,14 +322,22 @@ export function createHboneServer(options: HboneServerOptions): HboneServer {
       return;
     }
     if (options.authorize) {
-      let allowed = false;
+      let verdict: Authorization = false;
       try {
-        allowed = await options.authorize(peer, target);
+        verdict = await options.authorize(peer, target);
       } catch (err) {
         log.warn({ error: errorMessage(err) }, 'HBONE authorization failed; denying');
       }
-      if (!allowed) {
-        refuse(undefined, stream, 401, 'unauthorized', base(), 'denied');
+      if (verdict !== true && !(typeof verdict === 'object' && verdict.allowed)) {
+        const policy = typeof verdict === 'object' ? verdict.policy : undefined;
+        refuse(
+          undefined,
+          stream,
+          401,
+          'unauthorized',
+          { ...base(), ...(policy === undefined ? {} : { policy }) },
+          'denied',
+        );
         return;
       }
     }

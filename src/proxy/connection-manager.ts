@@ -125,6 +125,8 @@ export class ManagedConnection {
   readonly forwarded: string | undefined;
   /** The Service the source dialled, once the outbound path resolved it. */
   service: ServiceDialled | undefined;
+  /** The policy that denied it (`Kind namespace/name`), when one did. */
+  policy: string | undefined;
   readonly started: number;
   readonly #manager: ConnectionManager;
   readonly #sockets = new Set<Duplex>();
@@ -226,10 +228,16 @@ export class ManagedConnection {
       destination: this.destination,
       ...(this.forwarded === undefined ? {} : { forwarded: this.forwarded }),
       ...(this.service === undefined ? {} : { service: this.service }),
+      ...(this.policy === undefined ? {} : { policy: this.policy }),
       bytesSent: end.bytesSent ?? 0,
       bytesReceived: end.bytesReceived ?? 0,
       durationMs: this.#manager.now() - this.started,
-      outcome: closedBy !== undefined && end.outcome !== 'ok' ? 'reset' : end.outcome,
+      outcome:
+        closedBy !== undefined && end.outcome !== 'ok'
+          ? closedBy === 'policy'
+            ? 'denied'
+            : 'reset'
+          : end.outcome,
       ...(closedBy !== undefined && end.outcome !== 'ok'
         ? { reason: closedBy }
         : end.reason === undefined
@@ -328,6 +336,23 @@ export class ConnectionManager {
       else counts.set(conn.limitKey, n);
     }
     this.#o.onRecord(record);
+  }
+
+  /**
+   * The record of a connection refused before it was ever managed (an HBONE
+   * stream answered 400, 401 or 503 before delivery): one record still.
+   */
+  recordRefused(record: ConnectionRecord): void {
+    this.#o.onRecord(record);
+  }
+
+  /** Closes one connection a policy now denies (RST); its record says `denied` and names it. */
+  deny(id: number, policy: string | undefined): boolean {
+    const conn = this.#live.get(id);
+    if (!conn) return false;
+    conn.policy = policy;
+    conn.abort('policy');
+    return true;
   }
 
   /** Live connections, oldest first. */

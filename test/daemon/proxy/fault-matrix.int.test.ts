@@ -386,30 +386,34 @@ describe('fault matrix', () => {
       });
 
       it(
-        'relaying: the manager closes it (a policy change) -> both ends reset, reason policy',
+        'relaying: the manager closes it (a policy change) -> both ends reset, recorded denied by policy',
         T,
         async () => {
           let client: Seen | undefined;
           let app: Seen | undefined;
-          await expectRecords(path, all(path, { outcome: 'reset', reason: 'policy' }), async () => {
-            const c = dial(path, w.app.port);
-            client = observe(c);
-            c.write('ping');
-            const s = await nextAppSocket();
-            app = observe(s);
-            await until('app got ping', () => app?.data.length === 4);
-            // What the policy re-check does: close what a policy now denies.
-            for (const [node] of nodesOf(path))
-              assert.equal(
-                node.manager.closeWhere((conn) => conn.destination.port === w.app.port, 'policy'),
-                1,
+          await expectRecords(
+            path,
+            all(path, { outcome: 'denied', reason: 'policy' }),
+            async () => {
+              const c = dial(path, w.app.port);
+              client = observe(c);
+              c.write('ping');
+              const s = await nextAppSocket();
+              app = observe(s);
+              await until('app got ping', () => app?.data.length === 4);
+              // What the policy re-check does: close what a policy now denies.
+              for (const [node] of nodesOf(path))
+                assert.equal(
+                  node.manager.closeWhere((conn) => conn.destination.port === w.app.port, 'policy'),
+                  1,
+                );
+              await until(
+                'both ends closed',
+                () => client?.closed === true && app?.closed === true,
+                10_000,
               );
-            await until(
-              'both ends closed',
-              () => client?.closed === true && app?.closed === true,
-              10_000,
-            );
-          });
+            },
+          );
           assert.equal(client?.error, 'ECONNRESET');
           assert.equal(app?.error, 'ECONNRESET');
         },
