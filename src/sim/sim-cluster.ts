@@ -139,6 +139,8 @@ export interface SimServiceSpec {
 export interface DiscoveryExtras {
   readonly nodes?: readonly DiscoveredNode[];
   readonly services?: readonly SimServiceSpec[];
+  /** Any other API objects, as they are (policies, NetworkPolicies). */
+  readonly objects?: readonly unknown[];
 }
 
 /**
@@ -213,6 +215,7 @@ export function renderDiscovery(
       })),
     });
   }
+  items.push(...(extras.objects ?? []));
   return JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 1);
 }
 
@@ -471,12 +474,25 @@ export class SimCluster {
   /** The Services of the cluster (see {@link addService}). */
   readonly services: SimServiceSpec[] = [];
 
-  /** Nodes and Services as discovery lists them. */
+  /** Other API objects discovery lists (policies): see {@link setObjects}. */
+  #objects: readonly unknown[] = [];
+
+  /** Nodes, Services and other objects as discovery lists them. */
   discoveryExtras(): DiscoveryExtras {
     return {
       nodes: this.nodes.map((n) => ({ name: n.name, podSubnet: n.podSubnet, ip: n.linkIp })),
       services: this.services,
+      objects: this.#objects,
     };
+  }
+
+  /**
+   * Replaces the other API objects of the discovery file (policies,
+   * NetworkPolicies) and rewrites it; the daemons apply it live.
+   */
+  setObjects(objects: readonly unknown[]): void {
+    this.#objects = [...objects];
+    this.writeDiscovery();
   }
 
   /** Writes the discovery file from the current nodes, namespaces, pods and Services. */
