@@ -321,8 +321,11 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
     ca: Object.freeze(ca),
     identity: Object.freeze(identity),
     adminAddress: get('adminAddress', '127.0.0.1:15000'),
-    metricsAddress: get('metricsAddress', ':15020'),
-    readinessAddress: get('readinessAddress', ':15021'),
+    // Loopback by default: the daemon runs with hostNetwork, where ':port'
+    // would expose the metrics (which name workload identities) to every pod
+    // and beyond the node. SECURITY.md "Exposure" says how to open them.
+    metricsAddress: get('metricsAddress', '127.0.0.1:15020'),
+    readinessAddress: get('readinessAddress', '127.0.0.1:15021'),
     logLevel: get<LogLevel>('logLevel', 'info'),
     drainTimeoutSeconds: get('drainTimeoutSeconds', 25),
     hostProcPath: values.get('hostProcPath') as string | undefined,
