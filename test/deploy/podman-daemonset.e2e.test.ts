@@ -1,0 +1,336 @@
+/**
+ * The DaemonSet's pod under a real container runtime: `podman kube play` of
+ * the pod template of deploy/30-daemonset.yaml and the ConfigMap of
+ * deploy/20-configmap.yaml (test/support/daemonset-pod.ts lists the only
+ * changes: test host dirs, what the kubelet adds, the sim's discovery/CA),
+ * on the image deploy/build-image.sh builds, once per simulated node (the
+ * pod's host network is the node's netns). Pods are made through the real
+ * CNI chain with node hidden, using the plugin the init container installed.
+ *
+ * Proves: the declared capabilities, mounts, read-only root and host
+ * network are enough for install-cni (plugin + conflist entry + kubeconfig),
+ * the daemon (enrolment, listeners in pod netns, mTLS across nodes) and
+ * cni-watch (repairs a rewritten conflist).
+ * Skips without podman or without the image (run deploy/build-image.sh).
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { callDaemon } from '../../src/registration/client.js';
+import { payloadContains, tlsHandshakes } from '../../src/sim/pcap.js';
+import { exchange, startTestServer, type TestServer } from '../../src/sim/pod-apps.js';
+import { SimCluster, type SimNode } from '../../src/sim/sim-cluster.js';
+import { daemonSetImage, nodePodYaml } from '../support/daemonset-pod.js';
+import { E2E_SKIP, RUN_TAG, captureDuring, removeTestDir } from '../support/netns.js';
+import { until } from '../support/until.js';
+
+const APP_PORT = 8080;
+/** runc: Debian's default crun refuses hosts with hybrid (v1 + v2) cgroups. */
+const RUNTIME = ['--runtime', process.env['MESHLESS_OCI_RUNTIME'] ?? 'runc'];
+const IMAGE = daemonSetImage();
+
+function podmanSkip(): false | string {
+  if (E2E_SKIP) return E2E_SKIP;
+  if (spawnSync('podman', ['--version']).status !== 0)
+    return 'podman is not installed (apt-get install podman)';
+  if (spawnSync('podman', ['image', 'exists', IMAGE]).status !== 0)
+    return `image ${IMAGE} is not built here (run deploy/build-image.sh)`;
+  return false;
+}
+const skip = podmanSkip();
+
+/**
+ * podman's own default rlimits (nofile 1048576, nproc 4194304) exceed what a
+ * root without CAP_SYS_RESOURCE may set (sandboxed CI VMs): a containers.conf
+ * with the host's nofile limit and a moderate nproc, as a kubelet's runtime
+ * would inherit them.
+ */
+function containersConf(dir: string): string {
+  const limits = readFileSync('/proc/self/limits', 'utf8');
+  // "Max open files            20000                20000                files"
+  const hard = (name: string) =>
+    limits
+      .split('\n')
+      .find((l) => l.startsWith(name))
+      ?.split(/\s{2,}/)[2];
+  const nofile = hard('Max open files') ?? '1024';
+  const file = join(dir, 'containers.conf');
+  writeFileSync(
+    file,
+    `[containers]\ndefault_ulimits = ["nofile=${nofile}:${nofile}", "nproc=32768:32768"]\n`,
+  );
+  return file;
+}
+let podmanEnv: NodeJS.ProcessEnv = process.env;
+
+function podman(args: readonly string[], netns?: string): string {
+  const argv =
+    netns === undefined
+      ? ['podman', ...RUNTIME, ...args]
+      : // nsenter, not ip netns exec: that one remounts /sys, hiding the cgroup mounts podman needs.
+        ['nsenter', `--net=/var/run/netns/${netns}`, 'podman', ...RUNTIME, ...args];
+  const r = spawnSync(argv[0] ?? '', argv.slice(1), {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: podmanEnv,
+  });
+  if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.status} ${r.stderr}`);
+  return r.stdout;
+}
+
+interface NodePod {
+  readonly name: string;
+  readonly yamlFile: string;
+  readonly binDir: string;
+  readonly confDir: string;
+  readonly stateDir: string;
+  readonly logs: ChildProcess;
+}
+
+describe(
+  'the DaemonSet pod under podman, two nodes, the real CNI chain',
+  { skip, concurrency: false },
+  () => {
+    let dir: string;
+    let cluster: SimCluster;
+    const nodePods = new Map<string, NodePod>();
+    const servers: TestServer[] = [];
+    const binDir = () => join(dir, 'opt-cni-bin');
+    const nodePod = (node: string): NodePod => {
+      const p = nodePods.get(node);
+      assert.ok(p, `pod of ${node}`);
+      return p;
+    };
+    const ip = (pod: string): string => {
+      const v = cluster.pod(pod).ip;
+      assert.ok(v, `${pod} has an IP`);
+      return v;
+    };
+    const netns = (pod: string): string => cluster.pod(pod).netns.path;
+
+    async function playNodePod(node: SimNode): Promise<NodePod> {
+      const name = `${RUN_TAG}-meshless-${node.name}`;
+      const confDir = join(node.dir, 'net.d');
+      const stateDir = join(node.dir, 'state');
+      const saDir = join(node.dir, 'serviceaccount');
+      for (const d of [confDir, stateDir, saDir, binDir()]) mkdirSync(d, { recursive: true });
+      // The primary CNI's config, as on a node before meshless: our entry removed.
+      const primary = {
+        ...node.conflist,
+        plugins: node.conflist.plugins.filter((p) => p['type'] !== 'meshless-cni'),
+      };
+      writeFileSync(join(confDir, '10-meshless-sim.conflist'), JSON.stringify(primary, null, 2));
+      writeFileSync(join(saDir, 'token'), 'test-token-not-used-while-the-daemon-is-up');
+      copyFileSync(join(dir, 'ca', 'root.crt'), join(saDir, 'ca.crt'));
+      writeFileSync(join(saDir, 'namespace'), 'meshless-system');
+      const yamlFile = join(node.dir, 'pod.yaml');
+      writeFileSync(
+        yamlFile,
+        nodePodYaml({
+          podName: name,
+          nodeName: node.name,
+          cniBinDir: binDir(),
+          cniConfDir: confDir,
+          stateDir,
+          serviceAccountDir: saDir,
+          simDir: dir,
+        }),
+      );
+      podman(['kube', 'play', yamlFile], node.netns.name);
+      const log = openSync(join(node.dir, 'meshlessd.log'), 'a');
+      const logs = spawn('podman', ['logs', '-f', `${name}-meshlessd`], {
+        stdio: ['ignore', log, log],
+      });
+      const socket = join(stateDir, 'cni.sock');
+      await until(
+        `${node.name}: the daemon in the pod answers on its CNI socket`,
+        async () => (await callDaemon(socket, 'GET', '/v1/status', undefined, 1000)).kind === 'ok',
+        60_000,
+        200,
+      );
+      node.daemon = {
+        pid: logs.pid ?? 0,
+        child: logs,
+        configFile: yamlFile,
+        logFile: join(node.dir, 'meshlessd.log'),
+        socket,
+        stop: async () => {
+          podman(['pod', 'rm', '-f', '-t', '5', name]);
+          return 0;
+        },
+      };
+      return { name, yamlFile, binDir: binDir(), confDir, stateDir, logs };
+    }
+
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'meshless-podman-'));
+      podmanEnv = { ...process.env, CONTAINERS_CONF: containersConf(dir) };
+      cluster = await SimCluster.create({
+        dir,
+        prefix: RUN_TAG,
+        nodes: 2,
+        namespaces: { secure: true, plain: false },
+        bundles: {
+          plugin: join(dir, 'opt-cni-bin', 'meshless-cni'),
+          daemon: '/nonexistent',
+          cli: '/nonexistent',
+        },
+        pluginsWithoutNode: true,
+      });
+      cluster.writeDiscovery();
+      for (const n of cluster.nodes) nodePods.set(n.name, await playNodePod(n));
+      await cluster.addPods([
+        { name: 'a-secure', namespace: 'secure', node: 'node1' },
+        { name: 'b-secure', namespace: 'secure', node: 'node2' },
+        { name: 'c-plain', namespace: 'plain', node: 'node2' },
+      ]);
+      for (const p of ['a-secure', 'b-secure', 'c-plain'])
+        servers.push(await startTestServer(netns(p), APP_PORT));
+    });
+
+    after(async () => {
+      for (const s of servers) await s.close();
+      for (const p of nodePods.values()) {
+        p.logs.kill();
+        spawnSync('podman', ['pod', 'rm', '-f', '-t', '0', p.name]);
+      }
+      await cluster?.destroy();
+      removeTestDir(dir);
+    });
+
+    test('install-cni installed the plugin binary and appended our entry, as declared', () => {
+      // The image's own build of the plugin (its SEA), a ~130 MB ELF executable.
+      const bin = join(binDir(), 'meshless-cni');
+      assert.equal(statSync(bin).mode & 0o777, 0o755);
+      const head = Buffer.alloc(4);
+      const fd = openSync(bin, 'r');
+      readSync(fd, head, 0, 4, 0);
+      closeSync(fd);
+      assert.deepEqual([...head], [0x7f, 0x45, 0x4c, 0x46], 'an ELF executable, not a node script');
+      for (const node of ['node1', 'node2']) {
+        const p = nodePod(node);
+        const list = JSON.parse(
+          readFileSync(join(p.confDir, '10-meshless-sim.conflist'), 'utf8'),
+        ) as {
+          plugins: Record<string, unknown>[];
+        };
+        const ours = list.plugins.at(-1);
+        assert.equal(ours?.['type'], 'meshless-cni');
+        assert.equal(ours?.['socketPath'], '/var/run/meshless/cni.sock');
+        assert.ok(readdirSync(p.confDir).includes('meshless-kubeconfig'));
+        assert.equal(statSync(join(p.confDir, 'meshless-kubeconfig')).mode & 0o777, 0o600);
+      }
+    });
+
+    test('the containers run as declared: read-only root, named capabilities, host network', () => {
+      const inspect = JSON.parse(
+        podman(['container', 'inspect', `${nodePod('node1').name}-meshlessd`]),
+      ) as {
+        HostConfig: {
+          ReadonlyRootfs: boolean;
+          CapAdd: string[] | null;
+          NetworkMode: string;
+          Privileged: boolean;
+        };
+        State: { Running: boolean };
+      }[];
+      const c = inspect[0];
+      assert.ok(c);
+      assert.equal(c.State.Running, true);
+      assert.equal(c.HostConfig.ReadonlyRootfs, true);
+      assert.equal(c.HostConfig.Privileged, false);
+      assert.equal(c.HostConfig.NetworkMode, 'host');
+      const status = readFileSync(
+        `/proc/${podmanPid(`${nodePod('node1').name}-meshlessd`)}/status`,
+        'utf8',
+      );
+      const capEff = BigInt(`0x${/CapEff:\s+([0-9a-f]+)/.exec(status)?.[1] ?? '0'}`);
+      // CAP_NET_ADMIN 12, CAP_NET_RAW 13, CAP_SYS_ADMIN 21, CAP_SYS_PTRACE 19: those and no other.
+      assert.equal(
+        capEff,
+        (1n << 12n) | (1n << 13n) | (1n << 19n) | (1n << 21n),
+        capEff.toString(16),
+      );
+    });
+
+    test('enrolled pods on two nodes talk mutual TLS through the pods; plain is passed through', async () => {
+      const marker = `MARKER-${randomBytes(8).toString('hex')}`;
+      const { result, segments } = await captureDuring(
+        cluster.node('node1'),
+        join(dir, 'cap.pcap'),
+        () => exchange(netns('a-secure'), ip('b-secure'), APP_PORT, 'ECHO', Buffer.from(marker)),
+      );
+      assert.equal(result.toString(), marker);
+      assert.equal(
+        payloadContains(segments, marker),
+        false,
+        'marker crossed the link in plaintext',
+      );
+      const tls = tlsHandshakes(segments, 15008);
+      assert.ok(tls.clientHellos >= 1, 'a TLS ClientHello to 15008');
+      assert.ok(tls.serverVersions.includes(0x0304), 'TLS 1.3');
+      const who = await exchange(netns('a-secure'), ip('b-secure'), APP_PORT, 'WHO');
+      assert.equal(who.toString().split(':')[0], ip('a-secure'));
+      const plain = `PLAIN-${randomBytes(6).toString('hex')}`;
+      const out = await captureDuring(cluster.node('node1'), join(dir, 'cap2.pcap'), () =>
+        exchange(netns('a-secure'), ip('c-plain'), APP_PORT, 'ECHO', Buffer.from(plain)),
+      );
+      assert.equal(out.result.toString(), plain);
+      assert.equal(payloadContains(out.segments, plain), true, 'passthrough is plaintext');
+    });
+
+    test('readiness answers on the node loopback, where the kubelet probe looks', () => {
+      const r = spawnSync(
+        'ip',
+        ['netns', 'exec', cluster.node('node1').netns.name, 'node', '-e', READY_PROBE],
+        { encoding: 'utf8', timeout: 10_000 },
+      );
+      assert.equal(r.stdout.trim(), '200', r.stderr);
+    });
+
+    test('cni-watch puts our entry back when the primary CNI rewrites its config', async () => {
+      const p = nodePod('node2');
+      const file = join(p.confDir, '10-meshless-sim.conflist');
+      const list = JSON.parse(readFileSync(file, 'utf8')) as { plugins: Record<string, unknown>[] };
+      writeFileSync(
+        file,
+        JSON.stringify({
+          ...list,
+          plugins: list.plugins.filter((x) => x['type'] !== 'meshless-cni'),
+        }),
+      );
+      await until(
+        'the entry re-inserted',
+        () =>
+          (
+            JSON.parse(readFileSync(file, 'utf8')) as { plugins: Record<string, unknown>[] }
+          ).plugins.at(-1)?.['type'] === 'meshless-cni',
+        30_000,
+        200,
+      );
+    });
+  },
+);
+
+/** An HTTP GET of the readiness endpoint, printing the status code. */
+const READY_PROBE =
+  "require('http').get('http://127.0.0.1:15021/healthz/ready', (r) => { console.log(r.statusCode); r.resume(); }).on('error', (e) => { console.log(e.message); })";
+
+function podmanPid(container: string): number {
+  return Number(podman(['container', 'inspect', '--format', '{{.State.Pid}}', container]).trim());
+}
