@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -33,7 +34,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { callDaemon } from '../../src/registration/client.js';
 import { payloadContains, tlsHandshakes } from '../../src/sim/pcap.js';
-import { exchange, startTestServer, type TestServer } from '../../src/sim/pod-apps.js';
+import {
+  connectAsApp,
+  exchange,
+  startTestServer,
+  type TestServer,
+} from '../../src/sim/pod-apps.js';
 import { SimCluster, type SimNode } from '../../src/sim/sim-cluster.js';
 import { daemonSetImage, nodePodYaml } from '../support/daemonset-pod.js';
 import { E2E_SKIP, RUN_TAG, captureDuring, removeTestDir } from '../support/netns.js';
@@ -100,6 +106,7 @@ interface NodePod {
   readonly confDir: string;
   readonly stateDir: string;
   readonly logs: ChildProcess;
+  readonly logFile: string;
 }
 
 describe(
@@ -123,8 +130,9 @@ describe(
     };
     const netns = (pod: string): string => cluster.pod(pod).netns.path;
 
-    async function playNodePod(node: SimNode): Promise<NodePod> {
-      const name = `${RUN_TAG}-meshless-${node.name}`;
+    /** Plays the node's pod; `revision` names a second one (a surge rollout). */
+    async function playNodePod(node: SimNode, revision = ''): Promise<NodePod> {
+      const name = `${RUN_TAG}-meshless-${node.name}${revision}`;
       const confDir = join(node.dir, 'net.d');
       const stateDir = join(node.dir, 'state');
       const saDir = join(node.dir, 'serviceaccount');
@@ -134,11 +142,12 @@ describe(
         ...node.conflist,
         plugins: node.conflist.plugins.filter((p) => p['type'] !== 'meshless-cni'),
       };
-      writeFileSync(join(confDir, '10-meshless-sim.conflist'), JSON.stringify(primary, null, 2));
+      if (revision === '')
+        writeFileSync(join(confDir, '10-meshless-sim.conflist'), JSON.stringify(primary, null, 2));
       writeFileSync(join(saDir, 'token'), 'test-token-not-used-while-the-daemon-is-up');
       copyFileSync(join(dir, 'ca', 'root.crt'), join(saDir, 'ca.crt'));
       writeFileSync(join(saDir, 'namespace'), 'meshless-system');
-      const yamlFile = join(node.dir, 'pod.yaml');
+      const yamlFile = join(node.dir, `pod${revision}.yaml`);
       writeFileSync(
         yamlFile,
         nodePodYaml({
@@ -152,7 +161,8 @@ describe(
         }),
       );
       podman(['kube', 'play', yamlFile], node.netns.name);
-      const log = openSync(join(node.dir, 'meshlessd.log'), 'a');
+      const logFile = join(node.dir, `meshlessd${revision}.log`);
+      const log = openSync(logFile, 'a');
       const logs = spawn('podman', ['logs', '-f', `${name}-meshlessd`], {
         stdio: ['ignore', log, log],
       });
@@ -167,14 +177,14 @@ describe(
         pid: logs.pid ?? 0,
         child: logs,
         configFile: yamlFile,
-        logFile: join(node.dir, 'meshlessd.log'),
+        logFile,
         socket,
         stop: async () => {
           podman(['pod', 'rm', '-f', '-t', '5', name]);
           return 0;
         },
       };
-      return { name, yamlFile, binDir: binDir(), confDir, stateDir, logs };
+      return { name, yamlFile, binDir: binDir(), confDir, stateDir, logs, logFile };
     }
 
     before(async () => {
@@ -301,6 +311,95 @@ describe(
         { encoding: 'utf8', timeout: 10_000 },
       );
       assert.equal(r.stdout.trim(), '200', r.stderr);
+    });
+
+    test('surge rollout on node1: new pod beside the old, old removed; a long transfer and new connections survive', async () => {
+      const node1 = cluster.node('node1');
+      const old = nodePod('node1');
+      const conflist = join(old.confDir, '10-meshless-sim.conflist');
+      // A steady stream of new connections.
+      let ok = 0;
+      const failures: string[] = [];
+      let running = true;
+      const loop = (async () => {
+        while (running) {
+          const r = await exchange(
+            netns('a-secure'),
+            ip('b-secure'),
+            APP_PORT,
+            'ECHO',
+            Buffer.from('rollout'),
+            10_000,
+          ).then(
+            (b) => b.toString(),
+            (e: Error) => `failed: ${e.message}`,
+          );
+          if (r === 'rollout') ok++;
+          else failures.push(r);
+        }
+      })();
+      const next = await playNodePod(node1, '-v2');
+      nodePods.set('node1', next);
+      const log = (p: NodePod) => (existsSync(p.logFile) ? readFileSync(p.logFile, 'utf8') : '');
+      await until(
+        'the new daemon listening in the pod',
+        () => log(next).includes('pod proxy listening'),
+        60_000,
+        100,
+      );
+      const before = ok;
+      await until('traffic while both pods run', () => ok > before + 20, 30_000, 50);
+      // A long transfer through node1's daemon, in flight when the old pod gets
+      // SIGTERM (read slowly); the old daemon drains it (drainTimeoutSeconds 25).
+      const size = 8 * 1024 * 1024;
+      const s = await connectAsApp(netns('a-secure'), ip('b-secure'), APP_PORT);
+      let received = 0;
+      const transfer = new Promise<number>((resolve, reject) => {
+        s.on('data', (c: Buffer) => {
+          received += c.length;
+          s.pause();
+          setTimeout(() => s.resume(), 10);
+        });
+        s.on('end', () => resolve(received));
+        s.on('error', reject);
+      });
+      s.end(`SOURCE ${size}\n`);
+      await until('transfer under way', () => received > 1024 * 1024, 10_000);
+      const atSigterm = received;
+      assert.ok(atSigterm < size, 'the transfer is in flight when the old pod stops');
+      // The rollout deletes the old pod: SIGTERM, terminationGracePeriodSeconds 30.
+      podman(['pod', 'stop', '-t', '30', old.name]);
+      podman(['pod', 'rm', '-f', old.name]);
+      old.logs.kill();
+      await until(
+        'the new daemon took over the CNI socket',
+        () => log(next).includes('took over from the previous daemon'),
+        30_000,
+        100,
+      );
+      const atTakeover = ok;
+      await until('traffic after the take-over', () => ok > atTakeover + 20, 30_000, 50);
+      running = false;
+      await loop;
+      assert.equal(await transfer, size, 'the long transfer arrived whole');
+      assert.deepEqual(
+        failures,
+        [],
+        `${failures.length} of ${ok + failures.length} new connections failed`,
+      );
+      // cni-watch of the old pod kept our entry (an upgrade, not an uninstall).
+      const list = JSON.parse(readFileSync(conflist, 'utf8')) as {
+        plugins: Record<string, unknown>[];
+      };
+      assert.equal(list.plugins.at(-1)?.['type'], 'meshless-cni');
+      const ready = spawnSync('nsenter', [`--net=${node1.netns.path}`, 'node', '-e', READY_PROBE], {
+        encoding: 'utf8',
+        timeout: 10_000,
+      });
+      assert.equal(ready.stdout.trim(), '200', 'the new daemon answers readiness');
+      console.log(
+        `rollout: ${ok} new connections, 0 failed; ${size - atSigterm} of ${size} bytes after SIGTERM`,
+      );
     });
 
     test('cni-watch puts our entry back when the primary CNI rewrites its config', async () => {
