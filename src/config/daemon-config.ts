@@ -64,6 +64,14 @@ export interface DaemonConfig {
    */
   readonly hostProcPath: string | undefined;
   /**
+   * A writable mount of /proc/sys/net for the per-pod sysctl the upgrade
+   * takeover needs (net.ipv4.tcp_migrate_req). Default /proc/sys/net; a
+   * container's own is read-only (runtimes mount /proc/sys read-only), so
+   * the DaemonSet mounts the host's at /host/proc-sys-net. Writes through
+   * any mount of it reach the netns of the writing thread.
+   */
+  readonly procSysNetPath: string;
+  /**
    * How long established connections may finish on shutdown or when a pod
    * is released, seconds. Default 25: 5 s less than Kubernetes' default
    * 30 s termination grace period.
@@ -117,6 +125,7 @@ const FIELDS: readonly Field[] = [
   { key: 'logLevel', kind: 'logLevel' },
   { key: 'drainTimeoutSeconds', kind: 'duration' },
   { key: 'hostProcPath', kind: 'path' },
+  { key: 'procSysNetPath', kind: 'path' },
   { key: 'podCidrs', kind: 'list' },
 ];
 
@@ -329,6 +338,7 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
     logLevel: get<LogLevel>('logLevel', 'info'),
     drainTimeoutSeconds: get('drainTimeoutSeconds', 25),
     hostProcPath: values.get('hostProcPath') as string | undefined,
+    procSysNetPath: get('procSysNetPath', '/proc/sys/net'),
     podCidrs: Object.freeze(podCidrs),
   });
 }

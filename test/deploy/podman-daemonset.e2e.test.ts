@@ -14,7 +14,7 @@
  * Skips without podman or without the image (run deploy/build-image.sh).
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -30,6 +30,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { callDaemon } from '../../src/registration/client.js';
@@ -46,6 +47,7 @@ import { E2E_SKIP, RUN_TAG, captureDuring, removeTestDir } from '../support/netn
 import { until } from '../support/until.js';
 
 const APP_PORT = 8080;
+const execFileAsync = promisify(execFile);
 /** runc: Debian's default crun refuses hosts with hybrid (v1 + v2) cgroups. */
 const RUNTIME = ['--runtime', process.env['MESHLESS_OCI_RUNTIME'] ?? 'runc'];
 const IMAGE = daemonSetImage();
@@ -208,8 +210,9 @@ describe(
         { name: 'a-secure', namespace: 'secure', node: 'node1' },
         { name: 'b-secure', namespace: 'secure', node: 'node2' },
         { name: 'c-plain', namespace: 'plain', node: 'node2' },
+        { name: 'd-plain', namespace: 'plain', node: 'node1' },
       ]);
-      for (const p of ['a-secure', 'b-secure', 'c-plain'])
+      for (const p of ['a-secure', 'b-secure', 'c-plain', 'd-plain'])
         servers.push(await startTestServer(netns(p), APP_PORT));
     });
 
@@ -304,6 +307,33 @@ describe(
       assert.equal(payloadContains(out.segments, plain), true, 'passthrough is plaintext');
     });
 
+    // FACTS.md 1, the demo's table, through the pods run from the manifests.
+    const table: [string, string, 'mtls' | 'plaintext'][] = [
+      ['a-secure', 'b-secure', 'mtls'],
+      ['a-secure', 'c-plain', 'plaintext'],
+      ['d-plain', 'b-secure', 'plaintext'],
+      ['d-plain', 'c-plain', 'plaintext'],
+    ];
+    for (const [from, to, expected] of table)
+      test(`${from} (node1) -> ${to} (node2): ${expected}, delivered, real peer address`, async () => {
+        const marker = `ROW-${randomBytes(8).toString('hex')}`;
+        const { result, segments } = await captureDuring(
+          cluster.node('node1'),
+          join(dir, `row-${from}-${to}.pcap`),
+          () => exchange(netns(from), ip(to), APP_PORT, 'ECHO', Buffer.from(marker)),
+        );
+        assert.equal(result.toString(), marker);
+        assert.equal(payloadContains(segments, marker), expected === 'plaintext');
+        // HBONE (port 15008) carries it, or nothing of ours does (the pooled
+        // connection may be reused: no new handshake to look for).
+        assert.equal(
+          segments.some((x) => x.dstPort === 15008 || x.srcPort === 15008),
+          expected === 'mtls',
+        );
+        const who = await exchange(netns(from), ip(to), APP_PORT, 'WHO');
+        assert.equal(who.toString().split(':')[0], ip(from));
+      });
+
     test('readiness answers on the node loopback, where the kubelet probe looks', () => {
       const r = spawnSync(
         'ip',
@@ -317,6 +347,18 @@ describe(
       const node1 = cluster.node('node1');
       const old = nodePod('node1');
       const conflist = join(old.confDir, '10-meshless-sim.conflist');
+      // The takeover needs tcp_migrate_req in the pod: the daemon in its
+      // container set it through the writable mount the manifests declare.
+      const migrate = spawnSync(
+        'nsenter',
+        [`--net=${netns('a-secure')}`, 'sysctl', '-n', 'net.ipv4.tcp_migrate_req'],
+        { encoding: 'utf8' },
+      );
+      assert.equal(migrate.stdout.trim(), '1');
+      assert.equal(
+        readFileSync(old.logFile, 'utf8').includes('cannot set net.ipv4.tcp_migrate_req'),
+        false,
+      );
       // A steady stream of new connections.
       let ok = 0;
       const failures: string[] = [];
@@ -355,10 +397,16 @@ describe(
       const s = await connectAsApp(netns('a-secure'), ip('b-secure'), APP_PORT);
       let received = 0;
       const transfer = new Promise<number>((resolve, reject) => {
+        // Paced by bytes, not reads (their size varies with load): 100 ms
+        // after every 512 KiB, about 1.6 s for the whole, well inside the drain.
+        let sincePause = 0;
         s.on('data', (c: Buffer) => {
           received += c.length;
+          sincePause += c.length;
+          if (sincePause < 512 * 1024) return;
+          sincePause = 0;
           s.pause();
-          setTimeout(() => s.resume(), 10);
+          setTimeout(() => s.resume(), 100);
         });
         s.on('end', () => resolve(received));
         s.on('error', reject);
@@ -368,7 +416,11 @@ describe(
       const atSigterm = received;
       assert.ok(atSigterm < size, 'the transfer is in flight when the old pod stops');
       // The rollout deletes the old pod: SIGTERM, terminationGracePeriodSeconds 30.
-      podman(['pod', 'stop', '-t', '30', old.name]);
+      // Asynchronously: this process is the pods' applications too, and must
+      // keep reading the transfer the old daemon is draining.
+      await execFileAsync('podman', [...RUNTIME, 'pod', 'stop', '-t', '30', old.name], {
+        env: podmanEnv,
+      });
       podman(['pod', 'rm', '-f', old.name]);
       old.logs.kill();
       await until(
@@ -385,7 +437,7 @@ describe(
       assert.deepEqual(
         failures,
         [],
-        `${failures.length} of ${ok + failures.length} new connections failed`,
+        `${failures.length} of ${ok + failures.length} new connections failed: ${failures.slice(0, 3).join('; ')}`,
       );
       // cni-watch of the old pod kept our entry (an upgrade, not an uninstall).
       const list = JSON.parse(readFileSync(conflist, 'utf8')) as {

@@ -56,6 +56,7 @@ describe('loadDaemonConfig: defaults', () => {
       adminAddress: '127.0.0.1:15000',
       metricsAddress: '127.0.0.1:15020',
       readinessAddress: '127.0.0.1:15021',
+      procSysNetPath: '/proc/sys/net',
       logLevel: 'info',
       drainTimeoutSeconds: 25,
       podCidrs: [],
@@ -107,6 +108,7 @@ logLevel: debug
 drainTimeoutSeconds: 10
 podCidrs: [10.244.0.0/16]
 hostProcPath: /host/proc
+procSysNetPath: /host/proc-sys-net
 `;
 
 const FULL: DaemonConfig = {
@@ -130,6 +132,7 @@ const FULL: DaemonConfig = {
   logLevel: 'debug',
   drainTimeoutSeconds: 10,
   hostProcPath: '/host/proc',
+  procSysNetPath: '/host/proc-sys-net',
   podCidrs: ['10.244.0.0/16'],
 };
 
