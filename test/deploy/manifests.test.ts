@@ -310,6 +310,10 @@ describe('deploy/: the DaemonSet', () => {
     assert.equal(state.mountPath, config.stateDir);
     assert.equal(state.type, 'DirectoryOrCreate');
     assert.equal(mount(daemon, '/run/xtables.lock').mountPath, '/run/xtables.lock');
+    // Writable (a container's /proc/sys is read-only): the per-pod tcp_migrate_req.
+    const sysNet = mount(daemon, '/proc/sys/net');
+    assert.equal(sysNet.mountPath, config.procSysNetPath);
+    assert.notEqual(sysNet.readOnly, true);
   });
 
   it('the plugin entry finds the daemon socket and its kubeconfig on the host', () => {
