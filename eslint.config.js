@@ -3,7 +3,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'node_modules/', 'bench/results/', 'test/**/testdata/'] },
+  {
+    ignores: ['dist/', 'build/', '.cache/', 'node_modules/', 'bench/results/', 'test/**/testdata/'],
+  },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {

@@ -9,9 +9,9 @@
 // cc and openssl; missing Debian packages are installed with apt-get.
 // Writes bench/results/<date>.{json,md,svg}. Not part of `npm test`.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execPlugin, type PodAttachment } from '../src/sim/cni-chain.js';
 import { Netns, canRunE2e } from '../src/sim/netns.js';
@@ -529,6 +529,24 @@ async function cniBench(
     spawnSync('ip', ['netns', 'exec', node.netns.name, '/bin/true'], { env: {} });
     overhead.push(performance.now() - s);
   }
+  // The unit ADD is reported in: a bare node start-up, run the same way.
+  const nodeStart = (bin: string): Percentiles => {
+    const xs: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const s = performance.now();
+      const r = spawnSync('ip', ['netns', 'exec', node.netns.name, 'env', '-i', bin, '-e', '0'], {
+        env: {},
+      });
+      if (r.status !== 0) throw new Error(`${bin} -e 0 failed: ${String(r.stderr)}`);
+      xs.push(performance.now() - s);
+    }
+    return percentiles(xs);
+  };
+  const ltsNode = ltsNodeBinary();
+  const nodeStartResult = {
+    node: nodeStart(process.execPath),
+    ...(ltsNode ? { lts: nodeStart(ltsNode) } : {}),
+  };
   const pods: { pod: SimPod; att: PodAttachment; result?: Record<string, unknown> }[] = [];
   for (let i = 0; i < count; i++) {
     const name = `m${String(i).padStart(3, '0')}`;
@@ -619,6 +637,7 @@ async function cniBench(
       chainAdd: percentiles(chainAdd),
       chainDel: percentiles(chainDel),
       netnsExecOverhead: percentiles(overhead),
+      nodeStart: nodeStartResult,
     },
     podsRss: {
       pods: count,
@@ -627,6 +646,15 @@ async function cniBench(
       perPodMb: Math.round(((afterMb - beforeMb) / count) * 1000) / 1000,
     },
   };
+}
+
+/** The Node LTS binary scripts/node-lts.mjs cached (the plugin's runtime), if any. */
+function ltsNodeBinary(): string | undefined {
+  const dir = join('.cache', 'node-lts');
+  if (!existsSync(dir)) return undefined;
+  const v = readdirSync(dir).find((d) => /^v\d+\.\d+\.\d+$/.test(d));
+  const bin = v === undefined ? undefined : join(dir, v, 'bin', 'node');
+  return bin !== undefined && existsSync(bin) ? resolve(bin) : undefined;
 }
 
 /** VmRSS averaged over a second (GC makes single samples noisy). */

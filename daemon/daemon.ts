@@ -24,6 +24,7 @@ import { createAdminServer } from './admin/admin-server.js';
 import { execaRunner } from '../src/exec/command-runner.js';
 import { PodRedirect } from '../src/redirect/pod-redirect.js';
 import { NodeProbeSnat } from '../src/redirect/node-probe-snat.js';
+import { setProcSysNetPath } from '../src/netns/socket-in-netns.js';
 import { IdentityService } from './identity/identity-service.js';
 import { createDaemonLogger } from './observability/daemon-logger.js';
 import { DaemonMetrics } from './observability/metrics.js';
@@ -73,6 +74,8 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
   logger.info({ config: redactedConfig(config) }, 'meshlessd starting');
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
 
+  // Per-pod sysctls go through this mount (a container's /proc/sys is read-only).
+  setProcSysNetPath(config.procSysNetPath);
   const discovery = discoveryFor(config, logger);
   // The file source reads synchronously enough to wait for; the Kubernetes
   // source may wait on an API that is down, and the node must keep serving

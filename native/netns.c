@@ -402,16 +402,24 @@ static int valid_net_sysctl_key(const char *key) {
   return 1;
 }
 
-/* Writes value to /proc/sys/net/<key> as the netns at netns_path sees it:
- * /proc/sys/net resolves the network namespace of the thread that opens
- * the file, so it is opened after setns() (and written before going home). */
-static int write_net_sysctl(const addon_state *st, const char *netns_path, const char *key,
-                            const char *value, sys_failure *fail) {
-  char path[192];
+/* A mount of /proc/sys/net: absolute, no "..", no trailing '/'. */
+static int valid_sysctl_root(const char *root) {
+  size_t n = strlen(root);
+  return n > 1 && root[0] == '/' && root[n - 1] != '/' && strstr(root, "..") == NULL;
+}
+
+/* Writes value to <root>/<key> (root: /proc/sys/net, or another mount of
+ * it) as the netns at netns_path sees it: /proc/sys/net resolves the
+ * network namespace of the thread that opens the file, whatever mount it is
+ * reached through, so it is opened after setns() (and written before going
+ * home). */
+static int write_net_sysctl(const addon_state *st, const char *netns_path, const char *root,
+                            const char *key, const char *value, sys_failure *fail) {
+  char path[PATH_MAX + 192];
   int target = -1, fd, rc = 0;
   size_t len = strlen(value);
 
-  snprintf(path, sizeof path, "/proc/sys/net/%s", key);
+  snprintf(path, sizeof path, "%s/%s", root, key);
   if (netns_path[0] != '\0') {
     target = enter_netns(st, netns_path, fail);
     if (target < 0) return -1;
@@ -433,12 +441,13 @@ static int write_net_sysctl(const addon_state *st, const char *netns_path, const
   return rc;
 }
 
-/* writeNetSysctl(netnsPath, key, value): see write_net_sysctl. An empty
- * netnsPath writes the calling thread's own. */
+/* writeNetSysctl(netnsPath, key, value[, root]): see write_net_sysctl. An
+ * empty netnsPath writes the calling thread's own; root defaults to
+ * /proc/sys/net. */
 static napi_value js_write_net_sysctl(napi_env env, napi_callback_info info) {
-  size_t argc = 3, n;
-  napi_value argv[3];
-  char netns_path[PATH_MAX], key[128], value[64];
+  size_t argc = 4, n;
+  napi_value argv[4];
+  char netns_path[PATH_MAX], key[128], value[64], root[PATH_MAX] = "/proc/sys/net";
   addon_state *st;
   sys_failure fail = {"unknown", EINVAL};
 
@@ -454,7 +463,11 @@ static napi_value js_write_net_sysctl(napi_env env, napi_callback_info info) {
       n == 0 || n >= sizeof value - 1)
     return throw_arg(env, "writeNetSysctl(netnsPath, key, value): strings expected; key like "
                           "ipv4/tcp_migrate_req");
-  if (write_net_sysctl(st, netns_path, key, value, &fail) != 0)
+  if (argc >= 4 &&
+      (napi_get_value_string_utf8(env, argv[3], root, sizeof root, &n) != napi_ok ||
+       n >= sizeof root - 1 || !valid_sysctl_root(root)))
+    return throw_arg(env, "writeNetSysctl: root must be an absolute path without '..'");
+  if (write_net_sysctl(st, netns_path, root, key, value, &fail) != 0)
     return throw_errno(env, fail.syscall, fail.err);
   return NULL;
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Bundles the three programs with esbuild:
-//   dist/meshless-cni  the CNI plugin: one CommonJS file with a node shebang, no
-//                      package.json needed beside it (it lives in /opt/cni/bin)
+//   dist/meshless-cni  the CNI plugin: a self-contained executable (Node's
+//                      single executable application on the Node LTS binary,
+//                      scripts/sea.mjs): the host needs no Node.js
+//   dist/meshless-cni.js  the same plugin as one CommonJS script (node shebang),
+//                      the SEA's main script; runs on any node >= 20
 //   dist/meshlessd.js  the node daemon
 //   dist/meshless-ca.js the cluster signer
 //   dist/meshless.js   the CLI
@@ -10,8 +13,11 @@
 // so every program behaves alike wherever it is run from.
 import { build } from 'esbuild';
 import { copyFileSync, existsSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { readFileSync, chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { brotliCompressSync, constants as zlib } from 'node:zlib';
+import { NODE_LTS_VERSION, nodeLts } from './node-lts.mjs';
+import { buildSea } from './sea.mjs';
 
 mkdirSync('dist', { recursive: true });
 writeFileSync('dist/package.json', JSON.stringify({ type: 'commonjs' }) + '\n');
@@ -79,7 +85,7 @@ const results = await Promise.all([
   build({
     ...common,
     entryPoints: ['cni/main.ts'],
-    outfile: 'dist/meshless-cni',
+    outfile: 'dist/meshless-cni.js',
     format: 'cjs',
     minify: true,
     metafile: true,
@@ -116,10 +122,22 @@ const results = await Promise.all([
   }),
 ]);
 
-for (const f of ['dist/meshless-cni', 'dist/meshless.js']) chmodSync(f, 0o755);
+for (const f of ['dist/meshless-cni.js', 'dist/meshless.js']) chmodSync(f, 0o755);
 const cniBytes = Object.values(results[0].metafile.outputs)[0]?.bytes ?? 0;
+
+// The plugin as installed: the bundle inside the LTS node binary. The running
+// node serves when it is that release (the image's build stage); otherwise the
+// release is fetched once from the npm registry (scripts/node-lts.mjs).
+const seaNode =
+  process.version === `v${NODE_LTS_VERSION}` ? process.execPath : join(nodeLts(), 'bin', 'node');
+await buildSea({
+  node: seaNode,
+  bundle: 'dist/meshless-cni.js',
+  output: 'dist/meshless-cni',
+  workDir: 'build/sea',
+});
 console.log(
-  `built dist/meshless-cni (${(cniBytes / 1024).toFixed(0)} KiB), dist/meshlessd.js (+ meshless-kube.js), dist/meshless-ca.js, dist/meshless.js`,
+  `built dist/meshless-cni (node ${NODE_LTS_VERSION} SEA; bundle ${(cniBytes / 1024).toFixed(0)} KiB), dist/meshlessd.js (+ meshless-kube.js), dist/meshless-ca.js, dist/meshless.js`,
 );
 
 // The daemon's OpenSSL settings (no TLS session tickets), read with

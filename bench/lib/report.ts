@@ -89,6 +89,13 @@ function targets(r: BenchResults): Target[] {
       measured: `${fmt(r.cni.meshlessAdd.p50, 1)} ms`,
       met: r.cni.meshlessAdd.p50 <= 60,
     });
+    const bare = r.cni.nodeStart?.node.p50;
+    if (bare !== undefined)
+      out.push({
+        goal: 'meshless-cni ADD p50 <= 1.5x a bare `node -e 0`',
+        measured: ratio(r.cni.meshlessAdd.p50, bare),
+        met: r.cni.meshlessAdd.p50 <= 1.5 * bare,
+      });
     out.push({
       goal: 'meshless-cni ADD p99 <= 120 ms',
       measured: `${fmt(r.cni.meshlessAdd.p99, 1)} ms`,
@@ -203,9 +210,20 @@ export function renderMarkdown(r: BenchResults): string {
       ['whole chain ADD (bridge + host-local + meshless-cni)', c.chainAdd],
       ['whole chain DEL', c.chainDel],
       ['`ip netns exec` alone (included above)', c.netnsExecOverhead],
+      ...(c.nodeStart ? ([['`env -i node -e 0` (machine node)', c.nodeStart.node]] as const) : []),
+      ...(c.nodeStart?.lts ? ([['`env -i node -e 0` (Node LTS)', c.nodeStart.lts]] as const) : []),
     ] as const)
       L.push(`| ${label} | ${fmt(p.p50, 1)} | ${fmt(p.p99, 1)} | ${fmt(p.max, 1)} |`);
     L.push('');
+    if (c.nodeStart)
+      L.push(
+        `ADD p50 is ${ratio(c.meshlessAdd.p50, c.nodeStart.node.p50)} a bare \`node -e 0\` of the machine's node` +
+          (c.nodeStart.lts
+            ? `, ${ratio(c.meshlessAdd.p50, c.nodeStart.lts.p50)} one of the Node LTS the plugin binary embeds`
+            : '') +
+          ' (same run, same `ip netns exec`).',
+        '',
+      );
   }
   if (r.daemon) {
     const d = r.daemon;

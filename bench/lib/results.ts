@@ -69,6 +69,13 @@ export interface CniResult {
   readonly chainDel: Percentiles;
   /** `ip netns exec <node> /bin/true`, included in every figure above. */
   readonly netnsExecOverhead: Percentiles;
+  /**
+   * `ip netns exec <node> env -i <node binary> -e 0` in the same run: the
+   * start-up of a bare Node.js, the unit the plugin's ADD is reported in.
+   * `node` is the machine's node; `lts` the Node LTS binary the plugin is
+   * built on (absent when not cached).
+   */
+  readonly nodeStart?: { readonly node: Percentiles; readonly lts?: Percentiles };
 }
 
 export interface DaemonResult {

@@ -94,6 +94,14 @@ export interface DaemonConfig {
    */
   readonly hostProcPath: string | undefined;
   /**
+   * A writable mount of /proc/sys/net for the per-pod sysctl the upgrade
+   * takeover needs (net.ipv4.tcp_migrate_req). Default /proc/sys/net; a
+   * container's own is read-only (runtimes mount /proc/sys read-only), so
+   * the DaemonSet mounts the host's at /host/proc-sys-net. Writes through
+   * any mount of it reach the netns of the writing thread.
+   */
+  readonly procSysNetPath: string;
+  /**
    * How long established connections may finish on shutdown or when a pod
    * is released, seconds. Default 25: 5 s less than Kubernetes' default
    * 30 s termination grace period.
@@ -195,6 +203,7 @@ const FIELDS: readonly Field[] = [
   { key: 'drainTimeoutSeconds', kind: 'duration' },
   { key: 'probeSnat', kind: 'boolean' },
   { key: 'hostProcPath', kind: 'path' },
+  { key: 'procSysNetPath', kind: 'path' },
   { key: 'podCidrs', kind: 'list' },
   { key: 'serviceCidrs', kind: 'list' },
   { key: 'rootNamespace', kind: 'string' },
@@ -465,12 +474,16 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
     unsafeLocalRoot,
     identity: Object.freeze(identity),
     adminAddress: get('adminAddress', '127.0.0.1:15000'),
-    metricsAddress: get('metricsAddress', ':15020'),
-    readinessAddress: get('readinessAddress', ':15021'),
+    // Loopback by default: the daemon runs with hostNetwork, where ':port'
+    // would expose the metrics (which name workload identities) to every pod
+    // and beyond the node. SECURITY.md "Exposure" says how to open them.
+    metricsAddress: get('metricsAddress', '127.0.0.1:15020'),
+    readinessAddress: get('readinessAddress', '127.0.0.1:15021'),
     logLevel: get<LogLevel>('logLevel', 'info'),
     drainTimeoutSeconds: get('drainTimeoutSeconds', 25),
     probeSnat: get('probeSnat', true),
     hostProcPath: values.get('hostProcPath') as string | undefined,
+    procSysNetPath: get('procSysNetPath', '/proc/sys/net'),
     podCidrs: Object.freeze(podCidrs),
     serviceCidrs: Object.freeze(serviceCidrs),
     rootNamespace,

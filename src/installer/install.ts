@@ -10,8 +10,9 @@
  * written before the old one is removed; the `.conf` sorts first, so the
  * runtime always has exactly one primary config to load.
  */
-import { readFile, readdir, mkdir, stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, type Stats } from 'node:fs';
+import { access, constants, readFile, readdir, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshlessError, errorMessage, isErrno } from '../errors.js';
 import {
@@ -119,9 +120,12 @@ export async function installCni(options: InstallOptions): Promise<InstallResult
       );
   }
 
-  let plugin: Buffer;
+  let plugin: { path: string; size: number };
   try {
-    plugin = await readFile(options.pluginSource);
+    await access(options.pluginSource, constants.R_OK);
+    const st = await stat(options.pluginSource);
+    if (!st.isFile()) throw new Error('not a regular file');
+    plugin = { path: options.pluginSource, size: st.size };
   } catch (err) {
     throw installError(
       `cannot read the plugin binary ${options.pluginSource}: ${errorMessage(err)} (run npm run build, or pass --plugin)`,
@@ -143,10 +147,21 @@ export async function installCni(options: InstallOptions): Promise<InstallResult
   return { actions, warnings: change.warnings };
 }
 
+/**
+ * sha256 of a file read in chunks: the plugin is a ~130 MB executable (Node
+ * SEA), never held whole in memory (the installers run under a 128 MiB limit,
+ * deploy/30-daemonset.yaml, and cni-watch re-checks every few seconds).
+ */
+async function fileDigest(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
 async function installBinary(
   binDir: string,
   binPath: string,
-  plugin: Buffer,
+  plugin: { readonly path: string; readonly size: number },
 ): Promise<FileAction['action']> {
   try {
     await mkdir(binDir, { recursive: true });
@@ -154,13 +169,21 @@ async function installBinary(
     throw installError(`cannot create CNI bin dir ${binDir}: ${errorMessage(err)}`, err);
   }
   try {
-    const [current, st] = await Promise.all([readFile(binPath), stat(binPath)]);
-    if ((st.mode & 0o7777) === 0o755 && current.equals(plugin)) return 'unchanged';
+    const st = await stat(binPath);
+    if (
+      (st.mode & 0o7777) === 0o755 &&
+      st.size === plugin.size &&
+      (await fileDigest(binPath)) === (await fileDigest(plugin.path))
+    )
+      return 'unchanged';
   } catch (err) {
     if (!isErrno(err, 'ENOENT'))
       throw installError(`cannot read ${binPath}: ${errorMessage(err)}`, err);
   }
-  await writeFileAtomic(binPath, plugin, { mode: 0o755, errorCode: 'MESHLESS_E_INSTALL' });
+  await writeFileAtomic(binPath, createReadStream(plugin.path), {
+    mode: 0o755,
+    errorCode: 'MESHLESS_E_INSTALL',
+  });
   return 'written';
 }
 

@@ -64,7 +64,7 @@ export interface NetnsBinding {
   /** `SO_LINGER`: on with `seconds` when >= 0, off when negative. */
   setLinger(fd: number, seconds: number): void;
   /** Writes `/proc/sys/net/<key>` as the netns at `netnsPath` sees it ('' = the caller's). */
-  writeNetSysctl(netnsPath: string, key: string, value: string): void;
+  writeNetSysctl(netnsPath: string, key: string, value: string, root?: string): void;
 }
 
 const ADDON = 'meshless_netns.node';

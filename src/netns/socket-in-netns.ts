@@ -292,6 +292,17 @@ function setLinger(socket: net.Socket, seconds: number): boolean {
   }
 }
 
+let procSysNet = '/proc/sys/net';
+
+/**
+ * Where /proc/sys/net is writable for {@link migrateListenerQueues}: in a
+ * container /proc/sys is read-only, so the daemon names a writable mount of
+ * the host's (config `procSysNetPath`). Set once at start.
+ */
+export function setProcSysNetPath(path: string): void {
+  procSysNet = path;
+}
+
 /**
  * Makes a listener that closes hand its pending connections (SYNs and the
  * accept queue) to another listener of its `SO_REUSEPORT` group in that
@@ -307,7 +318,7 @@ export function migrateListenerQueues(netnsPath: string): void {
   if (path === undefined)
     throw invalid('migrateListenerQueues', 'netnsPath', "is required (a pod's netns)");
   try {
-    netnsBinding().writeNetSysctl(path, 'ipv4/tcp_migrate_req', '1');
+    netnsBinding().writeNetSysctl(path, 'ipv4/tcp_migrate_req', '1', procSysNet);
   } catch (cause) {
     throw netnsError('set net.ipv4.tcp_migrate_req', path, cause);
   }

@@ -19,7 +19,27 @@ export interface PluginPaths {
   readonly meshlessPlugin?: string;
   /** The other plugins (CNI_PATH); default {@link DEBIAN_CNI_DIR}. */
   readonly cniDir?: string;
+  /**
+   * Run each plugin as on a Kubernetes node image without Node.js: in a
+   * private mount namespace where every `node` on the plugins' PATH is
+   * covered by an empty, non-executable file (a plugin needing node fails
+   * as it would there). The launcher checks that no node is left to run.
+   */
+  readonly withoutNode?: boolean;
 }
+
+/** The plugins' PATH, as a runtime sets it. */
+const PLUGIN_PATH = '/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin';
+
+/** Shell run by {@link PluginPaths.withoutNode}: hide every node, then exec "$@". */
+const HIDE_NODE = [
+  'set -e',
+  'for d in $(echo "$PATH" | tr : " "); do',
+  '  if [ -f "$d/node" ]; then mount --bind /dev/null "$(readlink -f "$d/node")"; fi',
+  'done',
+  'if command -v node >/dev/null 2>&1; then echo "node is still runnable" >&2; exit 97; fi',
+  'exec "$@"',
+].join('\n');
 
 /** A network configuration list, as in `/etc/cni/net.d`. */
 export interface Conflist {
@@ -86,12 +106,15 @@ export function execPlugin(
       .map(([k, v]) => `${k}=${v}`)
       .join(';'),
     CNI_PATH: paths.cniDir ?? DEBIAN_CNI_DIR,
-    PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+    PATH: PLUGIN_PATH,
   };
-  const argv =
+  const run =
     nodeNetns === undefined
       ? [pluginPath(type, paths)]
       : ['ip', 'netns', 'exec', nodeNetns, pluginPath(type, paths)];
+  const argv = paths.withoutNode
+    ? ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', HIDE_NODE, 'sh', ...run]
+    : run;
   const r = spawnSync(argv[0] ?? '', argv.slice(1), {
     env,
     input: JSON.stringify(config),

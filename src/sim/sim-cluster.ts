@@ -105,6 +105,8 @@ export interface SimClusterOptions {
   readonly detachedDaemons?: boolean;
   /** Extra `node` flags for every daemon, e.g. `--cpu-prof` (bench/). */
   readonly daemonNodeFlags?: readonly string[];
+  /** Run the CNI plugins with node hidden (`withoutNode` of cni-chain.ts). */
+  readonly pluginsWithoutNode?: boolean;
 }
 
 /** A pod as the discovery file describes it. */
@@ -355,10 +357,10 @@ export class SimCluster {
             logLevel: 'debug',
           },
         }),
-        runtime: new CniRuntime(
-          netns.name,
-          opts.bundles ? { meshlessPlugin: opts.bundles.plugin } : {},
-        ),
+        runtime: new CniRuntime(netns.name, {
+          ...(opts.bundles ? { meshlessPlugin: opts.bundles.plugin } : {}),
+          ...(opts.pluginsWithoutNode ? { withoutNode: true } : {}),
+        }),
         daemon: undefined,
       };
       c.nodes.push(node);

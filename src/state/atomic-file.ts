@@ -41,14 +41,15 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 /**
- * Writes `data` to `path` atomically.
+ * Writes `data` to `path` atomically. `data` may be a stream (a large file
+ * copied without holding it in memory).
  *
  * @param options a mode (e.g. `0o644`) or the full options; default mode 0o600.
  * @throws MeshlessError with `options.errorCode` (default `MESHLESS_E_STATE`) naming the path.
  */
 export async function writeFileAtomic(
   path: string,
-  data: string | Uint8Array,
+  data: string | Uint8Array | AsyncIterable<Uint8Array>,
   options: number | AtomicWriteOptions = {},
 ): Promise<void> {
   const opts: AtomicWriteOptions = typeof options === 'number' ? { mode: options } : options;
@@ -57,7 +58,8 @@ export async function writeFileAtomic(
   try {
     const handle = await open(tmp, 'wx', 0o600);
     try {
-      await handle.writeFile(data);
+      if (typeof data === 'string' || data instanceof Uint8Array) await handle.writeFile(data);
+      else for await (const chunk of data) await handle.write(chunk);
       await handle.chmod(opts.mode ?? 0o600);
       if (opts.uid !== undefined && opts.gid !== undefined) {
         const st = await handle.stat();

@@ -2,6 +2,9 @@
  * meshless-cni end to end, real kernel: a simulated node (a netns) runs a
  * real conflist (Debian's bridge + host-local, then dist/meshless-cni) with
  * the daemon on a file discovery source. Pods are network namespaces.
+ * Every plugin runs as on a node image without Node.js (PluginPaths.withoutNode:
+ * each `node` on PATH hidden in the plugin's mount namespace), as the
+ * installed plugin must: it is a self-contained executable (scripts/sea.mjs).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -97,7 +100,7 @@ describe('meshless-cni in a real CNI chain', { skip, concurrency: false }, () =>
       ipamDataDir: join(dir, 'ipam'),
       meshless: { socketPath: socket(), logFile: join(dir, 'plugin.log'), logLevel: 'debug' },
     });
-    runtime = new CniRuntime(node.name);
+    runtime = new CniRuntime(node.name, { withoutNode: true });
   });
 
   after(async () => {
@@ -138,12 +141,18 @@ describe('meshless-cni in a real CNI chain', { skip, concurrency: false }, () =>
     assert.equal(check.ok, true, JSON.stringify(check.runs.map((r) => r.stdout)));
 
     // Our ADD again (the daemon or runtime retrying) leaves one copy of everything.
-    const again = execPlugin(node.name, 'ADD', att, {
-      ...list.plugins[1],
-      name: list.name,
-      cniVersion: list.cniVersion,
-      prevResult: bridgeResult,
-    });
+    const again = execPlugin(
+      node.name,
+      'ADD',
+      att,
+      {
+        ...list.plugins[1],
+        name: list.name,
+        cniVersion: list.cniVersion,
+        prevResult: bridgeResult,
+      },
+      { withoutNode: true },
+    );
     assert.equal(again.status, 0, again.stdout);
     assert.deepEqual(again.json, bridgeResult);
     const text = pod('web').exec(['iptables-save']).stdout;
@@ -231,6 +240,20 @@ describe('meshless-cni in a real CNI chain', { skip, concurrency: false }, () =>
         !natOf('iptables-save').includes(`-d ${v4}/32`) &&
         !natOf('ip6tables-save').includes(`-d ${v6}/128`),
     );
+  });
+
+  test('where node is hidden, the script form of the plugin fails and the installed one runs', () => {
+    const att = attachment('web', 'secure');
+    const config = { ...list.plugins[1], name: list.name, cniVersion: list.cniVersion };
+    const script = execPlugin(node.name, 'VERSION', att, config, {
+      withoutNode: true,
+      meshlessPlugin: join(process.cwd(), 'dist/meshless-cni.js'),
+    });
+    assert.notEqual(script.status, 0, 'a #!/usr/bin/env node script cannot run there');
+    assert.match(script.stderr, /node/);
+    const installed = execPlugin(node.name, 'VERSION', att, config, { withoutNode: true });
+    assert.equal(installed.status, 0, installed.stderr);
+    assert.ok(Array.isArray(installed.json?.['supportedVersions']), installed.stdout);
   });
 
   test('a pod of a plain namespace is passed through byte-for-byte with no rules', () => {

@@ -105,7 +105,15 @@ writeFileSync(configFile, configText);
 const config = loadDaemonConfig({ file: configFile, env: { MESHLESS_NODE_NAME: 'node-a' } });
 
 const dockerfile = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8');
-const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+  version: string;
+  engines: { node: string };
+};
+/** The release scripts/node-lts.mjs pins (the plugin binary's node). */
+const NODE_LTS_VERSION =
+  /NODE_LTS_VERSION = '([\d.]+)'/.exec(
+    readFileSync(join(REPO, 'scripts', 'node-lts.mjs'), 'utf8'),
+  )?.[1] ?? 'missing';
 
 /** Dockerfile instructions (continuations joined, comments dropped) per stage. */
 function dockerStages(text: string): { instr: string; rest: string }[][] {
@@ -350,6 +358,10 @@ describe('deploy/: the DaemonSet', () => {
     assert.equal(state.mountPath, config.stateDir);
     assert.equal(state.type, 'DirectoryOrCreate');
     assert.equal(mount(daemon, '/run/xtables.lock').mountPath, '/run/xtables.lock');
+    // Writable (a container's /proc/sys is read-only): the per-pod tcp_migrate_req.
+    const sysNet = mount(daemon, '/proc/sys/net');
+    assert.equal(sysNet.mountPath, config.procSysNetPath);
+    assert.notEqual(sysNet.readOnly, true);
   });
 
   it('the plugin entry finds the daemon socket and its kubeconfig on the host', () => {
@@ -421,23 +433,38 @@ describe('deploy/: the DaemonSet', () => {
     }
   });
 
-  it('probes and Prometheus annotations use the ports of the config', () => {
-    const readiness = parseListenAddress(config.readinessAddress).port;
-    const metrics = parseListenAddress(config.metricsAddress).port;
-    assert.deepEqual([readiness, metrics], [15021, 15020]);
+  it('probes reach the loopback listeners of the config', () => {
+    const readiness = parseListenAddress(config.readinessAddress);
+    const metrics = parseListenAddress(config.metricsAddress);
+    assert.deepEqual([readiness.port, metrics.port], [15021, 15020]);
     assert.deepEqual(obj(daemon, 'readinessProbe.httpGet'), {
+      host: readiness.host,
       path: '/healthz/ready',
-      port: readiness,
+      port: readiness.port,
     });
-    assert.equal(at(daemon, 'livenessProbe.tcpSocket.port'), readiness);
-    const ports = list(daemon, 'ports').map((p) => at(p, 'containerPort'));
-    assert.deepEqual(ports.sort(), [metrics, readiness].sort());
+    assert.deepEqual(obj(daemon, 'livenessProbe.tcpSocket'), {
+      host: readiness.host,
+      port: readiness.port,
+    });
+  });
+
+  it('exposes nothing beyond the node: admin, readiness and metrics on loopback', () => {
+    // hostNetwork: an address here is the node's, reachable from every pod.
+    for (const key of ['adminAddress', 'readinessAddress', 'metricsAddress'] as const)
+      assert.equal(parseListenAddress(config[key]).host, '127.0.0.1', key);
     const annotations = obj(ds, 'spec.template.metadata.annotations');
-    assert.equal(annotations['prometheus.io/scrape'], 'true');
-    assert.equal(annotations['prometheus.io/port'], String(metrics));
-    assert.equal(annotations['prometheus.io/path'], '/metrics');
-    // The admin API stays on loopback even with hostNetwork.
-    assert.match(config.adminAddress, /^127\.0\.0\.1:/);
+    assert.equal(annotations['prometheus.io/scrape'], undefined, 'nothing to scrape off-node');
+  });
+
+  it('surges on upgrade, and two of its pods fit on one node', () => {
+    assert.deepEqual(obj(ds, 'spec.updateStrategy'), {
+      type: 'RollingUpdate',
+      rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+    });
+    // With hostNetwork every declared port is a hostPort: the scheduler would
+    // keep the surge pod Pending while the old pod holds it.
+    for (const c of [...containers, ...initContainers])
+      assert.equal(c.ports, undefined, `${String(c.name)} declares no (host) ports`);
   });
 });
 
@@ -468,11 +495,15 @@ function entrypoint(): string[] {
 describe('deploy/Dockerfile', () => {
   const workdir = runtimeStage.findLast((i) => i.instr === 'WORKDIR')?.rest ?? '';
 
-  it('two stages on node:20-bookworm-slim', () => {
+  it('two stages on the Node LTS the plugin binary embeds and engines names', () => {
     assert.equal(extraStages.length, 0);
     assert.ok(
-      preamble.some((i) => i.instr === 'ARG' && i.rest === 'NODE_IMAGE=node:20-bookworm-slim'),
+      preamble.some(
+        (i) => i.instr === 'ARG' && i.rest === `NODE_IMAGE=node:${NODE_LTS_VERSION}-bookworm-slim`,
+      ),
     );
+    const major = NODE_LTS_VERSION.split('.')[0] ?? '';
+    assert.ok(pkg.engines.node.includes(`^${major}.`), `engines.node names ${major}`);
     assert.equal(buildStage[0]?.rest, '${NODE_IMAGE} AS build');
     assert.equal(runtimeStage[0]?.rest, '${NODE_IMAGE}');
   });

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Directories never scanned: installed, built or generated content. */
-const SKIPPED_DIRS = new Set(['.git', 'node_modules', 'dist', 'build', 'results']);
+const SKIPPED_DIRS = new Set(['.git', 'node_modules', 'dist', 'build', 'results', '.cache', 'tmp']);
 /** Extensions of the text files the repository authors. */
 const TEXT_FILE = /(\.(ts|mts|mjs|js|c|h|md|sh|ya?ml|gyp)|Dockerfile[^/]*)$/;
 

@@ -54,8 +54,9 @@ describe('loadDaemonConfig: defaults', () => {
       unsafeLocalRoot: { generate: false },
       identity: { svidTtlSeconds: 3600, intermediateTtlSeconds: 86400 },
       adminAddress: '127.0.0.1:15000',
-      metricsAddress: ':15020',
-      readinessAddress: ':15021',
+      metricsAddress: '127.0.0.1:15020',
+      readinessAddress: '127.0.0.1:15021',
+      procSysNetPath: '/proc/sys/net',
       logLevel: 'info',
       drainTimeoutSeconds: 25,
       probeSnat: true,
@@ -132,6 +133,7 @@ limits:
   connectionsPerPodInbound: 200
   connectionsPerNode: 1000
   relayBufferBytes: 67108864
+procSysNetPath: /host/proc-sys-net
 `;
 
 const FULL: DaemonConfig = {
@@ -157,6 +159,7 @@ const FULL: DaemonConfig = {
   drainTimeoutSeconds: 10,
   probeSnat: false,
   hostProcPath: '/host/proc',
+  procSysNetPath: '/host/proc-sys-net',
   podCidrs: ['10.244.0.0/16'],
   serviceCidrs: [],
   rootNamespace: 'istio-system',

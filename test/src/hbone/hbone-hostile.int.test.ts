@@ -340,7 +340,7 @@ describe('HBONE server: hostile requests', () => {
 
 describe('HBONE server: HTTP/2 floods', () => {
   it(
-    'rapid reset: 5000 HEADERS+RST_STREAM pairs dial no upstream and end in GOAWAY',
+    'rapid reset: 5000 HEADERS+RST_STREAM pairs dial no upstream and end the session',
     T,
     async () => {
       const srv = await server();
@@ -358,7 +358,13 @@ describe('HBONE server: HTTP/2 floods', () => {
           ]);
         for (let i = 0; i < 5000 && !raw.view.closed; i++)
           raw.write(Buffer.concat([connect(1 + 2 * i), rstFrame(1 + 2 * i)]));
-        await eventually(() => raw.view.goawayCode !== undefined, 10_000, 'GOAWAY');
+        // Node 20 sends GOAWAY; Node 24's nghttp2 ends the session as a
+        // protocol error and the socket closes before a GOAWAY is read.
+        await eventually(
+          () => raw.view.goawayCode !== undefined || raw.view.closed,
+          10_000,
+          'GOAWAY or close',
+        );
         raw.socket.destroy();
       });
       // Before the fix every reset stream cost an upstream dial (1222 of 5000 here).

@@ -239,6 +239,28 @@ describe('sockets in a network namespace (native addon)', { skip }, () => {
     assert.equal(homeNetns(), home);
   });
 
+  it('writes a pod sysctl through another mount of /proc/sys/net (a container reads its own read-only)', () => {
+    // What the DaemonSet does: the host's /proc/sys/net mounted elsewhere
+    // (procSysNetPath); the write lands in the netns of the writing thread.
+    const mnt = join(tmpdir(), `meshless-proc-sys-net-${process.pid}`);
+    execFileSync('mkdir', ['-p', mnt]);
+    execFileSync('mount', ['--bind', '/proc/sys/net', mnt]);
+    try {
+      inNs(NS_A, 'sysctl', '-qw', 'net.ipv4.tcp_migrate_req=0');
+      const hostBefore = run('sysctl', '-n', 'net.ipv4.tcp_migrate_req').trim();
+      netnsBinding().writeNetSysctl(PATH_A, 'ipv4/tcp_migrate_req', '1', mnt);
+      assert.equal(inNs(NS_A, 'sysctl', '-n', 'net.ipv4.tcp_migrate_req').trim(), '1');
+      assert.equal(run('sysctl', '-n', 'net.ipv4.tcp_migrate_req').trim(), hostBefore);
+      assert.throws(
+        () => netnsBinding().writeNetSysctl(PATH_A, 'ipv4/tcp_migrate_req', '1', `${mnt}/../x`),
+        TypeError,
+      );
+    } finally {
+      execFileSync('umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+
   it('connects from netns A with SO_MARK to a server that exists only in A', async () => {
     const server = await listen({ netnsPath: PATH_A, host: '10.55.0.1', port: 0 });
     server.on('connection', (s) => s.end('marked ok\n'));
