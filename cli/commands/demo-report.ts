@@ -68,17 +68,26 @@ export function renderTrafficTable(rows: readonly TrafficRow[], colour = false):
       `${r.service ? `Service ${r.service.name.split('/')[1] ?? ''} (ClusterIP) -> ` : ''}${r.destination.namespace}/${r.destination.pod} (${r.destination.node})`,
       `${yesNo(r.source.enrolled)} -> ${yesNo(r.destination.enrolled)}`,
       wire,
-      describePath([...new Set(r.seen.path.map((s) => s.direction))]),
+      r.expected.deniedBy !== undefined
+        ? 'denied by policy (401)'
+        : describePath([...new Set(r.seen.path.map((s) => s.direction))]),
       r.ok ? { text: 'ok', colour: 'green' } : { text: 'FAIL', colour: 'red' },
     ]);
     const lines: string[] = [];
     const directions = new Set(r.seen.path.map((s) => s.direction));
     const ids = rowIdentities(r);
+    const denial = r.seen.path.find((s) => s.direction === 'inbound' && s.outcome === 'denied');
+    if (r.expected.deniedBy !== undefined && denial?.policy)
+      lines.push(
+        `denied at ${r.destination.pod}'s node by ${denial.policy} (HBONE 401); ${r.source.pod}'s connection was reset, nothing delivered`,
+      );
     if (r.service)
       lines.push(
         `dialled Service ${r.service.name} at ${r.service.address}:${r.service.port}; meshless picked backend ${r.destination.pod} and tunnelled to it (kube-proxy's DNAT never saw it)`,
       );
-    if (directions.has('inbound') && ids.source && ids.destination)
+    if (r.expected.deniedBy !== undefined) {
+      // the denial line above says it
+    } else if (directions.has('inbound') && ids.source && ids.destination)
       lines.push(`mutual TLS: ${ids.source} -> ${ids.destination}, both verified`);
     else if (directions.has('passthrough'))
       lines.push(

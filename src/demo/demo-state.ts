@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { MeshlessError, errorMessage } from '../errors.js';
 import type { DiscoveryExtras } from '../sim/sim-cluster.js';
 import { writeFileAtomic } from '../state/atomic-file.js';
-import { DEMO_SERVICES } from './topology.js';
+import { DEMO_POLICIES, DEMO_SERVICES } from './topology.js';
 
 /** Where the demo lives unless `--state-dir` or `MESHLESS_DEMO_DIR` says otherwise. */
 export const DEFAULT_DEMO_DIR = '/var/run/meshless-demo';
@@ -237,5 +237,6 @@ export function demoDiscoveryExtras(state: DemoState): DiscoveryExtras {
   return {
     nodes: state.nodes.map((n) => ({ name: n.name, podSubnet: n.podSubnet, ip: n.linkIp })),
     services: DEMO_SERVICES,
+    objects: DEMO_POLICIES,
   };
 }

@@ -30,7 +30,7 @@ import {
   type DemoPod,
   type DemoState,
 } from './demo-state.js';
-import { DEMO_NAMESPACES, DEMO_PODS, DEMO_SERVICES, POD_PORT } from './topology.js';
+import { DEMO_NAMESPACES, DEMO_PODS, DEMO_POLICIES, DEMO_SERVICES, POD_PORT } from './topology.js';
 
 /** A step of a long operation, for progress output. */
 export interface DemoProgress {
@@ -270,6 +270,10 @@ export async function bringUp(options: BringUpOptions): Promise<DemoState> {
     );
     await timed(progress, "publishing Service api and kube-proxy's DNAT on each node", async () => {
       for (const svc of DEMO_SERVICES) await cluster.addService(svc);
+    });
+    await timed(progress, 'publishing the AuthorizationPolicy: cache refuses web', async () => {
+      cluster.setObjects(DEMO_POLICIES);
+      await cluster.waitForDiscovery();
     });
     await timed(progress, 'starting an echo server in each pod', async () => {
       const deadline = Date.now() + timeoutMs;

@@ -54,14 +54,37 @@ export const DEMO_SERVICES: readonly DemoService[] = [
 ];
 
 /**
+ * The demo's policy: `cache` refuses `web`'s identity. web -> cache is
+ * then denied at cache's node (401 to web's daemon, which resets web's
+ * connection): identity-aware authorization, judged like the rest.
+ */
+export const DEMO_POLICY_NAME = 'cache-denies-web';
+export const DEMO_POLICIES: readonly unknown[] = [
+  {
+    apiVersion: 'security.meshless.dev/v1alpha1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name: DEMO_POLICY_NAME, namespace: SECURE_NAMESPACE },
+    spec: {
+      selector: { matchLabels: { app: 'cache' } },
+      action: 'DENY',
+      rules: [
+        { from: [{ source: { principals: [`cluster.local/ns/${SECURE_NAMESPACE}/sa/sa-web`] } }] },
+      ],
+    },
+  },
+];
+
+/**
  * A traffic row: a connection from `source` to `destination` (pod names);
  * with `service`, the source dials that Service's ClusterIP and
- * `destination` is the backend it must reach.
+ * `destination` is the backend it must reach; with `deniedBy`, the
+ * destination's policy (`namespace/name`) must refuse it.
  */
 export interface TrafficPair {
   readonly source: string;
   readonly destination: string;
   readonly service?: string;
+  readonly deniedBy?: string;
 }
 
 /** The rows of the behaviour matrix (docs/reference/behaviour.md), node1 -> node2. */
@@ -71,4 +94,6 @@ export const DEMO_TRAFFIC: readonly TrafficPair[] = [
   { source: 'legacy', destination: 'api' }, // not enrolled -> enrolled
   { source: 'legacy', destination: 'batch' }, // not enrolled -> not enrolled
   { source: 'web', destination: 'api', service: 'api' }, // enrolled -> Service ClusterIP -> enrolled
+  // enrolled -> enrolled, denied by the destination's AuthorizationPolicy
+  { source: 'web', destination: 'cache', deniedBy: `${SECURE_NAMESPACE}/${DEMO_POLICY_NAME}` },
 ];

@@ -39,6 +39,8 @@ export interface MeshStep {
   readonly sourceIdentity: string | undefined;
   readonly destinationIdentity: string | undefined;
   readonly outcome: string;
+  /** The policy that denied it (`Kind namespace/name`), when one did. */
+  readonly policy?: string;
 }
 
 /** One end of a row. */
@@ -55,6 +57,12 @@ export interface RowExpectation {
   readonly wire: WireVerdict;
   /** The directions meshless logs for it, in any order; none: we are not involved. */
   readonly path: readonly ConnectionDirection[];
+  /**
+   * The AuthorizationPolicy (`namespace/name`) that must deny it at the
+   * destination: the client's connection is reset, the destination's
+   * record says `denied` and names it.
+   */
+  readonly deniedBy?: string;
 }
 
 /** What a row showed. */
@@ -151,6 +159,7 @@ export function meshStepsFromLog(node: string, text: string, a: string, b: strin
     const r = rec as {
       direction?: unknown;
       outcome?: unknown;
+      policy?: unknown;
       source?: { address?: unknown; identity?: unknown };
       destination?: { address?: unknown; identity?: unknown };
     };
@@ -164,6 +173,7 @@ export function meshStepsFromLog(node: string, text: string, a: string, b: strin
       destinationIdentity:
         typeof r.destination?.identity === 'string' ? r.destination.identity : undefined,
       outcome: typeof r.outcome === 'string' ? r.outcome : '?',
+      ...(typeof r.policy === 'string' ? { policy: r.policy } : {}),
     });
   }
   return out;
@@ -176,6 +186,19 @@ export function judgeRow(
   seen: RowObservation,
 ): { ok: boolean; problems: string[] } {
   const problems: string[] = [];
+  if (expected.deniedBy !== undefined) {
+    // Denied at the destination: the client is reset, nothing delivered.
+    if (!seen.error) problems.push('the connection was not refused');
+    if (seen.markerOnWire) problems.push('the marker crossed the link in plaintext');
+    const want = `AuthorizationPolicy ${expected.deniedBy}`;
+    if (
+      !seen.path.some(
+        (s) => s.direction === 'inbound' && s.outcome === 'denied' && s.policy === want,
+      )
+    )
+      problems.push(`no inbound record denied by ${want}`);
+    return { ok: problems.length === 0, problems };
+  }
   if (seen.error) problems.push(`connection failed: ${seen.error}`);
   else {
     if (!seen.echoed) problems.push('the marker did not come back intact');
@@ -311,7 +334,10 @@ export async function runTraffic(
     const dstPod = podOf(pair.destination);
     const source = end(state, srcPod, enrolment);
     const destination = end(state, dstPod, enrolment);
-    const expected = expectationFor(source.enrolled, destination.enrolled);
+    const expected: RowExpectation =
+      pair.deniedBy === undefined
+        ? expectationFor(source.enrolled, destination.enrolled)
+        : { wire: 'mtls-1.3', path: ['outbound', 'inbound'], deniedBy: pair.deniedBy };
     const svc =
       pair.service === undefined
         ? undefined

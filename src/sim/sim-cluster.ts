@@ -180,7 +180,13 @@ export function renderDiscovery(
     items.push({
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: p.name, namespace: p.namespace, uid: `uid-${p.name}` },
+      // `app: <name>`, as a Deployment's template would label it (policy selectors).
+      metadata: {
+        name: p.name,
+        namespace: p.namespace,
+        uid: `uid-${p.name}`,
+        labels: { app: p.name },
+      },
       spec: { nodeName: p.node, serviceAccountName: p.serviceAccount },
       status: p.ip ? { podIP: p.ip, podIPs: [{ ip: p.ip }] } : {},
     });

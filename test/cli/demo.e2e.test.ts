@@ -72,16 +72,21 @@ describe('meshless demo', { skip, concurrency: false }, () => {
     assert.ok(r.ms < 45_000, `demo up took ${r.ms} ms`);
     assert.match(r.stderr, /creating 6 pods through the CNI chain/, 'progress on stderr');
     up = JSON.parse(r.stdout) as typeof up;
-    assert.equal(up.traffic.length, 5);
+    assert.equal(up.traffic.length, 6);
     const row = (src: string, dst: string): TrafficRow => {
       const found = up.traffic.find(
-        (t) => t.source.pod === src && t.destination.pod === dst && t.service === undefined,
+        (t) =>
+          t.source.pod === src &&
+          t.destination.pod === dst &&
+          t.service === undefined &&
+          t.expected.deniedBy === undefined,
       );
       assert.ok(found, `row ${src} -> ${dst}`);
       return found;
     };
     for (const t of up.traffic) {
       assert.equal(t.ok, true, `${t.source.pod} -> ${t.destination.pod}: ${t.problems.join('; ')}`);
+      if (t.expected.deniedBy !== undefined) continue;
       assert.equal(t.seen.echoed, true);
       assert.equal(t.seen.peerSeen?.split(':')[0], t.source.ip, 'the app sees the real peer');
     }
@@ -102,6 +107,21 @@ describe('meshless demo', { skip, concurrency: false }, () => {
     const segments = readPcap(secure.seen.capture);
     assert.equal(payloadContains(segments, secure.marker), false);
     assert.ok(tlsHandshakes(segments, 15008).serverVersions.includes(0x0304));
+
+    // web -> cache: denied at cache's node by the demo's AuthorizationPolicy.
+    const denied = up.traffic.find((t) => t.expected.deniedBy !== undefined);
+    assert.equal(denied?.ok, true, denied?.problems.join('; '));
+    assert.equal(denied.destination.pod, 'cache');
+    assert.ok(denied.seen.error, 'the client was reset');
+    assert.equal(payloadContains(readPcap(denied.seen.capture), denied.marker), false);
+    assert.ok(
+      denied.seen.path.some(
+        (s) =>
+          s.direction === 'inbound' &&
+          s.outcome === 'denied' &&
+          s.policy === 'AuthorizationPolicy secure/cache-denies-web',
+      ),
+    );
 
     // web -> Service api's ClusterIP: meshless picked the backend and tunnelled to it.
     const viaService = up.traffic.find((t) => t.service !== undefined);

@@ -147,5 +147,33 @@ describe('demo traffic decisions', () => {
       'unexpected outbound connection logged',
       'unexpected inbound connection logged',
     ]);
+
+    // A row the destination's policy must deny.
+    const deny = { ...want, deniedBy: 'secure/cache-denies-web' };
+    const refused: RowObservation = {
+      ...good,
+      error: 'read ECONNRESET',
+      echoed: false,
+      peerSeen: undefined,
+      path: good.path.map((step) => ({
+        ...step,
+        outcome: 'denied',
+        ...(step.direction === 'inbound'
+          ? { policy: 'AuthorizationPolicy secure/cache-denies-web' }
+          : {}),
+      })),
+    };
+    assert.deepEqual(judgeRow(source, deny, refused), { ok: true, problems: [] });
+    assert.deepEqual(judgeRow(source, deny, good).problems, [
+      'the connection was not refused',
+      'no inbound record denied by AuthorizationPolicy secure/cache-denies-web',
+    ]);
+    assert.deepEqual(
+      judgeRow(source, deny, { ...refused, markerOnWire: true, path: [] }).problems,
+      [
+        'the marker crossed the link in plaintext',
+        'no inbound record denied by AuthorizationPolicy secure/cache-denies-web',
+      ],
+    );
   });
 });
