@@ -26,6 +26,17 @@ import { E2E_SKIP, RUN_TAG, removeTestDir } from '../../support/netns.js';
 import { until } from '../../support/until.js';
 
 const APP = 8080;
+
+/** Whether `err`, or an error it wraps, is a reset (ECONNRESET, EPIPE). */
+function resetIn(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    const o = e as { code?: unknown; cause?: unknown; details?: { errno?: unknown } };
+    for (const c of [o.code, o.details?.errno])
+      if (c === 'ECONNRESET' || c === 'EPIPE') return true;
+    e = o.cause;
+  }
+  return false;
+}
 const ADMIN = 9090;
 
 describe('policy at the destination', { skip: E2E_SKIP, concurrency: false }, () => {
@@ -42,8 +53,9 @@ describe('policy at the destination', { skip: E2E_SKIP, concurrency: false }, ()
       const r = await exchange(netns(from), ip('server'), port, 'ECHO', Buffer.from('hi'), 5000);
       return r.toString() === 'hi' ? 'ok' : `answered ${r.toString()}`;
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      return code === 'ECONNRESET' || code === 'EPIPE' ? 'reset' : String(err);
+      // A reset can land during the connect itself (the peer is refused at
+      // once): then it is the cause of the netns helper's error.
+      return resetIn(err) ? 'reset' : String(err);
     }
   };
   /** Waits until `from` -> server:port gives `want` (a policy change applies live). */
