@@ -3,10 +3,10 @@
  * cluster root key; node daemons send it CSRs (Istio's CA API over gRPC),
  * attested as their node, and it signs SVIDs only for pods scheduled there.
  */
-import { parseArgs } from 'node:util';
 import { pino, type Logger as Pino } from 'pino';
 import { errorMessage } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
+import { parseConfigFlag } from '../src/config/config-flag.js';
 import { loadSignerConfig } from '../src/signer/signer-config.js';
 import { startSigner } from './signer.js';
 
@@ -27,15 +27,12 @@ function wrap(p: Pino): Logger {
 async function main(): Promise<void> {
   let file: string | undefined;
   try {
-    const { values } = parseArgs({
-      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-    });
-    if (values.help) {
+    const flag = parseConfigFlag(process.argv.slice(2), process.env, 'MESHLESS_CA_CONFIG');
+    if (flag.kind === 'help') {
       process.stdout.write(USAGE + '\n');
       return;
     }
-    file = values.config ?? process.env['MESHLESS_CA_CONFIG'];
+    file = flag.file;
     if (file === undefined) throw new Error('--config is required');
   } catch (err) {
     process.stderr.write(`meshless-ca: ${errorMessage(err)}\n${USAGE}\n`);

@@ -5,8 +5,8 @@
  * the daemon reports ready, and what an upgrading daemon binds later, is
  * daemon.ts's business.
  */
-import { parseArgs } from 'node:util';
 import { errorMessage } from '../src/errors.js';
+import { parseConfigFlag } from '../src/config/config-flag.js';
 import { loadDaemonConfig } from '../src/config/daemon-config.js';
 import { startDaemon } from './daemon.js';
 
@@ -18,15 +18,12 @@ MESHLESS_* environment variable (e.g. MESHLESS_STATE_DIR); see docs/configuratio
 async function main(): Promise<void> {
   let file: string | undefined;
   try {
-    const { values } = parseArgs({
-      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-    });
-    if (values.help) {
+    const flag = parseConfigFlag(process.argv.slice(2), process.env, 'MESHLESS_CONFIG');
+    if (flag.kind === 'help') {
       process.stdout.write(USAGE + '\n');
       return;
     }
-    file = values.config ?? process.env['MESHLESS_CONFIG'];
+    file = flag.file;
   } catch (err) {
     process.stderr.write(`meshlessd: ${errorMessage(err)}\n${USAGE}\n`);
     process.exit(2);

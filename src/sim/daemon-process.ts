@@ -4,23 +4,17 @@
  * file, ready when the registration socket answers. Attached (tests: the
  * daemon dies with them) or detached (the demo: it outlives the CLI).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { MeshlessError } from '../errors.js';
 import { callDaemon } from '../registration/client.js';
 import { defaultBundles } from './bundles.js';
-import { isOurProcess, spawnDetached, stopProcess } from './processes.js';
+import { startProgram, type ProgramHandle } from './program-process.js';
 
 /** A started daemon. */
-export interface DaemonHandle {
-  readonly pid: number;
-  /** The child process (detached: unref'd, only meaningful while this process lives). */
-  readonly child: ChildProcess;
+export interface DaemonHandle extends ProgramHandle {
   readonly configFile: string;
   readonly logFile: string;
   readonly socket: string;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 /** Options of {@link startDaemonProcess}. */
@@ -37,31 +31,6 @@ export interface DaemonProcessOptions {
   readonly nodeFlags?: readonly string[];
   /** Start it in its own session, not waited for (it outlives this process). */
   readonly detached?: boolean;
-}
-
-async function waitReady(
-  socket: string,
-  logFile: string,
-  deadline: number,
-  exited: () => boolean,
-  kill: () => void,
-): Promise<void> {
-  for (;;) {
-    if (exited())
-      throw new MeshlessError('MESHLESS_E_SIM', `meshlessd exited during start-up; see ${logFile}`);
-    if (existsSync(socket)) {
-      const r = await callDaemon(socket, 'GET', '/v1/status', undefined, 1000);
-      if (r.kind === 'ok') return;
-    }
-    if (Date.now() > deadline) {
-      kill();
-      throw new MeshlessError(
-        'MESHLESS_E_SIM',
-        `meshlessd not ready within the deadline; see ${logFile}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Writes the config, starts the daemon and waits until its CNI socket answers. */
@@ -84,53 +53,16 @@ export async function startDaemonProcess(opts: DaemonProcessOptions): Promise<Da
   const socket = String(
     opts.config['cniSocket'] ?? join(String(opts.config['stateDir']), 'cni.sock'),
   );
-  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
-
-  if (opts.detached) {
-    // `ip netns exec` execs the command: the pid is the daemon's.
-    const { pid, child } = await spawnDetached(argv, logFile);
-    const stop = async (): Promise<number | null> => {
-      await stopProcess(pid, configFile);
-      return null;
-    };
-    await waitReady(
-      socket,
-      logFile,
-      deadline,
-      () => !isOurProcess(pid, configFile),
-      () => void stop(),
-    );
-    return { pid, child, configFile, logFile, socket, stop };
-  }
-
-  const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(argv[0] ?? '', argv.slice(1), {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
-  });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  await waitReady(
-    socket,
-    logFile,
-    deadline,
-    () => exited,
-    () => child.kill('SIGKILL'),
-  );
-  return {
-    pid: child.pid ?? -1,
-    child,
+  const program = await startProgram({
+    name: 'meshlessd',
+    argv,
     configFile,
     logFile,
-    socket,
-    stop(signal: NodeJS.Signals = 'SIGTERM') {
-      return new Promise((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
-        child.once('exit', (code) => resolve(code));
-        child.kill(signal);
-      });
-    },
-  };
+    detached: opts.detached ?? false,
+    deadline: Date.now() + (opts.timeoutMs ?? 15_000),
+    ready: async () =>
+      existsSync(socket) &&
+      (await callDaemon(socket, 'GET', '/v1/status', undefined, 1000)).kind === 'ok',
+  });
+  return { ...program, configFile, logFile, socket };
 }

@@ -4,19 +4,14 @@
  * address, which every node routes to), its output in a log file, ready
  * once it logs "meshless-ca ready". Attached (tests) or detached (the demo).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MeshlessError } from '../errors.js';
 import { defaultBundles } from './bundles.js';
-import { isOurProcess, spawnDetached, stopProcess } from './processes.js';
+import { startProgram, type ProgramHandle } from './program-process.js';
 
-export interface SignerHandle {
-  readonly pid: number;
-  readonly child: ChildProcess;
+export interface SignerHandle extends ProgramHandle {
   readonly configFile: string;
   readonly logFile: string;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 export interface SignerProcessOptions {
@@ -43,58 +38,14 @@ export async function startSignerProcess(opts: SignerProcessOptions): Promise<Si
   const bundle = opts.bundle ?? defaultBundles().signer;
   const node = [process.execPath, bundle, '--config', configFile];
   const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...node] : node;
-  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
-  let handle: SignerHandle;
-  let exited: () => boolean;
-  if (opts.detached) {
-    const { pid, child } = await spawnDetached(argv, logFile);
-    exited = () => !isOurProcess(pid, configFile);
-    handle = {
-      pid,
-      child,
-      configFile,
-      logFile,
-      async stop() {
-        await stopProcess(pid, configFile);
-        return null;
-      },
-    };
-  } else {
-    const log = createWriteStream(logFile, { flags: 'a' });
-    const child = spawn(argv[0] ?? '', argv.slice(1), {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
-    });
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
-    let gone = false;
-    child.once('exit', () => (gone = true));
-    exited = () => gone;
-    handle = {
-      pid: child.pid ?? -1,
-      child,
-      configFile,
-      logFile,
-      stop(signal: NodeJS.Signals = 'SIGTERM') {
-        return new Promise((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
-          child.once('exit', (code) => resolve(code));
-          child.kill(signal);
-        });
-      },
-    };
-  }
-  for (;;) {
-    if (logSays(logFile, offset, 'meshless-ca ready')) return handle;
-    if (exited())
-      throw new MeshlessError(
-        'MESHLESS_E_SIM',
-        `meshless-ca exited during start-up; see ${logFile}`,
-      );
-    if (Date.now() > deadline) {
-      await handle.stop('SIGKILL');
-      throw new MeshlessError('MESHLESS_E_SIM', `meshless-ca not ready in time; see ${logFile}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const program = await startProgram({
+    name: 'meshless-ca',
+    argv,
+    configFile,
+    logFile,
+    detached: opts.detached ?? false,
+    deadline: Date.now() + (opts.timeoutMs ?? 15_000),
+    ready: () => logSays(logFile, offset, 'meshless-ca ready'),
+  });
+  return { ...program, configFile, logFile };
 }
