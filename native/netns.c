@@ -2,13 +2,19 @@
  * meshless_netns: the only native code of meshless (ARCHITECTURE.md, "Native
  * addon"). Node cannot enter a network namespace, nor read or set SO_MARK,
  * IP_TRANSPARENT, SO_ORIGINAL_DST or a lasting SO_LINGER, so this addon
- * exports four functions:
+ * exports these functions:
  *
  *   openSocket(spec)        creates a TCP socket inside a netns (by path),
  *                           sets its options (SO_MARK, IP_TRANSPARENT,
- *                           SO_REUSEADDR/SO_REUSEPORT, SO_RCVBUF(FORCE)),
+ *                           SO_REUSEADDR/SO_REUSEPORT, SO_RCVBUF(FORCE),
+ *                           SO_LINGER 0, TCP_NODELAY: a listener's
+ *                           accepted sockets inherit the last three),
  *                           binds it (and listens, for listeners), and
  *                           returns the fd; JavaScript adopts it with `net`.
+ *   openSockets(spec, n)    the same for n unbound sockets with one setns()
+ *                           there and back (a pod's reserve of sockets);
+ *   bindSocket(fd, ip, port) binds one of them (bind() and connect() use
+ *                           the socket's netns, not the thread's);
  *   originalDst(fd)         reads SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST of
  *                           an accepted (REDIRECTed) socket.
  *   setLinger(fd, seconds)  sets SO_LINGER (seconds >= 0) or clears it
@@ -41,6 +47,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,6 +90,8 @@ typedef struct {
   int listen;  /* 1: listen(backlog) after bind */
   int backlog;
   int rcvbuf; /* SO_RCVBUF(FORCE) bytes before bind/connect; 0: the kernel's autotuning */
+  int linger_zero; /* SO_LINGER {1, 0}: close() resets; a listener's accepted sockets inherit it */
+  int no_delay;    /* TCP_NODELAY; a listener's accepted sockets inherit it */
 } socket_spec;
 
 /* A failed syscall: its name and errno. */
@@ -212,8 +221,10 @@ static const char *parse_spec(napi_env env, napi_value obj, socket_spec *spec) {
   if (opt_bool(env, obj, "transparent", 0, &spec->transparent) != 0 ||
       opt_bool(env, obj, "reuseAddr", 0, &spec->reuse_addr) != 0 ||
       opt_bool(env, obj, "reusePort", 0, &spec->reuse_port) != 0 ||
-      opt_bool(env, obj, "listen", 0, &spec->listen) != 0)
-    return "transparent, reuseAddr, reusePort and listen must be booleans";
+      opt_bool(env, obj, "listen", 0, &spec->listen) != 0 ||
+      opt_bool(env, obj, "lingerZero", 0, &spec->linger_zero) != 0 ||
+      opt_bool(env, obj, "noDelay", 0, &spec->no_delay) != 0)
+    return "transparent, reuseAddr, reusePort, listen, lingerZero and noDelay must be booleans";
   if (opt_bool(env, obj, "v6Only", -1, &v6_only_set) != 0) return "v6Only must be a boolean";
   spec->v6_only = v6_only_set;
   if (opt_int(env, obj, "backlog", 0, INT32_MAX, &present, &n) != 0)
@@ -249,6 +260,14 @@ static int set_int_opt(int fd, int level, int name, int value) {
   return setsockopt(fd, level, name, &value, sizeof value);
 }
 
+/* SO_LINGER {1, seconds}: with 0, close() (or the process dying) sends RST. */
+static int set_linger(int fd, int seconds) {
+  struct linger lg;
+  lg.l_onoff = 1;
+  lg.l_linger = seconds;
+  return setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
 /* SO_RCVBUFFORCE (CAP_NET_ADMIN: beyond net.core.rmem_max), else SO_RCVBUF
  * (capped by rmem_max). Set before connect()/listen() it also sizes the TCP
  * window scale, and accepted sockets inherit it from their listener. */
@@ -282,6 +301,10 @@ static int build_socket(const socket_spec *spec, sys_failure *fail) {
     fail->syscall = "setsockopt(SO_REUSEADDR)";
   } else if (spec->reuse_port && set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) != 0) {
     fail->syscall = "setsockopt(SO_REUSEPORT)";
+  } else if (spec->linger_zero && set_linger(fd, 0) != 0) {
+    fail->syscall = "setsockopt(SO_LINGER)";
+  } else if (spec->no_delay && set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) != 0) {
+    fail->syscall = "setsockopt(TCP_NODELAY)";
   } else if (spec->rcvbuf > 0 && set_receive_buffer(fd, spec->rcvbuf) != 0) {
     fail->syscall = "setsockopt(SO_RCVBUF)";
   } else if (spec->family == AF_INET6 && spec->v6_only >= 0 &&
@@ -387,6 +410,100 @@ static napi_value js_open_socket(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return result;
+}
+
+/* Most sockets openSockets() makes in one call. */
+#define MAX_SOCKET_BATCH 256
+
+/* openSockets(spec, count) -> fd[]: `count` unbound sockets built inside
+ * spec->netns_path with one setns() there and back, for connections opened
+ * later (bindSocket, then connect by libuv): a socket's netns is fixed when
+ * it is created, and bind() and connect() use the socket's, not the thread's.
+ * All or nothing: on a failure every socket made so far is closed. */
+static napi_value js_open_sockets(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result, js_fd;
+  napi_valuetype t;
+  addon_state *st;
+  socket_spec spec;
+  sys_failure fail = {"unknown", EINVAL};
+  const char *bad;
+  int32_t count;
+  int fds[MAX_SOCKET_BATCH];
+  int target = -1, made = 0, i;
+
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (napi_get_instance_data(env, (void **)&st) != napi_ok || st == NULL)
+    return throw_arg(env, "meshless_netns is not initialised");
+  if (argc < 2 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_object)
+    return throw_arg(env, "openSockets(spec, count): spec must be an object");
+  if (napi_get_value_int32(env, argv[1], &count) != napi_ok || count < 1 ||
+      count > MAX_SOCKET_BATCH)
+    return throw_arg(env, "openSockets(spec, count): count must be an integer in [1, 256]");
+  bad = parse_spec(env, argv[0], &spec);
+  if (bad != NULL) return throw_arg(env, bad);
+  if (spec.bind_len > 0 || spec.listen)
+    return throw_arg(env, "openSockets(spec, count): sockets are bound later (bindSocket)");
+
+  if (spec.netns_path[0] != '\0') {
+    target = enter_netns(st, spec.netns_path, &fail);
+    if (target < 0) return throw_errno(env, fail.syscall, fail.err);
+  }
+  for (; made < count; made++) {
+    fds[made] = build_socket(&spec, &fail);
+    if (fds[made] < 0) break;
+  }
+  if (target >= 0) leave_netns(st, target);
+  if (made < count) {
+    for (i = 0; i < made; i++) close(fds[i]);
+    return throw_errno(env, fail.syscall, fail.err);
+  }
+  if (napi_create_array_with_length(env, (size_t)count, &result) != napi_ok) goto fail_js;
+  for (i = 0; i < count; i++)
+    if (napi_create_int32(env, fds[i], &js_fd) != napi_ok ||
+        napi_set_element(env, result, (uint32_t)i, js_fd) != napi_ok)
+      goto fail_js;
+  return result;
+fail_js:
+  for (i = 0; i < count; i++) close(fds[i]);
+  return NULL;
+}
+
+/* bindSocket(fd, address, port): bind() an unbound socket (e.g. from
+ * openSockets) to an IP literal and port, in the socket's own netns. */
+static napi_value js_bind_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t fd, port;
+  char address[INET6_ADDRSTRLEN];
+  size_t len;
+  struct sockaddr_storage addr;
+  socklen_t addr_len;
+
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_string_utf8(env, argv[1], address, sizeof address, &len) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &port) != napi_ok || port < 0 || port > 65535)
+    return throw_arg(env, "bindSocket(fd, address, port): fd, IP literal and port expected");
+  memset(&addr, 0, sizeof addr);
+  if (strchr(address, ':') == NULL) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)&addr;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, address, &sin->sin_addr) != 1)
+      return throw_arg(env, "bindSocket: address must be an IP literal");
+    addr_len = sizeof *sin;
+  } else {
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&addr;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, address, &sin6->sin6_addr) != 1)
+      return throw_arg(env, "bindSocket: address must be an IP literal");
+    addr_len = sizeof *sin6;
+  }
+  if (bind(fd, (const struct sockaddr *)&addr, addr_len) != 0)
+    return throw_errno(env, "bind", errno);
+  return NULL;
 }
 
 /* ---- /proc/sys/net inside a netns --------------------------------------- */
@@ -565,6 +682,8 @@ static void finalize_state(napi_env env, void *data, void *hint) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"openSocket", NULL, js_open_socket, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openSockets", NULL, js_open_sockets, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"bindSocket", NULL, js_bind_socket, NULL, NULL, NULL, napi_enumerable, NULL},
       {"originalDst", NULL, js_original_dst, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setLinger", NULL, js_set_linger, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writeNetSysctl", NULL, js_write_net_sysctl, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -766,6 +766,10 @@ export class IdentityService {
   svidFor(id: SpiffeId | string): Svid {
     if (this.#closed)
       throw identityError('MESHLESS_E_IDENTITY_CLOSED', 'the identity service is shut down');
+    // The hot path (every proxied connection) names the identity by its
+    // canonical string: a map hit, no parse.
+    const known = typeof id === 'string' ? this.#identities.get(id)?.current : undefined;
+    if (known) return known;
     const spiffeId = toSpiffeId(id);
     const identity = this.#identities.get(spiffeId.toString());
     if (!identity?.current) {

@@ -4,7 +4,7 @@
  * change at run time (POST /logging) for all components at once. pino's own
  * children copy the level when created and do not follow later changes.
  */
-import { pino, type Logger as Pino } from 'pino';
+import { destination, pino, type Logger as Pino } from 'pino';
 import type { LogLevel } from '../../src/config/daemon-config.js';
 import type { Logger } from '../../src/logger.js';
 
@@ -18,6 +18,11 @@ const VALUES: Record<LogLevel, number> = {
   silent: Infinity,
 };
 
+/** Bytes of log lines gathered before one write to stdout. */
+export const LOG_BATCH_BYTES = 8192;
+/** The longest a log line waits in that batch, ms. */
+export const LOG_FLUSH_MS = 250;
+
 export interface DaemonLogger {
   readonly logger: Logger;
   level(): LogLevel;
@@ -26,7 +31,14 @@ export interface DaemonLogger {
 
 export function createDaemonLogger(level: LogLevel, base: Record<string, unknown>): DaemonLogger {
   const state = { level, threshold: VALUES[level] };
-  const root = pino({ level: 'trace', base });
+  const root = pino(
+    { level: 'trace', base },
+    // One write per 8 KiB of lines, or every 250 ms, instead of one per
+    // line: a record per proxied connection would otherwise cost a
+    // write() (and a wake-up of whoever reads stdout) per connection.
+    // pino flushes what is buffered when the process exits.
+    destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS }),
+  );
   const wrap = (p: Pino): Logger => ({
     debug: (fields, msg) => {
       if (20 >= state.threshold) p.debug(fields, msg);

@@ -22,9 +22,10 @@ import type { HbonePool } from '../../src/hbone/pool.js';
 import { HBONE_RECEIVE_BUFFER_BYTES } from '../../src/hbone/hbone-protocol.js';
 import { resetStream } from '../../src/hbone/relay.js';
 import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
+import { SocketReserve } from '../../src/netns/socket-reserve.js';
 import {
-  abortOnClose,
   connectFromNetns,
+  connectFromReserve,
   lingerOff,
   listenInNetns,
   migrateListenerQueues,
@@ -50,13 +51,15 @@ import type { SecureContext } from 'node:tls';
 import type { Registration } from '../registration/registry.js';
 
 /**
- * A TCP socket to or from an application: if this process dies before the
- * socket's graceful end, the kernel resets it (`SO_LINGER` 0) instead of
- * closing it with a FIN, so the application never takes a cut transfer for
- * a complete one. Once our FIN is sent ('finish'), closes are normal again.
+ * A TCP socket to or from an application starts with `SO_LINGER` 0 (set
+ * where it is made: on the listener, which accepted sockets inherit, or on
+ * the socket we connect): if this process dies before the socket's graceful
+ * end, the kernel resets it instead of closing it with a FIN, so the
+ * application never takes a cut transfer for a complete one. Once our FIN
+ * is sent ('finish'), closes are normal again, so nothing queued is lost.
  */
-function abortive(s: Socket): Socket {
-  if (abortOnClose(s)) s.once('finish', () => lingerOff(s));
+function lingerOffAtFinish(s: Socket): Socket {
+  s.once('finish', () => lingerOff(s));
   return s;
 }
 
@@ -122,6 +125,8 @@ export class PodProxy {
   /** `namespace/name`. */
   readonly pod: string;
   #hbone: HboneServer | undefined;
+  /** Sockets made ahead in the pod's netns, by family and transparency. */
+  readonly #reserves = new Map<string, SocketReserve>();
   #closed = false;
 
   constructor(registration: Registration, deps: PodProxyDeps) {
@@ -207,6 +212,9 @@ export class PodProxy {
             port,
             family,
             reusePort: true,
+            // Inherited by every accepted socket: no syscall per connection.
+            noDelay: true,
+            abortOnClose: port !== ports.inboundHbone,
             ...(family === 6 ? { v6Only: true } : {}),
             // Inherited by accepted HBONE sockets: no mutual-write deadlock.
             ...(port === ports.inboundHbone
@@ -221,10 +229,7 @@ export class PodProxy {
         plaintext.on('connection', (s: Socket) => this.#onInboundPlaintext(s));
         const hbone = await bind(ports.inboundHbone);
         this.#servers.push(hbone);
-        hbone.on('connection', (s: Socket) => {
-          s.setNoDelay(true);
-          this.#hbone?.handleConnection(s);
-        });
+        hbone.on('connection', (s: Socket) => this.#hbone?.handleConnection(s));
       }
     } catch (err) {
       await this.stop(0);
@@ -244,36 +249,64 @@ export class PodProxy {
     options: { readonly source?: Endpoint; readonly receiveBufferBytes?: number } = {},
   ): Promise<Socket> {
     const { source, receiveBufferBytes } = options;
-    const sameFamily =
-      source !== undefined && source.address.includes(':') === target.address.includes(':');
-    return connectFromNetns({
-      netnsPath: this.registration.netns,
+    const family = target.address.includes(':') ? 6 : 4;
+    const sameFamily = source !== undefined && source.address.includes(':') === (family === 6);
+    const timeoutMs = this.#deps.connectTimeoutMs;
+    if (receiveBufferBytes !== undefined)
+      // An HBONE connection (pooled, rare): a socket of its own, sized buffers.
+      return connectFromNetns({
+        netnsPath: this.registration.netns,
+        host: target.address,
+        port: target.port,
+        mark: PROXY_MARK.value,
+        noDelay: true,
+        abortOnClose: true,
+        allowHalfOpen: true,
+        timeoutMs,
+        receiveBufferBytes,
+      }).then(lingerOffAtFinish);
+    // Every delivery and passthrough: a socket from the pod's reserve.
+    return connectFromReserve(this.#reserve(family, sameFamily), {
       host: target.address,
       port: target.port,
-      mark: PROXY_MARK.value,
-      noDelay: true,
       allowHalfOpen: true,
-      timeoutMs: this.#deps.connectTimeoutMs,
-      ...(sameFamily ? { transparent: true, bindAddress: source.address } : {}),
-      ...(receiveBufferBytes === undefined ? {} : { receiveBufferBytes }),
-    }).then((s) => abortive(s));
+      timeoutMs,
+      ...(sameFamily ? { bindAddress: source.address } : {}),
+    }).then(lingerOffAtFinish);
+  }
+
+  /** The pod's reserve of sockets of `family`, transparent or not (made on first use). */
+  #reserve(family: 4 | 6, transparent: boolean): SocketReserve {
+    const key = `${family}${transparent ? 't' : ''}`;
+    let reserve = this.#reserves.get(key);
+    if (!reserve) {
+      reserve = new SocketReserve({
+        netnsPath: this.registration.netns,
+        family,
+        mark: PROXY_MARK.value,
+        transparent,
+        abortOnClose: true,
+        noDelay: true,
+      });
+      this.#reserves.set(key, reserve);
+    }
+    return reserve;
   }
 
   /**
-   * Takes an accepted application-side socket: an 'error' handler at once
-   * (until its connection adopts it), reset with RST if this process dies,
-   * counted, held (paused), TCP_NODELAY. Reads its original destination;
-   * without one (not redirected) resets it and returns undefined.
+   * Takes an accepted application-side socket (`SO_LINGER` 0 and
+   * TCP_NODELAY from its listener): an 'error' handler at once (until its
+   * connection adopts it), counted, held (paused). Reads its original
+   * destination; without one (not redirected) resets it and returns undefined.
    */
   #accept(
     s: Socket,
     direction: 'outbound' | 'inbound-plaintext',
   ): { source: Endpoint; dst: Endpoint } | undefined {
     s.on('error', () => undefined);
-    abortive(s);
+    lingerOffAtFinish(s);
     this.#deps.opened(direction);
     s.pause();
-    s.setNoDelay(true);
     const source = { address: normalizeIp(s.remoteAddress ?? ''), port: s.remotePort ?? 0 };
     try {
       const o = this.#deps.originalDestination?.(s) ?? originalDestination(s);
@@ -330,6 +363,7 @@ export class PodProxy {
       await new Promise((r) => setTimeout(r, 50));
     const cut = this.#manager.closeWhere(mine, 'draining');
     await this.#hbone?.close();
+    for (const r of this.#reserves.values()) r.close();
     this.#log.info({ reset: cut }, 'pod proxy stopped');
   }
 }

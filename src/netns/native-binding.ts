@@ -38,6 +38,10 @@ export interface RawSocketSpec {
   readonly backlog?: number;
   /** `SO_RCVBUFFORCE` (else `SO_RCVBUF`) before bind/connect; absent: autotuned. */
   readonly receiveBufferBytes?: number;
+  /** `SO_LINGER` {on, 0}: close() resets. A listener's accepted sockets inherit it. */
+  readonly lingerZero?: boolean;
+  /** `TCP_NODELAY`. A listener's accepted sockets inherit it. */
+  readonly noDelay?: boolean;
 }
 
 /** A connection's destination before netfilter NAT (REDIRECT) rewrote it. */
@@ -59,6 +63,13 @@ export interface NetnsBinding {
    * calling thread is back in its own netns when this returns.
    */
   openSocket(spec: RawSocketSpec): number;
+  /**
+   * `count` (1-256) unbound sockets like {@link openSocket}'s, made with one
+   * setns() there and back; all or none. `spec` may not bind or listen.
+   */
+  openSockets(spec: RawSocketSpec, count: number): number[];
+  /** bind() an unbound socket to an IP literal and port, in the socket's own netns. */
+  bindSocket(fd: number, address: string, port: number): void;
   /** `SO_ORIGINAL_DST` (or `IP6T_SO_ORIGINAL_DST`) of a connected socket. */
   originalDst(fd: number): OriginalDestination;
   /** `SO_LINGER`: on with `seconds` when >= 0, off when negative. */

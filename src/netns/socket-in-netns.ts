@@ -29,6 +29,7 @@ import { closeSync } from 'node:fs';
 import net from 'node:net';
 import { MeshlessError, errorMessage } from '../errors.js';
 import { netnsBinding, type OriginalDestination } from './native-binding.js';
+import type { SocketReserve } from './socket-reserve.js';
 
 export type { OriginalDestination } from './native-binding.js';
 
@@ -62,6 +63,13 @@ export interface ListenInNetnsOptions {
    * `allowHalfOpen`); a proxy needs it to carry half-closes. Default false.
    */
   readonly allowHalfOpen?: boolean;
+  /**
+   * Accepted sockets start with `SO_LINGER` 0 (see {@link abortOnClose}),
+   * inherited from the listener: no syscall per connection. Default false.
+   */
+  readonly abortOnClose?: boolean;
+  /** Accepted sockets start with `TCP_NODELAY`, inherited from the listener. Default false. */
+  readonly noDelay?: boolean;
 }
 
 /** Options of {@link connectFromNetns}. */
@@ -83,8 +91,10 @@ export interface ConnectFromNetnsOptions {
   readonly bindAddress?: string;
   /** Source port to bind; default any. */
   readonly bindPort?: number;
-  /** `TCP_NODELAY` once connected. */
+  /** `TCP_NODELAY`, set when the socket is made (before connect()). */
   readonly noDelay?: boolean;
+  /** `SO_LINGER` 0 from the start (see {@link abortOnClose}); default false. */
+  readonly abortOnClose?: boolean;
   /** Connect timeout in ms; default 10 000 (ztunnel's). Rejects with ETIMEDOUT. */
   readonly timeoutMs?: number;
   /** Stay writable after the peer's FIN (Node's `allowHalfOpen`). Default false. */
@@ -142,6 +152,8 @@ export async function listenInNetns(options: ListenInNetnsOptions): Promise<net.
       v6Only: family === 6 ? options.v6Only : undefined,
       listen: true,
       receiveBufferBytes,
+      lingerZero: options.abortOnClose === true,
+      noDelay: options.noDelay === true,
     });
   } catch (cause) {
     throw netnsError(what, netnsPath, cause);
@@ -202,11 +214,84 @@ export async function connectFromNetns(options: ConnectFromNetnsOptions): Promis
       mark,
       transparent: options.transparent === true,
       receiveBufferBytes,
+      lingerZero: options.abortOnClose === true,
+      noDelay: options.noDelay === true,
     });
   } catch (cause) {
     throw netnsError(what, netnsPath, cause);
   }
 
+  return adoptAndConnect(fd, options, port, what, netnsPath);
+}
+
+/** Options of {@link connectFromReserve}. */
+export interface ConnectFromReserveOptions {
+  /** Destination IP literal, of the reserve's family. */
+  readonly host: string;
+  readonly port: number;
+  /** Source IP literal to bind (a reserve with `transparent` for a foreign one). */
+  readonly bindAddress?: string;
+  /** Connect timeout in ms; default 10 000. */
+  readonly timeoutMs?: number;
+  readonly allowHalfOpen?: boolean;
+}
+
+/**
+ * {@link connectFromNetns} with a socket taken from `reserve` (made ahead in
+ * its netns with its options): no setns() on this path.
+ * @throws MeshlessError `MESHLESS_E_NETNS` (rejection) as connectFromNetns does.
+ */
+export async function connectFromReserve(
+  reserve: SocketReserve,
+  options: ConnectFromReserveOptions,
+): Promise<net.Socket> {
+  const netnsPath = checkNetnsPath(reserve.spec.netnsPath, 'connectFromReserve');
+  const family = checkIp(options.host, 'host', 'connectFromReserve');
+  if (family !== reserve.spec.family)
+    throw invalid(
+      'connectFromReserve',
+      'host',
+      `must be IPv${reserve.spec.family} like the reserve`,
+    );
+  const port = checkInt(options.port, 'port', 1, 65535, 'connectFromReserve');
+  if (
+    options.bindAddress !== undefined &&
+    checkIp(options.bindAddress, 'bindAddress', 'connectFromReserve') !== family
+  )
+    throw invalid('connectFromReserve', 'bindAddress', `must be IPv${family} like host`);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    throw invalid('connectFromReserve', 'timeoutMs', 'must be a positive number of milliseconds');
+  const what = `connect to ${formatHostPort(options.host, port)} ${netnsPhrase(netnsPath)}`;
+  let fd: number;
+  try {
+    fd = reserve.take();
+  } catch (cause) {
+    throw netnsError(what, netnsPath, cause);
+  }
+  if (options.bindAddress !== undefined)
+    try {
+      netnsBinding().bindSocket(fd, options.bindAddress, 0);
+    } catch (cause) {
+      closeSync(fd);
+      throw netnsError(what, netnsPath, cause);
+    }
+  return adoptAndConnect(fd, options, port, what, netnsPath);
+}
+
+/**
+ * Adopts a fresh, unconnected socket `fd` and connects it to
+ * `options.host`:`port` in the same tick (see the invariants above).
+ * Resolves once connected; the fd is closed on every failure.
+ */
+async function adoptAndConnect(
+  fd: number,
+  options: Pick<ConnectFromNetnsOptions, 'host' | 'allowHalfOpen' | 'timeoutMs'>,
+  port: number,
+  what: string,
+  netnsPath: string | undefined,
+): Promise<net.Socket> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   let socket: net.Socket;
   try {
     socket = new net.Socket({
@@ -219,7 +304,6 @@ export async function connectFromNetns(options: ConnectFromNetnsOptions): Promis
     closeSync(fd); // not adopted: still ours
     throw netnsError(what, netnsPath, cause);
   }
-  if (options.noDelay === true) socket.setNoDelay(true); // TCP_NODELAY now, before connect()
   return await new Promise<net.Socket>((resolve, reject) => {
     const fail = (cause: Error): void => {
       clearTimeout(timer);

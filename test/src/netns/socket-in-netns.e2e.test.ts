@@ -14,8 +14,10 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { MeshlessError, isErrno } from '../../../src/errors.js';
 import { netnsBinding } from '../../../src/netns/native-binding.js';
+import { SocketReserve } from '../../../src/netns/socket-reserve.js';
 import {
   connectFromNetns,
+  connectFromReserve,
   listenInNetns,
   migrateListenerQueues,
   originalDestination,
@@ -547,5 +549,113 @@ describe('sockets in a network namespace (native addon)', { skip }, () => {
     server.on('connection', (s) => s.end('home\n'));
     const s = net.connect(portOf(server), '127.0.0.1');
     assert.equal(await readAll(s), 'home\n');
+  });
+  it('accepted sockets inherit SO_LINGER 0 from a listener with abortOnClose: closing one resets its peer', async () => {
+    /** What a client of `server` sees when the server closes its accepted socket at once. */
+    const clientSees = async (server: net.Server): Promise<string> => {
+      server.once('connection', (s) => s.destroy());
+      const c = net.connect(portOf(server), '127.0.0.1');
+      c.on('data', () => undefined);
+      return new Promise((resolve) => {
+        c.once('error', (err) => resolve((err as NodeJS.ErrnoException).code ?? 'error'));
+        c.once('end', () => resolve('end'));
+      });
+    };
+    const plain = await listen({ host: '127.0.0.1', port: 0 });
+    assert.equal(await clientSees(plain), 'end', 'an ordinary listener: FIN');
+    const abortive = await listen({
+      host: '127.0.0.1',
+      port: 0,
+      abortOnClose: true,
+      noDelay: true,
+    });
+    assert.equal(await clientSees(abortive), 'ECONNRESET', 'inherited SO_LINGER 0: RST');
+  });
+
+  it('a socket reserve makes sockets in its netns ahead, marked; connectFromReserve needs no setns', async () => {
+    const server = await listen({ netnsPath: PATH_A, host: '10.55.0.1', port: 0 });
+    server.on('connection', (s) => s.end(`${s.remoteAddress ?? '?'}\n`));
+    const port = portOf(server);
+    inNs(
+      NS_A,
+      'iptables',
+      '-w',
+      '-t',
+      'mangle',
+      '-A',
+      'OUTPUT',
+      '-p',
+      'tcp',
+      '-d',
+      '10.55.0.1',
+      '--dport',
+      String(port),
+      '-m',
+      'mark',
+      '--mark',
+      '0x539/0xfff',
+    );
+    const match = `--dport ${port} -m mark --mark 0x539/0xfff`;
+    const fdsBefore = readdirSync('/proc/self/fd').length;
+    const reserve = new SocketReserve(
+      { netnsPath: PATH_A, family: 4, mark: MARK, abortOnClose: true, noDelay: true },
+      4,
+    );
+    assert.equal(reserve.size, 0, 'made on first use');
+    const first = await connectFromReserve(reserve, { host: '10.55.0.1', port });
+    assert.equal(reserve.size, 3, 'one batch of 4, one taken');
+    assert.equal(await readAll(first), '10.55.0.1\n', 'the server exists only in A');
+    if (!first.closed) await once(first, 'close');
+    assert.ok(ruleCounter(NS_A, 'mangle', match) >= 3, 'its packets carry the mark');
+    // Five more: the reserve refills when empty.
+    for (let i = 0; i < 5; i++) {
+      const s = await connectFromReserve(reserve, { host: '10.55.0.1', port });
+      assert.equal(await readAll(s), '10.55.0.1\n');
+      if (!s.closed) await once(s, 'close');
+    }
+    assert.equal(reserve.size, 2);
+    assert.equal(homeNetns(), home);
+    reserve.close();
+    assert.equal(reserve.size, 0);
+    // The server's side of the last connection closes on its own schedule.
+    for (let i = 0; i < 100 && readdirSync('/proc/self/fd').length > fdsBefore; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    assert.equal(readdirSync('/proc/self/fd').length, fdsBefore, 'every fd closed');
+    await assert.rejects(
+      connectFromReserve(reserve, { host: '10.55.0.1', port }),
+      /reserve is closed/,
+    );
+  });
+
+  it('a transparent reserve binds the foreign source per connection', async () => {
+    // Routing for 10.77/16 replies was set up by the IP_TRANSPARENT test above.
+    const server = await listen({ netnsPath: PATH_B, host: '10.56.0.2', port: 0 });
+    const port = portOf(server);
+    const reserve = new SocketReserve({
+      netnsPath: PATH_A,
+      family: 4,
+      mark: MARK,
+      transparent: true,
+    });
+    const accepted = nextConnection(server);
+    const client = await connectFromReserve(reserve, {
+      host: '10.56.0.2',
+      port,
+      bindAddress: '10.77.0.9',
+    });
+    const conn = await accepted;
+    assert.equal(conn.remoteAddress, '10.77.0.9');
+    conn.end('pong\n');
+    assert.equal(await readAll(client), 'pong\n');
+    conn.destroy();
+    await assert.rejects(
+      connectFromReserve(reserve, { host: 'fd00:55::1', port }),
+      /must be IPv4 like the reserve/,
+    );
+    reserve.close();
+    // A reserve whose netns is gone fails like connectFromNetns, and keeps nothing.
+    const gone = new SocketReserve({ netnsPath: `/var/run/netns/${PREFIX}missing`, family: 4 });
+    await rejectsWithErrno(connectFromReserve(gone, { host: '10.56.0.2', port }), 'ENOENT');
+    assert.equal(gone.size, 0);
   });
 });

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { MeshlessError } from '../../../src/errors.js';
 import { addonCandidates } from '../../../src/netns/native-binding.js';
+import { SocketReserve } from '../../../src/netns/socket-reserve.js';
 import {
   connectFromNetns,
   listenInNetns,
@@ -113,5 +114,19 @@ describe('native addon location', () => {
     const repo = fileURLToPath(new URL('../../../', import.meta.url));
     const source = fileURLToPath(new URL('../../../src/netns/native-binding.ts', import.meta.url));
     assert.equal(addonCandidates(source)[2], `${repo}build/Release/meshless_netns.node`);
+  });
+});
+
+describe('SocketReserve', () => {
+  for (const batch of [0, 257, 1.5, Number.NaN])
+    it(`refuses a batch of ${batch}`, () => {
+      assert.throws(() => new SocketReserve({ family: 4 }, batch), /batch .* is not in \[1, 256\]/);
+    });
+  it('is empty until first used, and refuses to hand out sockets once closed', () => {
+    const r = new SocketReserve({ family: 4 });
+    assert.equal(r.size, 0);
+    assert.equal(r.batch, 16);
+    r.close();
+    assert.throws(() => r.take(), /reserve is closed/);
   });
 });
