@@ -14,7 +14,7 @@
 //     changes, divided by their number), one at a time, and for the API
 //     source also over a burst of pod additions.
 //
-//   npm run bench:scale [-- --scale=1 --changes=60 --burst=1000 --sources=file,kubernetes]
+//   npm run bench:scale [-- --scale=1 --changes=60 --burst=1000 --sources=file,kubernetes --cpu-prof=DIR]
 //
 // --scale shrinks the cluster for a quick run (0.1: 1,000 pods). Needs no
 // root. Writes bench/results/scale-<date>.md.
@@ -48,6 +48,8 @@ const SCALE = Number(arg('scale', '1'));
 const CHANGES = Number(arg('changes', '60'));
 const BURST = Number(arg('burst', '1000'));
 const SOURCES = arg('sources', 'file,kubernetes').split(',');
+/** A directory for the daemon processes' CPU profiles (--cpu-prof); empty: none. */
+const CPU_PROF = arg('cpu-prof', '');
 
 type Obj = Record<string, unknown>;
 const MB = 1024 * 1024;
@@ -60,7 +62,13 @@ class Daemon {
 
   constructor(kind: 'file' | 'kubernetes', path: string) {
     this.child = fork(join(import.meta.dirname, 'lib', 'scale-daemon.ts'), [kind, path], {
-      execArgv: ['--expose-gc', '--import', 'tsx', '--max-old-space-size=4096'],
+      execArgv: [
+        '--expose-gc',
+        '--import',
+        'tsx',
+        '--max-old-space-size=4096',
+        ...(CPU_PROF === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`]),
+      ],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.child.on('message', (m: ScaleDaemonReply) => {

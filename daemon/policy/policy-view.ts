@@ -25,8 +25,18 @@ export class PolicyView {
     options: PolicyViewOptions,
   ) {
     this.#o = options;
-    this.#index = this.#build(discovery.snapshot());
+    let last = discovery.snapshot();
+    this.#index = this.#build(last);
     discovery.onChange((snapshot) => {
+      // Discovery keeps the maps of kinds that did not change: nothing the policies read changed.
+      const same =
+        snapshot.namespaces === last.namespaces &&
+        snapshot.pods === last.pods &&
+        snapshot.authorizationPolicies === last.authorizationPolicies &&
+        snapshot.peerAuthentications === last.peerAuthentications &&
+        snapshot.networkPolicies === last.networkPolicies;
+      last = snapshot;
+      if (same) return;
       this.#index = this.#build(snapshot);
       for (const l of this.#listeners) l(this.#index);
     });

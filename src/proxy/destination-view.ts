@@ -4,6 +4,11 @@
  * latest snapshot, and a wait for the next change (a connection to an
  * address discovery does not know yet waits on it).
  *
+ * Each update costs what changed, not the cluster: the builders keep what
+ * unchanged pods and Services contributed (discovery keeps unchanged
+ * models and maps, so identity tells), and the address space is recomputed
+ * only when the Nodes or ServiceCIDRs changed.
+ *
  * Invariants: the indexes are updated synchronously inside discovery's
  * change notification, before any listener or waiter runs, so a decision
  * made after a change is seen never reads an older index; each index a
@@ -13,8 +18,8 @@ import type { ClusterSnapshot } from '../discovery/cluster-state.js';
 import type { DiscoverySource } from '../discovery/discovery-source.js';
 import type { EnrolmentPolicy } from '../discovery/enrolment.js';
 import { clusterAddressSpace, type ClusterAddressSpace } from './pod-address-space.js';
-import { buildServiceIndex, type ServiceIndex } from './service-index.js';
-import { buildWorkloadIndex, type WorkloadIndex } from './workload-index.js';
+import { ServiceIndexBuilder, type ServiceIndex } from './service-index.js';
+import { WorkloadIndexBuilder, type WorkloadIndex } from './workload-index.js';
 
 /** Options of {@link DestinationView}. */
 export interface DestinationViewOptions {
@@ -30,6 +35,9 @@ export class DestinationView {
   readonly #o: DestinationViewOptions;
   readonly #listeners: ((before: ClusterAddressSpace) => void)[] = [];
   readonly #waiters = new Set<() => void>();
+  readonly #workloadBuilder: WorkloadIndexBuilder;
+  readonly #serviceBuilder = new ServiceIndexBuilder();
+  #last: ClusterSnapshot;
   #workloads: WorkloadIndex;
   #services: ServiceIndex;
   #addressSpace: ClusterAddressSpace;
@@ -40,8 +48,10 @@ export class DestinationView {
   ) {
     this.#o = o;
     const first = discovery.snapshot();
-    this.#workloads = buildWorkloadIndex(first, o.policy, o.trustDomain);
-    this.#services = buildServiceIndex(first);
+    this.#last = first;
+    this.#workloadBuilder = new WorkloadIndexBuilder(o.policy, o.trustDomain);
+    this.#workloads = this.#workloadBuilder.build(first);
+    this.#services = this.#serviceBuilder.build(first);
     this.#addressSpace = this.#spaceOf(first);
     discovery.onChange((s) => this.#update(s));
   }
@@ -80,10 +90,12 @@ export class DestinationView {
   }
 
   #update(s: ClusterSnapshot): void {
-    this.#workloads = buildWorkloadIndex(s, this.#o.policy, this.#o.trustDomain);
-    this.#services = buildServiceIndex(s);
+    this.#workloads = this.#workloadBuilder.build(s);
+    this.#services = this.#serviceBuilder.build(s);
     const before = this.#addressSpace;
-    this.#addressSpace = this.#spaceOf(s);
+    if (s.nodes !== this.#last.nodes || s.serviceCidrs !== this.#last.serviceCidrs)
+      this.#addressSpace = this.#spaceOf(s);
+    this.#last = s;
     for (const l of this.#listeners) l(before);
     const waiters = [...this.#waiters];
     this.#waiters.clear();
