@@ -7,7 +7,11 @@
  */
 import type { DiscoverySource } from '../../src/discovery/discovery-source.js';
 import type { Logger } from '../../src/logger.js';
-import { buildPolicyIndex, type PolicyIndex } from '../../src/policy/policy-index.js';
+import {
+  PolicyIndexBuilder,
+  type PolicyIndex,
+  type PolicySource,
+} from '../../src/policy/policy-index.js';
 
 export interface PolicyViewOptions {
   readonly rootNamespace: string;
@@ -19,12 +23,14 @@ export class PolicyView {
   #logged = new Set<string>();
   readonly #listeners: ((index: PolicyIndex) => void)[] = [];
   readonly #o: PolicyViewOptions;
+  readonly #builder: PolicyIndexBuilder;
 
   constructor(
     discovery: Pick<DiscoverySource, 'snapshot' | 'onChange'>,
     options: PolicyViewOptions,
   ) {
     this.#o = options;
+    this.#builder = new PolicyIndexBuilder({ rootNamespace: options.rootNamespace });
     let last = discovery.snapshot();
     this.#index = this.#build(last);
     discovery.onChange((snapshot) => {
@@ -52,8 +58,8 @@ export class PolicyView {
     this.#listeners.push(listener);
   }
 
-  #build(snapshot: Parameters<typeof buildPolicyIndex>[0]): PolicyIndex {
-    const index = buildPolicyIndex(snapshot, { rootNamespace: this.#o.rootNamespace });
+  #build(snapshot: PolicySource): PolicyIndex {
+    const index = this.#builder.build(snapshot);
     const now = new Set<string>();
     for (const p of index.problems) {
       const key = `${p.kind} ${p.namespace}/${p.name}: ${p.problem}`;
