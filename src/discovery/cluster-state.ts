@@ -249,8 +249,8 @@ export function snapshotFromObjects(objects: readonly unknown[]): ClusterSnapsho
 }
 
 /**
- * Structural equality of two parsed models: plain objects, arrays and
- * primitives compared deeply; anything else (a RegExp, a Map) only by
+ * Structural equality of two parsed models: plain objects, arrays, Maps
+ * and primitives compared deeply; anything else (a RegExp) only by
  * identity, so it never counts as unchanged by mistake.
  */
 export function sameModel(a: unknown, b: unknown): boolean {
@@ -262,6 +262,11 @@ export function sameModel(a: unknown, b: unknown): boolean {
     return true;
   }
   if (Array.isArray(b)) return false;
+  if (a instanceof Map) {
+    if (!(b instanceof Map) || a.size !== b.size) return false;
+    for (const [k, v] of a) if (!b.has(k) || !sameModel(v, b.get(k))) return false;
+    return true;
+  }
   const protoA: unknown = Object.getPrototypeOf(a);
   if (protoA !== Object.prototype || Object.getPrototypeOf(b) !== Object.prototype) return false;
   const ra = a as Record<string, unknown>;

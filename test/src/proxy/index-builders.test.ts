@@ -98,10 +98,10 @@ function change(objects: Obj[], rand: () => number, step: number): string {
     status.podIP = ip;
     status.podIPs = [{ ip }];
     if (rand() < 0.3) (copy['spec'] as Obj)['hostNetwork'] = true;
-    if (rand() < 0.6)
-      (
-        copy['spec'] as { containers: { ports: { containerPort: number }[] }[] }
-      ).containers[0]!.ports[0]!.containerPort = 7000 + step;
+    const containers = (copy['spec'] as { containers: { ports: { containerPort: number }[] }[] })
+      .containers;
+    const http = containers[0]?.ports[0];
+    if (http !== undefined && rand() < 0.6) http.containerPort = 7000 + step;
     objects[i] = copy;
     return `pod changed to ${ip}`;
   }
@@ -111,9 +111,11 @@ function change(objects: Obj[], rand: () => number, step: number): string {
     if (i === undefined || o === undefined) return 'nothing';
     const copy = structuredClone(o);
     const labels = meta(copy).labels ?? {};
-    if (labels[SCALE_ENROLMENT_LABEL.key] === undefined)
-      labels[SCALE_ENROLMENT_LABEL.key] = SCALE_ENROLMENT_LABEL.value;
-    else delete labels[SCALE_ENROLMENT_LABEL.key];
+    const { key, value } = SCALE_ENROLMENT_LABEL;
+    (copy['metadata'] as Obj)['labels'] =
+      labels[key] === undefined
+        ? { ...labels, [key]: value }
+        : Object.fromEntries(Object.entries(labels).filter(([k]) => k !== key));
     objects[i] = copy;
     return `namespace ${meta(copy).name} enrolment flipped`;
   }
@@ -124,9 +126,7 @@ function change(objects: Obj[], rand: () => number, step: number): string {
     if (i === undefined || o === undefined) return 'nothing';
     const m0 = meta(o);
     // Backends of the slice's namespace, so its targetRefs name real pods.
-    const pods = ofKind('Pod')
-      .map((p) => objects[p]!)
-      .filter((p) => meta(p).namespace === m0.namespace);
+    const pods = objects.filter((p) => p['kind'] === 'Pod' && meta(p).namespace === m0.namespace);
     const backends = [pick(pods), pick(pods)].flatMap((p) =>
       p === undefined
         ? []
