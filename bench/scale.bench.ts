@@ -4,7 +4,7 @@
 // namespaces half enrolled, 150 policies: src/sim/scale-cluster.ts) is
 // served to the daemon's discovery side (bench/lib/scale-daemon.ts: the
 // discovery source, the ProxyService's DestinationView and the PolicyView,
-// in a process of its own) from a file and from a Kubernetes API server
+// in a process of its own, bundled as meshlessd is) from a file and from a Kubernetes API server
 // (the test double test/support/fake-kube-apiserver.ts, in this process).
 // It reports, per source:
 //   - the daemon process's RSS and heap after a full GC, empty cluster vs large;
@@ -19,6 +19,7 @@
 // --scale shrinks the cluster for a quick run (0.1: 1,000 pods). Needs no
 // root. Writes bench/results/scale-<date>.md.
 import { fork, type ChildProcess } from 'node:child_process';
+import { build, type BuildOptions } from 'esbuild';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,6 +55,53 @@ const CPU_PROF = arg('cpu-prof', '');
 type Obj = Record<string, unknown>;
 const MB = 1024 * 1024;
 
+/**
+ * bench/lib/scale-daemon.ts bundled as meshlessd is (scripts/build.mjs:
+ * CommonJS, the Kubernetes client in a file beside it, loaded on first use),
+ * so its memory is a built daemon's, not tsx's.
+ */
+async function bundleDaemon(dir: string): Promise<string> {
+  const common: BuildOptions = {
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    logLevel: 'warning',
+    external: ['*.node'],
+  };
+  await build({
+    ...common,
+    entryPoints: [join(import.meta.dirname, 'lib', 'scale-daemon.ts')],
+    outfile: join(dir, 'scale-daemon.js'),
+    plugins: [
+      {
+        name: 'kube-client-beside',
+        setup(b) {
+          b.onResolve({ filter: /^@kubernetes\/client-node$/ }, (args) =>
+            args.kind === 'dynamic-import'
+              ? { path: './meshless-kube.js', external: true }
+              : undefined,
+          );
+        },
+      },
+    ],
+  });
+  await build({
+    ...common,
+    stdin: {
+      contents: "export * from '@kubernetes/client-node';",
+      resolveDir: join(import.meta.dirname, '..'),
+      loader: 'js',
+    },
+    outfile: join(dir, 'meshless-kube.js'),
+    minify: true,
+  });
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'commonjs' }));
+  return join(dir, 'scale-daemon.js');
+}
+
+let daemonBundle = '';
+
 /** A running scale-daemon process. */
 class Daemon {
   readonly child: ChildProcess;
@@ -61,11 +109,9 @@ class Daemon {
   syncMs = 0;
 
   constructor(kind: 'file' | 'kubernetes', path: string) {
-    this.child = fork(join(import.meta.dirname, 'lib', 'scale-daemon.ts'), [kind, path], {
+    this.child = fork(daemonBundle, [kind, path], {
       execArgv: [
         '--expose-gc',
-        '--import',
-        'tsx',
         '--max-old-space-size=4096',
         ...(CPU_PROF === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`]),
       ],
@@ -456,6 +502,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'meshless-scale-'));
   const results: SourceResult[] = [];
   try {
+    mkdirSync(join(dir, 'daemon'));
+    daemonBundle = await bundleDaemon(join(dir, 'daemon'));
     if (SOURCES.includes('file')) results.push(await fileSource(cluster, dir));
     if (SOURCES.includes('kubernetes')) results.push(await kubernetesSource(cluster, dir));
   } finally {
