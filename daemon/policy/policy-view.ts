@@ -7,7 +7,11 @@
  */
 import type { DiscoverySource } from '../../src/discovery/discovery-source.js';
 import type { Logger } from '../../src/logger.js';
-import { buildPolicyIndex, type PolicyIndex } from '../../src/policy/policy-index.js';
+import {
+  PolicyIndexBuilder,
+  type PolicyIndex,
+  type PolicySource,
+} from '../../src/policy/policy-index.js';
 
 export interface PolicyViewOptions {
   readonly rootNamespace: string;
@@ -19,14 +23,26 @@ export class PolicyView {
   #logged = new Set<string>();
   readonly #listeners: ((index: PolicyIndex) => void)[] = [];
   readonly #o: PolicyViewOptions;
+  readonly #builder: PolicyIndexBuilder;
 
   constructor(
     discovery: Pick<DiscoverySource, 'snapshot' | 'onChange'>,
     options: PolicyViewOptions,
   ) {
     this.#o = options;
-    this.#index = this.#build(discovery.snapshot());
+    this.#builder = new PolicyIndexBuilder({ rootNamespace: options.rootNamespace });
+    let last = discovery.snapshot();
+    this.#index = this.#build(last);
     discovery.onChange((snapshot) => {
+      // Discovery keeps the maps of kinds that did not change: nothing the policies read changed.
+      const same =
+        snapshot.namespaces === last.namespaces &&
+        snapshot.pods === last.pods &&
+        snapshot.authorizationPolicies === last.authorizationPolicies &&
+        snapshot.peerAuthentications === last.peerAuthentications &&
+        snapshot.networkPolicies === last.networkPolicies;
+      last = snapshot;
+      if (same) return;
       this.#index = this.#build(snapshot);
       for (const l of this.#listeners) l(this.#index);
     });
@@ -42,8 +58,8 @@ export class PolicyView {
     this.#listeners.push(listener);
   }
 
-  #build(snapshot: Parameters<typeof buildPolicyIndex>[0]): PolicyIndex {
-    const index = buildPolicyIndex(snapshot, { rootNamespace: this.#o.rootNamespace });
+  #build(snapshot: PolicySource): PolicyIndex {
+    const index = this.#builder.build(snapshot);
     const now = new Set<string>();
     for (const p of index.problems) {
       const key = `${p.kind} ${p.namespace}/${p.name}: ${p.problem}`;

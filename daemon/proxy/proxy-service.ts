@@ -1,26 +1,20 @@
 /**
  * The data plane of a node: one PodProxy per enrolled workload of this node,
  * one HBONE connection pool shared by all of them, and the workload index,
- * Service index and pod address space rebuilt from every discovery
- * snapshot. It is the WorkloadObserver the
+ * Service index and pod address space kept in step with discovery
+ * (src/proxy/destination-view.ts). It is the WorkloadObserver the
  * registration service tells about enrolled pods: enrolling issues the
  * workload's identity and binds its listeners before the pod is reported
  * enrolled; releasing drains and closes them.
  */
 import type { Logger } from '../../src/logger.js';
-import type { ClusterSnapshot } from '../../src/discovery/cluster-state.js';
 import type { DiscoverySource } from '../../src/discovery/discovery-source.js';
 import type { EnrolmentPolicy } from '../../src/discovery/enrolment.js';
 import { HbonePool } from '../../src/hbone/pool.js';
 import { BufferBudget } from '../../src/hbone/buffer-budget.js';
 import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
-import { buildWorkloadIndex, type WorkloadIndex } from '../../src/proxy/workload-index.js';
-import {
-  clusterAddressSpace,
-  type AddressRangeOrigin,
-  type ClusterAddressSpace,
-} from '../../src/proxy/pod-address-space.js';
-import { buildServiceIndex, type ServiceIndex } from '../../src/proxy/service-index.js';
+import { DestinationView } from '../../src/proxy/destination-view.js';
+import type { AddressRangeOrigin, ClusterAddressSpace } from '../../src/proxy/pod-address-space.js';
 import { requestOfConnection, type InboundPolicy } from '../../src/proxy/inbound-policy.js';
 import type { IdentityService } from '../identity/identity-service.js';
 import type { Registration } from '../registration/registry.js';
@@ -98,11 +92,8 @@ export class ProxyService implements WorkloadObserver {
   readonly #o: ProxyServiceOptions;
   readonly #proxies = new Map<string, PodProxy>();
   readonly #log: Logger;
-  #index: WorkloadIndex;
-  #services: ServiceIndex;
-  #addressSpace: ClusterAddressSpace;
-  /** Connections waiting for the next index (discovery lagging behind a new pod). */
-  readonly #indexWaiters = new Set<() => void>();
+  /** The workload and Service indexes and the address space, kept in step with discovery. */
+  readonly #view: DestinationView;
 
   constructor(o: ProxyServiceOptions) {
     this.#o = o;
@@ -122,28 +113,14 @@ export class ProxyService implements WorkloadObserver {
           }),
       ...(o.onLimit === undefined ? {} : { onLimit: o.onLimit }),
     });
-    const first = o.discovery.snapshot();
-    this.#index = buildWorkloadIndex(first, o.policy, o.trustDomain);
-    this.#services = buildServiceIndex(first);
-    this.#addressSpace = this.#spaceOf(first);
-    if (o.discovery.synced) this.#reportAddressSpace(undefined);
-    o.discovery.onChange((s: ClusterSnapshot) => {
-      this.#index = buildWorkloadIndex(s, o.policy, o.trustDomain);
-      this.#services = buildServiceIndex(s);
-      const before = this.#addressSpace;
-      this.#addressSpace = this.#spaceOf(s);
-      this.#reportAddressSpace(before);
-      const waiters = [...this.#indexWaiters];
-      this.#indexWaiters.clear();
-      for (const wake of waiters) wake();
+    this.#view = new DestinationView(o.discovery, {
+      policy: o.policy,
+      trustDomain: o.trustDomain,
+      ...(o.podCidrs === undefined ? {} : { podCidrs: o.podCidrs }),
+      ...(o.serviceCidrs === undefined ? {} : { serviceCidrs: o.serviceCidrs }),
     });
-  }
-
-  #spaceOf(s: ClusterSnapshot): ClusterAddressSpace {
-    return clusterAddressSpace(
-      { podCidrs: this.#o.podCidrs ?? [], serviceCidrs: this.#o.serviceCidrs ?? [] },
-      { nodes: s.nodes.values(), serviceCidrs: s.serviceCidrs.values() },
-    );
+    if (o.discovery.synced) this.#reportAddressSpace(undefined);
+    this.#view.onChange((before) => this.#reportAddressSpace(before));
   }
 
   /**
@@ -152,7 +129,7 @@ export class ProxyService implements WorkloadObserver {
    * through.
    */
   #reportAddressSpace(before: ClusterAddressSpace | undefined): void {
-    const now = this.#addressSpace;
+    const now = this.#view.addressSpace;
     if (
       before &&
       before.pods === now.pods &&
@@ -171,8 +148,8 @@ export class ProxyService implements WorkloadObserver {
   /** What an operator must fix although the data plane serves (readiness details). */
   warnings(): string[] {
     return [
-      ...(this.#addressSpace.pods === 'none' ? [POD_SPACE_UNKNOWN] : []),
-      ...(this.#addressSpace.services === 'none' ? [SERVICE_SPACE_UNKNOWN] : []),
+      ...(this.#view.addressSpace.pods === 'none' ? [POD_SPACE_UNKNOWN] : []),
+      ...(this.#view.addressSpace.services === 'none' ? [SERVICE_SPACE_UNKNOWN] : []),
     ];
   }
 
@@ -182,7 +159,7 @@ export class ProxyService implements WorkloadObserver {
     readonly pods: AddressRangeOrigin;
     readonly services: AddressRangeOrigin;
   } {
-    const a = this.#addressSpace;
+    const a = this.#view.addressSpace;
     return { cidrs: a.space.cidrs, pods: a.pods, services: a.services };
   }
 
@@ -222,7 +199,7 @@ export class ProxyService implements WorkloadObserver {
       trustDomain: this.#o.trustDomain,
       secureContext: (id) => this.#o.identity.secureContextFor(id),
       trustBundle: () => this.#o.identity.trustBundle,
-      index: () => this.#index,
+      index: () => this.#view.workloads,
       pool: this.pool,
       log: this.#log,
       manager: this.connections,
@@ -231,10 +208,10 @@ export class ProxyService implements WorkloadObserver {
       streamRefused: (reason) => this.#o.onStreamRefused?.(reason),
       sessionError: (reason) => this.#o.onSessionError?.(reason),
       connectTimeoutMs: this.#o.connectTimeoutMs ?? 10_000,
-      podSpace: () => this.#addressSpace.space,
+      podSpace: () => this.#view.addressSpace.space,
       ...(this.#o.inboundPolicy === undefined ? {} : { policy: this.#o.inboundPolicy }),
-      services: () => this.#services,
-      indexChanged: (ms) => this.#indexChanged(ms),
+      services: () => this.#view.services,
+      indexChanged: (ms) => this.#view.changed(ms),
       ...(this.#o.discoveryWaitMs === undefined
         ? {}
         : { discoveryWaitMs: this.#o.discoveryWaitMs }),
@@ -266,18 +243,6 @@ export class ProxyService implements WorkloadObserver {
       { limit: 'relayBufferBytes', max: limit },
       'relay buffer budget spent; relays holding more than their own 16 KiB stop reading until their receivers catch up (logged once per 10 s)',
     );
-  }
-
-  #indexChanged(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.#indexWaiters.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.#indexWaiters.add(wake);
-    });
   }
 
   #record(r: ConnectionRecord): void {

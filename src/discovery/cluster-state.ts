@@ -247,3 +247,70 @@ export function snapshotFromObjects(objects: readonly unknown[]): ClusterSnapsho
     networkPolicies,
   };
 }
+
+/**
+ * Structural equality of two parsed models: plain objects, arrays, Maps
+ * and primitives compared deeply; anything else (a RegExp) only by
+ * identity, so it never counts as unchanged by mistake.
+ */
+export function sameModel(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameModel(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  if (a instanceof Map) {
+    if (!(b instanceof Map) || a.size !== b.size) return false;
+    for (const [k, v] of a) if (!b.has(k) || !sameModel(v, b.get(k))) return false;
+    return true;
+  }
+  const protoA: unknown = Object.getPrototypeOf(a);
+  if (protoA !== Object.prototype || Object.getPrototypeOf(b) !== Object.prototype) return false;
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  const keys = Object.keys(ra);
+  if (keys.length !== Object.keys(rb).length) return false;
+  for (const k of keys) if (!Object.hasOwn(rb, k) || !sameModel(ra[k], rb[k])) return false;
+  return true;
+}
+
+/** `next`'s map with `prev`'s models where they are equal; `prev` itself when nothing changed. */
+function keepUnchangedMap<V>(
+  prev: ReadonlyMap<string, V>,
+  next: ReadonlyMap<string, V>,
+): ReadonlyMap<string, V> {
+  const out = new Map<string, V>();
+  let changed = prev.size !== next.size;
+  for (const [k, v] of next) {
+    const old = prev.get(k);
+    if (old !== undefined && sameModel(old, v)) out.set(k, old);
+    else {
+      out.set(k, v);
+      changed = true;
+    }
+  }
+  return changed ? out : prev;
+}
+
+/**
+ * `next` with every model equal to `prev`'s replaced by `prev`'s object, and
+ * every map without a change replaced by `prev`'s map: consumers then tell
+ * what changed by identity (`===`), as they do for the Kubernetes source,
+ * whose informers keep unchanged models.
+ */
+export function keepUnchanged(prev: ClusterSnapshot, next: ClusterSnapshot): ClusterSnapshot {
+  return {
+    namespaces: keepUnchangedMap(prev.namespaces, next.namespaces),
+    pods: keepUnchangedMap(prev.pods, next.pods),
+    nodes: keepUnchangedMap(prev.nodes, next.nodes),
+    services: keepUnchangedMap(prev.services, next.services),
+    endpointSlices: keepUnchangedMap(prev.endpointSlices, next.endpointSlices),
+    serviceCidrs: keepUnchangedMap(prev.serviceCidrs, next.serviceCidrs),
+    authorizationPolicies: keepUnchangedMap(prev.authorizationPolicies, next.authorizationPolicies),
+    peerAuthentications: keepUnchangedMap(prev.peerAuthentications, next.peerAuthentications),
+    networkPolicies: keepUnchangedMap(prev.networkPolicies, next.networkPolicies),
+  };
+}

@@ -3,7 +3,10 @@
  * Service and EndpointSlice objects (YAML or JSON, as `kubectl get
  * nodes,ns,pods,svc,endpointslices -A -o yaml` prints it; several YAML
  * documents also work), watched for changes. Edits apply live; an
- * invalid edit is logged and the last good state kept.
+ * invalid edit is logged and the last good state kept. Each edit re-reads
+ * the whole file: a tool for tests and small clusters (10,000 pods cost
+ * about a second of CPU per edit in JSON); large clusters use the
+ * Kubernetes source, whose cost is per changed object.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -13,14 +16,36 @@ import { MeshlessError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import {
   EMPTY_SNAPSHOT,
+  keepUnchanged,
   snapshotCounts,
   snapshotFromObjects,
   type ClusterSnapshot,
 } from './cluster-state.js';
 import type { DiscoverySource } from './discovery-source.js';
 
-/** Parses the file's text; throws MeshlessError naming the problem. */
+/** Whether the text is JSON (a JSON document starts with an object or an array). */
+const looksLikeJson = (text: string): boolean => /^\s*[{[]/.test(text);
+
+/**
+ * Parses the file's text; throws MeshlessError naming the problem. JSON
+ * goes through JSON.parse: the YAML parser takes about 80 times longer on
+ * a large List (76 s against 0.9 s for 10,000 pods and 2,000 Services).
+ */
 export function parseClusterDocument(text: string, path: string): ClusterSnapshot {
+  if (looksLikeJson(text)) {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      // Not JSON after all (YAML flow style is a superset): the YAML parser decides.
+      return parseYamlDocument(text, path);
+    }
+    return snapshotOf([value], path);
+  }
+  return parseYamlDocument(text, path);
+}
+
+function parseYamlDocument(text: string, path: string): ClusterSnapshot {
   const docs = parseAllDocuments(text);
   const objects: unknown[] = [];
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
@@ -32,6 +57,10 @@ export function parseClusterDocument(text: string, path: string): ClusterSnapsho
     const value: unknown = doc.toJS();
     if (value !== null && value !== undefined) objects.push(value);
   }
+  return snapshotOf(objects, path);
+}
+
+function snapshotOf(objects: readonly unknown[], path: string): ClusterSnapshot {
   try {
     return snapshotFromObjects(objects);
   } catch (err) {
@@ -101,7 +130,8 @@ export class FileDiscoverySource implements DiscoverySource {
     }
     if (text === this.#lastText) return;
     try {
-      this.#snapshot = parseClusterDocument(text, this.#path);
+      // Unchanged objects keep their model (the indexes skip what did not change).
+      this.#snapshot = keepUnchanged(this.#snapshot, parseClusterDocument(text, this.#path));
     } catch (err) {
       this.#log.error(
         { error: errorMessage(err) },

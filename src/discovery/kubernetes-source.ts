@@ -41,7 +41,11 @@
  *   the resourceVersion; malformed objects are logged and skipped;
  * - sync and change notification: `start()` resolves once both initial
  *   lists are in; `onChange` gets one new immutable snapshot per burst of
- *   events (coalesced over `debounceMs`).
+ *   events: the events one event-loop turn delivers (a watch chunk, a
+ *   relist) by default, or those within `debounceMs`. A snapshot rebuilds
+ *   only the maps of the kinds that changed; the others, and every
+ *   unchanged model, are the previous snapshot's objects, so consumers tell
+ *   what changed by identity.
  *
  * Credentials: `discovery.kubernetes.kubeconfig` when set, else the pod's
  * service account (in-cluster). We do not use `loadFromDefault`: it would
@@ -80,6 +84,7 @@ import {
   namespaceFromObject,
   objectKey,
   podFromObject,
+  sameModel,
   type ClusterSnapshot,
   type NamespaceInfo,
   type PodInfo,
@@ -113,7 +118,10 @@ export interface KubernetesSourceOptions {
   readonly log?: Logger;
   /** Reconnect backoff; default 200 ms doubling to 30 s. */
   readonly backoff?: BackoffOptions;
-  /** Events within this window make one snapshot; default 50 ms. */
+  /**
+   * Events within this window make one snapshot; default 0: the events of
+   * one event-loop turn (a new pod is seen by the next decision that needs it).
+   */
   readonly debounceMs?: number;
   /** Items per list page; default 500. */
   readonly pageSize?: number;
@@ -213,7 +221,7 @@ interface ResourceInformerOptions<M> {
   readonly watchTimeoutSeconds: readonly [number, number];
   readonly random: () => number;
   /** The cache changed (add, update or delete of a model). */
-  readonly onChange: () => void;
+  readonly onChange: (informer: object) => void;
   /**
    * A resource older API servers do not serve (ServiceCIDR before
    * Kubernetes 1.33), or a CRD not installed (meshless's
@@ -250,7 +258,7 @@ class ResourceInformer<M> {
     // Structurally a Watch: the library only calls watch() and reads nothing else.
     const watch: Watch = { config: o.kc, watch: this.#watch.bind(this) };
     this.#lw = new o.k8s.ListWatch<Cached<M>>(o.path, watch, () => this.#list(), false);
-    this.#lw.on('change', () => o.onChange());
+    this.#lw.on('change', () => o.onChange(this));
     this.#lw.on('connect', () => o.log.debug({}, 'listing or watching'));
     this.#lw.on('error', (err: unknown) => this.#onError(err));
   }
@@ -465,7 +473,7 @@ class ResourceInformer<M> {
         if (type === 'MODIFIED') {
           const { name, namespace } = this.#o.keyOf(model);
           const old = this.#lw.get(name, namespace);
-          if (old !== undefined && JSON.stringify(old.model) === JSON.stringify(model)) {
+          if (old !== undefined && sameModel(old.model, model)) {
             callback('BOOKMARK', { metadata: { resourceVersion: rv } });
             return 'data';
           }
@@ -521,7 +529,10 @@ export class KubernetesDiscoverySource implements DiscoverySource {
   #snapshot: ClusterSnapshot = EMPTY_SNAPSHOT;
   #starting: Promise<void> | undefined;
   #informers: Informers | undefined;
-  #debounce: NodeJS.Timeout | undefined;
+  /** The pending snapshot: a timer (debounceMs > 0) or an immediate. */
+  #debounce: { readonly cancel: () => void } | undefined;
+  /** Informers whose cache changed since the last snapshot. */
+  readonly #dirty = new Set<object>();
   #resync: NodeJS.Timeout | undefined;
   #closed = false;
   #onClose: () => void = () => undefined;
@@ -533,7 +544,7 @@ export class KubernetesDiscoverySource implements DiscoverySource {
       kubeconfig: options.kubeconfig,
       log: options.log ?? silentLogger,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
-      debounceMs: options.debounceMs ?? 50,
+      debounceMs: options.debounceMs ?? 0,
       pageSize: options.pageSize ?? 500,
       resyncMs: options.resyncMs ?? 30 * 60_000,
       watchTimeoutSeconds: options.watchTimeoutSeconds ?? [300, 600],
@@ -581,7 +592,10 @@ export class KubernetesDiscoverySource implements DiscoverySource {
       pageSize: this.#o.pageSize,
       watchTimeoutSeconds: this.#o.watchTimeoutSeconds,
       random: this.#o.random,
-      onChange: () => this.#schedule(),
+      onChange: (informer: object) => {
+        this.#dirty.add(informer);
+        this.#schedule();
+      },
     };
     const namespaced = (o: {
       namespace: string;
@@ -669,28 +683,47 @@ export class KubernetesDiscoverySource implements DiscoverySource {
     this.#log.info(snapshotCounts(this.#snapshot), 'discovery synced');
   }
 
+  /** A snapshot: the maps of changed kinds rebuilt, the others kept from the last one. */
   #build(): ClusterSnapshot {
     const i = this.#informers;
     if (i === undefined) return EMPTY_SNAPSHOT;
-    const byKey = <M extends { namespace: string; name: string }>(models: M[]): Map<string, M> =>
-      new Map(models.map((m) => [objectKey(m.namespace, m.name), m]));
-    return {
-      namespaces: new Map(i.namespaces.models().map((ns) => [ns.name, ns])),
-      pods: byKey(i.pods.models()),
-      nodes: new Map(i.nodes.models().map((n) => [n.name, n])),
-      services: byKey(i.services.models()),
-      endpointSlices: byKey(i.endpointSlices.models()),
-      serviceCidrs: new Map(i.serviceCidrs.models().map((c) => [c.name, c])),
-      authorizationPolicies: byKey(i.authorizationPolicies.models()),
-      peerAuthentications: byKey(i.peerAuthentications.models()),
-      networkPolicies: byKey(i.networkPolicies.models()),
+    const prev = this.#snapshot;
+    const dirty = this.#dirty;
+    const all = prev === EMPTY_SNAPSHOT;
+    const byKey = <M extends { namespace: string; name: string }>(
+      informer: ResourceInformer<M>,
+      before: ReadonlyMap<string, M>,
+    ): ReadonlyMap<string, M> =>
+      all || dirty.has(informer)
+        ? new Map(informer.models().map((m) => [objectKey(m.namespace, m.name), m]))
+        : before;
+    const byName = <M extends { name: string }>(
+      informer: ResourceInformer<M>,
+      before: ReadonlyMap<string, M>,
+    ): ReadonlyMap<string, M> =>
+      all || dirty.has(informer) ? new Map(informer.models().map((m) => [m.name, m])) : before;
+    const next: ClusterSnapshot = {
+      namespaces: byName(i.namespaces, prev.namespaces),
+      pods: byKey(i.pods, prev.pods),
+      nodes: byName(i.nodes, prev.nodes),
+      services: byKey(i.services, prev.services),
+      endpointSlices: byKey(i.endpointSlices, prev.endpointSlices),
+      serviceCidrs: byName(i.serviceCidrs, prev.serviceCidrs),
+      authorizationPolicies: byKey(i.authorizationPolicies, prev.authorizationPolicies),
+      peerAuthentications: byKey(i.peerAuthentications, prev.peerAuthentications),
+      networkPolicies: byKey(i.networkPolicies, prev.networkPolicies),
     };
+    dirty.clear();
+    return next;
   }
 
-  /** Coalesces a burst of cache changes into one snapshot. Before sync, start() builds it. */
+  /**
+   * Coalesces a burst of cache changes into one snapshot: those of this
+   * event-loop turn (debounceMs 0), or of the window. Before sync, start() builds it.
+   */
   #schedule(): void {
     if (!this.synced || this.#closed || this.#debounce !== undefined) return;
-    this.#debounce = setTimeout(() => {
+    const publish = (): void => {
       this.#debounce = undefined;
       if (this.#closed) return;
       this.#snapshot = this.#build();
@@ -701,7 +734,14 @@ export class KubernetesDiscoverySource implements DiscoverySource {
           this.#log.error({ error: errorMessage(err) }, 'discovery listener failed');
         }
       }
-    }, this.#o.debounceMs);
+    };
+    if (this.#o.debounceMs > 0) {
+      const timer = setTimeout(publish, this.#o.debounceMs);
+      this.#debounce = { cancel: () => clearTimeout(timer) };
+    } else {
+      const immediate = setImmediate(publish);
+      this.#debounce = { cancel: () => clearImmediate(immediate) };
+    }
   }
 
   #scheduleResync(): void {
@@ -728,7 +768,7 @@ export class KubernetesDiscoverySource implements DiscoverySource {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#debounce);
+    this.#debounce?.cancel();
     clearTimeout(this.#resync);
     for (const informer of Object.values(this.#informers ?? {}) as ResourceInformer<unknown>[])
       informer.close();

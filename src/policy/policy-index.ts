@@ -6,7 +6,8 @@
  * namespace labels, and pods by IP (the source of a tunnelled connection).
  *
  * Invariant: the index is immutable; a new snapshot builds a new index, so
- * a check never sees half of an update.
+ * a check never sees half of an update ({@link PolicyIndexBuilder} reuses
+ * the unchanged parts of the last one, never changes them).
  */
 import type { AuthorizationPolicy } from './authorization-policy.js';
 import { parseIpAddress, type IpAddress } from './ip-address.js';
@@ -99,11 +100,67 @@ function group<T extends { readonly namespace: string; readonly name: string }>(
   return out;
 }
 
-/** Compiles the policies of `source`. */
+/** Compiles the policies of `source` (a builder without history). */
 export function buildPolicyIndex(
   source: PolicySource,
   options: PolicyIndexOptions = {},
 ): PolicyIndex {
+  return new PolicyIndexBuilder(options).build(source);
+}
+
+/**
+ * Builds policy indexes from successive sources, reusing what did not
+ * change: each pod's parsed address keys while it is the same object, and
+ * the compiled policies while the policy maps and namespaces are the same
+ * maps (discovery keeps unchanged models and maps). An index it builds
+ * equals a build from scratch of the same source.
+ */
+export class PolicyIndexBuilder {
+  readonly #options: PolicyIndexOptions;
+  #addressKeys = new WeakMap<PolicyPod, readonly (number | string)[]>();
+  #last: { source: PolicySource; index: PolicyIndex } | undefined;
+
+  constructor(options: PolicyIndexOptions = {}) {
+    this.#options = options;
+  }
+
+  build(source: PolicySource): PolicyIndex {
+    const last = this.#last;
+    const policiesSame =
+      last !== undefined &&
+      last.source.namespaces === source.namespaces &&
+      last.source.authorizationPolicies === source.authorizationPolicies &&
+      last.source.peerAuthentications === source.peerAuthentications &&
+      last.source.networkPolicies === source.networkPolicies;
+    if (policiesSame && last.source.pods === source.pods) return last.index;
+    const podsByIp = new Map<number | string, PolicyPod>();
+    for (const pod of source.pods.values()) {
+      if (pod.hostNetwork) continue;
+      let keys = this.#addressKeys.get(pod);
+      if (keys === undefined) {
+        keys = pod.ips.flatMap((text) => {
+          const ip = parseIpAddress(text);
+          return ip === undefined ? [] : [addressKey(ip)];
+        });
+        this.#addressKeys.set(pod, keys);
+      }
+      for (const k of keys) podsByIp.set(k, pod);
+    }
+    const index: PolicyIndex = {
+      ...(policiesSame ? last.index : compilePolicies(source, this.#options)),
+      pods: source.pods,
+      podsByIp,
+    };
+    this.#last = { source, index };
+    return index;
+  }
+}
+
+/** Everything of the index but the pods. */
+function compilePolicies(
+  source: PolicySource,
+  options: PolicyIndexOptions,
+): Omit<PolicyIndex, 'pods' | 'podsByIp'> {
   const problems: PolicyProblem[] = [];
   for (const p of source.authorizationPolicies.values())
     if (p.unsupported !== undefined)
@@ -129,14 +186,6 @@ export function buildPolicyIndex(
         name: p.name,
         problem: `${p.invalid}: isolates the pods it selects and allows nothing`,
       });
-  const podsByIp = new Map<number | string, PolicyPod>();
-  for (const pod of source.pods.values()) {
-    if (pod.hostNetwork) continue;
-    for (const text of pod.ips) {
-      const ip = parseIpAddress(text);
-      if (ip !== undefined) podsByIp.set(addressKey(ip), pod);
-    }
-  }
   const namespaceLabels = new Map<string, Labels>();
   for (const [name, ns] of source.namespaces) namespaceLabels.set(name, ns.labels);
   const rootNamespace = options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
@@ -157,8 +206,6 @@ export function buildPolicyIndex(
     peerAuthentication: group(source.peerAuthentications.values()),
     networkPolicies: group(source.networkPolicies.values(), (p) => p.ingressIsolation),
     namespaceLabels,
-    pods: source.pods,
-    podsByIp,
     problems,
   };
 }

@@ -21,10 +21,11 @@
  * than its frontend.
  */
 import { isIP } from 'node:net';
-import { objectKey, type ClusterSnapshot } from '../discovery/cluster-state.js';
+import { objectKey, type ClusterSnapshot, type PodInfo } from '../discovery/cluster-state.js';
 import type {
   EndpointInfo,
   EndpointSliceInfo,
+  ServiceInfo,
   ServicePortInfo,
 } from '../discovery/service-model.js';
 import { normalizeIp } from './workload-index.js';
@@ -53,16 +54,18 @@ export interface ServiceIndex {
 
 const key = (ip: string, port: number): string => `${normalizeIp(ip)}|${port}`;
 
+/** A pod by `namespace/name`. */
+type PodLookup = (key: string) => PodInfo | undefined;
+
 function backendPort(
   sp: ServicePortInfo,
   slicePort: number | undefined,
   endpoint: EndpointInfo,
-  snapshot: ClusterSnapshot,
+  pods: PodLookup,
 ): number | undefined {
   if (slicePort !== undefined) return slicePort;
   if (typeof sp.targetPort === 'number') return sp.targetPort;
-  const pod =
-    endpoint.pod && snapshot.pods.get(objectKey(endpoint.pod.namespace, endpoint.pod.name));
+  const pod = endpoint.pod && pods(objectKey(endpoint.pod.namespace, endpoint.pod.name));
   return pod?.containerPorts[sp.targetPort];
 }
 
@@ -71,7 +74,7 @@ function backendsOf(
   slices: readonly EndpointSliceInfo[],
   sp: ServicePortInfo,
   family: 4 | 6,
-  snapshot: ClusterSnapshot,
+  pods: PodLookup,
 ): ServiceBackend[] {
   const ready: ServiceBackend[] = [];
   const terminating: ServiceBackend[] = [];
@@ -83,7 +86,7 @@ function backendsOf(
     for (const e of slice.endpoints) {
       const into = e.ready ? ready : e.serving && e.terminating ? terminating : undefined;
       if (into === undefined) continue;
-      const port = backendPort(sp, slicePort?.port, e, snapshot);
+      const port = backendPort(sp, slicePort?.port, e, pods);
       if (port === undefined) continue;
       for (const address of e.addresses)
         if (isIP(address) === family) into.push({ address: normalizeIp(address), port });
@@ -92,46 +95,131 @@ function backendsOf(
   return ready.length > 0 ? ready : terminating;
 }
 
-/** Builds the index from a snapshot. */
-export function buildServiceIndex(snapshot: ClusterSnapshot): ServiceIndex {
-  const frontends = new Map<string, ServiceFrontend>();
-  const serviceIps = new Map<string, string>();
-  const nodeAddresses = [...snapshot.nodes.values()].flatMap((n) => n.addresses);
-  const slicesOf = new Map<string, EndpointSliceInfo[]>();
-  for (const slice of snapshot.endpointSlices.values()) {
-    if (slice.serviceName === undefined) continue;
-    const k = objectKey(slice.namespace, slice.serviceName);
-    const list = slicesOf.get(k);
-    if (list) list.push(slice);
-    else slicesOf.set(k, [slice]);
-  }
-  for (const svc of snapshot.services.values()) {
-    const name = objectKey(svc.namespace, svc.name);
-    const slices = slicesOf.get(name) ?? [];
-    const memo = new Map<string, ServiceBackend[]>();
-    const backends = (sp: ServicePortInfo, family: 4 | 6): ServiceBackend[] => {
-      const k = `${sp.name}|${family}`;
-      let b = memo.get(k);
-      if (b === undefined) memo.set(k, (b = backendsOf(slices, sp, family, snapshot)));
-      return b;
-    };
-    const add = (ip: string, port: number, sp: ServicePortInfo): void => {
-      const family = isIP(ip);
-      if (family !== 4 && family !== 6) return;
-      frontends.set(key(ip, port), { service: name, port: sp, backends: backends(sp, family) });
-    };
-    for (const ip of [...svc.clusterIps, ...svc.externalIps]) {
-      serviceIps.set(normalizeIp(ip), name);
-      for (const sp of svc.ports) add(ip, sp.port, sp);
+/** What one Service contributed to the last index, and what it was computed from. */
+interface ServiceContribution {
+  readonly service: ServiceInfo;
+  readonly slices: readonly EndpointSliceInfo[];
+  readonly nodes: ClusterSnapshot['nodes'];
+  /** The pods a named targetPort was resolved through, and what was found. */
+  readonly podsRead: ReadonlyMap<string, PodInfo | undefined>;
+  readonly frontends: readonly (readonly [string, ServiceFrontend])[];
+  readonly ips: readonly string[];
+}
+
+const sameList = <T>(a: readonly T[], b: readonly T[]): boolean =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * Builds Service indexes from successive snapshots, recomputing only the
+ * Services whose object, EndpointSlices, pods read for a named targetPort,
+ * or the Nodes (node ports) changed: discovery keeps unchanged models, so
+ * identity tells. An index it builds equals {@link buildServiceIndex} of
+ * the same snapshot (a property test checks it): the map is assembled in
+ * the same order, so a frontend two Services claim goes to the same one.
+ */
+export class ServiceIndexBuilder {
+  #memo = new Map<string, ServiceContribution>();
+  #last: { snapshot: ClusterSnapshot; index: ServiceIndex } | undefined;
+
+  build(snapshot: ClusterSnapshot): ServiceIndex {
+    const last = this.#last;
+    if (
+      last !== undefined &&
+      last.snapshot.services === snapshot.services &&
+      last.snapshot.endpointSlices === snapshot.endpointSlices &&
+      last.snapshot.nodes === snapshot.nodes &&
+      (last.snapshot.pods === snapshot.pods || this.#podsUnchanged(snapshot))
+    ) {
+      this.#last = { snapshot, index: last.index };
+      return last.index;
     }
-    for (const sp of svc.ports)
-      if (sp.nodePort !== undefined) for (const ip of nodeAddresses) add(ip, sp.nodePort, sp);
+    let nodeAddresses: string[] | undefined;
+    const slicesOf = new Map<string, EndpointSliceInfo[]>();
+    for (const slice of snapshot.endpointSlices.values()) {
+      if (slice.serviceName === undefined) continue;
+      const k = objectKey(slice.namespace, slice.serviceName);
+      const list = slicesOf.get(k);
+      if (list) list.push(slice);
+      else slicesOf.set(k, [slice]);
+    }
+    const memo = new Map<string, ServiceContribution>();
+    const frontends = new Map<string, ServiceFrontend>();
+    const serviceIps = new Map<string, string>();
+    for (const svc of snapshot.services.values()) {
+      const name = objectKey(svc.namespace, svc.name);
+      const slices = slicesOf.get(name) ?? [];
+      let c = this.#memo.get(name);
+      if (
+        c === undefined ||
+        c.service !== svc ||
+        c.nodes !== snapshot.nodes ||
+        !sameList(c.slices, slices) ||
+        ![...c.podsRead].every(([k, pod]) => snapshot.pods.get(k) === pod)
+      ) {
+        nodeAddresses ??= [...snapshot.nodes.values()].flatMap((n) => n.addresses);
+        c = contributionOf(svc, name, slices, snapshot, nodeAddresses);
+      }
+      memo.set(name, c);
+      for (const ip of c.ips) serviceIps.set(ip, name);
+      for (const [k, f] of c.frontends) frontends.set(k, f);
+    }
+    this.#memo = memo;
+    const index: ServiceIndex = {
+      frontend: (ip, port) => frontends.get(key(ip, port)),
+      serviceAt: (ip) => serviceIps.get(normalizeIp(ip)),
+      size: frontends.size,
+    };
+    this.#last = { snapshot, index };
+    return index;
   }
-  return {
-    frontend: (ip, port) => frontends.get(key(ip, port)),
-    serviceAt: (ip) => serviceIps.get(normalizeIp(ip)),
-    size: frontends.size,
+
+  #podsUnchanged(snapshot: ClusterSnapshot): boolean {
+    for (const c of this.#memo.values())
+      for (const [k, pod] of c.podsRead) if (snapshot.pods.get(k) !== pod) return false;
+    return true;
+  }
+}
+
+/** The frontends of one Service and the pods read to resolve its named target ports. */
+function contributionOf(
+  svc: ServiceInfo,
+  name: string,
+  slices: readonly EndpointSliceInfo[],
+  snapshot: ClusterSnapshot,
+  nodeAddresses: readonly string[],
+): ServiceContribution {
+  const podsRead = new Map<string, PodInfo | undefined>();
+  const pods: PodLookup = (k) => {
+    const pod = snapshot.pods.get(k);
+    podsRead.set(k, pod);
+    return pod;
   };
+  const memo = new Map<string, ServiceBackend[]>();
+  const backends = (sp: ServicePortInfo, family: 4 | 6): ServiceBackend[] => {
+    const k = `${sp.name}|${family}`;
+    let b = memo.get(k);
+    if (b === undefined) memo.set(k, (b = backendsOf(slices, sp, family, pods)));
+    return b;
+  };
+  const frontends: [string, ServiceFrontend][] = [];
+  const add = (ip: string, port: number, sp: ServicePortInfo): void => {
+    const family = isIP(ip);
+    if (family !== 4 && family !== 6) return;
+    frontends.push([key(ip, port), { service: name, port: sp, backends: backends(sp, family) }]);
+  };
+  const ips: string[] = [];
+  for (const ip of [...svc.clusterIps, ...svc.externalIps]) {
+    ips.push(normalizeIp(ip));
+    for (const sp of svc.ports) add(ip, sp.port, sp);
+  }
+  for (const sp of svc.ports)
+    if (sp.nodePort !== undefined) for (const ip of nodeAddresses) add(ip, sp.nodePort, sp);
+  return { service: svc, slices, nodes: snapshot.nodes, podsRead, frontends, ips };
+}
+
+/** Builds the index from a snapshot (a builder without history). */
+export function buildServiceIndex(snapshot: ClusterSnapshot): ServiceIndex {
+  return new ServiceIndexBuilder().build(snapshot);
 }
 
 /** No Services known. */

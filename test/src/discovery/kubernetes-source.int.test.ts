@@ -254,6 +254,37 @@ describe('KubernetesDiscoverySource against the API server test double', () => {
     assert.equal(watch?.query['timeoutSeconds'], '60');
   });
 
+  it('by default, one snapshot per event-loop turn that keeps what did not change', async () => {
+    const s = makeSource({ debounceMs: 0 });
+    await within(s.start(), WAIT_MS, 'start');
+    const first = s.snapshot();
+    const web = first.pods.get('secure/web');
+    assert.ok(web);
+    // Two pods written in one turn: one watch chunk or two, never a snapshot per pod beyond that.
+    api.put(
+      'pods',
+      podObject({ namespace: 'plain', name: 'n1', nodeName: 'node-b', ips: ['10.0.0.61'] }),
+    );
+    api.put(
+      'pods',
+      podObject({ namespace: 'plain', name: 'n2', nodeName: 'node-b', ips: ['10.0.0.62'] }),
+    );
+    const next = await changes.until((x) => x.pods.has('plain/n2'), 'the two new pods');
+    assert.ok(next.pods.has('plain/n1'));
+    assert.ok(changes.count <= 2, `${changes.count} snapshots for two pods`);
+    // Only the pods map is new; every other kind and every unchanged pod is the same object.
+    assert.notEqual(next.pods, first.pods);
+    assert.equal(next.pods.get('secure/web'), web);
+    for (const k of [
+      'namespaces',
+      'nodes',
+      'services',
+      'endpointSlices',
+      'networkPolicies',
+    ] as const)
+      assert.equal(next[k], first[k], k);
+  });
+
   it('syncs NetworkPolicies, AuthorizationPolicies and PeerAuthentications; an L7 field turns a policy into a DENY live', async () => {
     api.put('networkpolicies', {
       apiVersion: 'networking.k8s.io/v1',
