@@ -179,10 +179,7 @@ const FULL: DaemonConfig = {
 describe('loadDaemonConfig: dataPlane.workers', () => {
   const base = { MESHLESS_DISCOVERY_FILE: '/d.yaml' };
   it('defaults from the usable CPUs', () => {
-    assert.equal(
-      loadDaemonConfig({ env: base, usableCpus: () => 16 }).dataPlane.workers,
-      4,
-    );
+    assert.equal(loadDaemonConfig({ env: base, usableCpus: () => 16 }).dataPlane.workers, 4);
     assert.equal(loadDaemonConfig({ env: base, usableCpus: () => 1 }).dataPlane.workers, 1);
   });
   it('MESHLESS_DATA_PLANE_WORKERS overrides', () => {
