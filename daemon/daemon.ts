@@ -204,6 +204,15 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
         }
         return { level: currentLogLevel() };
       },
+      // POST /workers/terminate?worker=N: ends a data-plane worker as a
+      // crash would; it is replaced and its pods' listeners bound again.
+      '/workers/terminate': async (query) => {
+        const worker = Number(query.get('worker'));
+        if (!Number.isInteger(worker))
+          throw new MeshlessError('MESHLESS_E_ADMIN_REQUEST', 'worker=N is required');
+        await proxy.terminateWorker(worker);
+        return { terminated: worker };
+      },
     },
     routes: {
       '/status': async () => {
@@ -235,6 +244,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
         };
       },
       '/connections': () => proxy.connections(),
+      '/workers': () => proxy.report(),
       '/certs': () => identity.report(),
       '/config': () => redactedConfig(config),
       '/policy/check': policyCheckRoute(policies, discovery, config, policy),

@@ -123,6 +123,9 @@ function run(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
       case 'connections':
         answer(m.id, () => proxy.connections.list());
         return;
+      case 'identities':
+        answer(m.id, () => Object.fromEntries(identities.serials()));
+        return;
       case 'close':
         answer(m.id, async () => {
           await proxy.close(m.drainMs);

@@ -60,6 +60,7 @@ export type ToWorker =
   | { readonly type: 'enrol'; readonly id: number; readonly registration: Registration }
   | { readonly type: 'release'; readonly id: number; readonly registration: Registration }
   | { readonly type: 'connections'; readonly id: number }
+  | { readonly type: 'identities'; readonly id: number }
   | { readonly type: 'close'; readonly id: number; readonly drainMs: number };
 
 /** One thing the data plane did, for metrics (records are logged in the worker). */

@@ -472,6 +472,41 @@ export class WorkerDataPlane implements WorkloadObserver {
     }));
   }
 
+  /**
+   * Every worker now: its counts and the serial number of each SVID it
+   * holds (to see a rotation reach every worker). A worker that does not
+   * answer within 5 s shows `svids: null`.
+   */
+  async report(): Promise<
+    (ReturnType<WorkerDataPlane['workers']>[number] & { svids: Record<string, string> | null })[]
+  > {
+    return Promise.all(
+      this.workers().map(async (w) => {
+        const slot = this.#slots[w.worker];
+        const svids = slot
+          ? ((await this.#ask(slot, (id) => ({ type: 'identities', id }), 5000).catch(
+              () => null,
+            )) as Record<string, string> | null)
+          : null;
+        return { ...w, svids };
+      }),
+    );
+  }
+
+  /**
+   * Ends worker `index` as a crash would (its listeners close, its
+   * connections are cut) so that it is replaced: for operators and tests.
+   */
+  async terminateWorker(index: number): Promise<void> {
+    const slot = this.#slots[index];
+    if (!slot)
+      throw new MeshlessError(
+        'MESHLESS_E_ADMIN_REQUEST',
+        `worker must be 0..${this.#slots.length - 1}`,
+      );
+    await slot.worker.terminate();
+  }
+
   /** Every worker's live connections, each with its worker's index. */
   async connections(): Promise<(ConnectionInfo & { worker: number })[]> {
     const lists = await Promise.all(
