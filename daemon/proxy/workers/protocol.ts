@@ -14,6 +14,7 @@
 import type { ClusterSnapshot } from '../../../src/discovery/cluster-state.js';
 import type { ConnectionRecord } from '../../../src/hbone/connection-record.js';
 import type { ConnectionLimits, LimitKind } from '../../../src/proxy/connection-manager.js';
+import type { HbonePoolStats } from '../../../src/hbone/pool.js';
 import type { LabelRequirement } from '../../../src/config/label.js';
 import type { LogLevel } from '../../../src/config/daemon-config.js';
 import type { Registration } from '../../registration/registry.js';
@@ -84,7 +85,7 @@ export type DataPlaneEvent =
 /** A worker's live counts, sent with every batch and every second. */
 export interface WorkerStats {
   readonly connections: number;
-  readonly pool: { readonly connections: number; readonly streams: number };
+  readonly pool: HbonePoolStats;
   readonly pods: number;
 }
 

@@ -32,6 +32,7 @@ import type { DiscoverySource } from '../../../src/discovery/discovery-source.js
 import type { DaemonConfig, LogLevel } from '../../../src/config/daemon-config.js';
 import { MeshlessError, errorMessage } from '../../../src/errors.js';
 import type { Logger } from '../../../src/logger.js';
+import type { HbonePoolStats } from '../../../src/hbone/pool.js';
 import type { ConnectionInfo } from '../../../src/proxy/connection-manager.js';
 import { workloadIdentity } from '../../../src/proxy/workload-index.js';
 import type { ClusterAddressSpace } from '../../../src/proxy/pod-address-space.js';
@@ -119,7 +120,11 @@ interface Slot {
   restarts: number;
 }
 
-const NO_STATS: WorkerStats = { connections: 0, pool: { connections: 0, streams: 0 }, pods: 0 };
+const NO_STATS: WorkerStats = {
+  connections: 0,
+  pool: { connections: 0, streams: 0, connecting: 0 },
+  pods: 0,
+};
 
 function materialOf(svid: Svid): SvidMaterial {
   return {
@@ -445,14 +450,14 @@ export class WorkerDataPlane implements WorkloadObserver {
   }
 
   /** HBONE pools of every worker, summed. */
-  poolStats(): { connections: number; streams: number } {
-    let connections = 0;
-    let streams = 0;
+  poolStats(): HbonePoolStats {
+    const sum = { connections: 0, streams: 0, connecting: 0 };
     for (const s of this.#slots) {
-      connections += s.stats.pool.connections;
-      streams += s.stats.pool.streams;
+      sum.connections += s.stats.pool.connections;
+      sum.streams += s.stats.pool.streams;
+      sum.connecting += s.stats.pool.connecting;
     }
-    return { connections, streams };
+    return sum;
   }
 
   /** Per worker: live connections, pods bound, restarts, thread ID. */
