@@ -25,7 +25,14 @@ import { createDaemonLogger } from '../../observability/daemon-logger.js';
 import { PolicyView } from '../../policy/policy-view.js';
 import { ProxyService } from '../proxy-service.js';
 import { MirroredDiscovery } from './mirrored-discovery.js';
-import type { DataPlaneEvent, FromWorker, ToWorker, WorkerInit, WorkerStats } from './protocol.js';
+import {
+  deserializeSnapshot,
+  type DataPlaneEvent,
+  type FromWorker,
+  type ToWorker,
+  type WorkerInit,
+  type WorkerStats,
+} from './protocol.js';
 import { WorkerIdentities } from './worker-identities.js';
 
 function run(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
@@ -100,7 +107,7 @@ function run(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
   port.on('message', (m: ToWorker) => {
     switch (m.type) {
       case 'snapshot':
-        discovery.apply(m.snapshot, m.synced);
+        discovery.apply(deserializeSnapshot(m.bytes), m.synced);
         return;
       case 'svid':
         identities.install(m.svid);

@@ -11,6 +11,7 @@
  * (or by the worker's death); messages of one direction arrive in order, so
  * an SVID posted before an enrolment is held when the enrolment runs.
  */
+import { deserialize, serialize } from 'node:v8';
 import type { ClusterSnapshot } from '../../../src/discovery/cluster-state.js';
 import type { ConnectionRecord } from '../../../src/hbone/connection-record.js';
 import type { ConnectionLimits, LimitKind } from '../../../src/proxy/connection-manager.js';
@@ -53,7 +54,17 @@ export interface SvidMaterial {
 }
 
 export type ToWorker =
-  | { readonly type: 'snapshot'; readonly snapshot: ClusterSnapshot; readonly synced: boolean }
+  | {
+      readonly type: 'snapshot';
+      /**
+       * The snapshot, `v8.serialize`d once on the main thread into shared
+       * memory (see {@link serializeSnapshot}): every worker reads the same
+       * bytes, so the main thread pays one serialization per change
+       * whatever the worker count, and each worker its own deserialization.
+       */
+      readonly bytes: Uint8Array;
+      readonly synced: boolean;
+    }
   | { readonly type: 'svid'; readonly svid: SvidMaterial }
   | { readonly type: 'svid-dropped'; readonly spiffeId: string }
   | { readonly type: 'trust-bundle'; readonly pem: string }
@@ -103,6 +114,19 @@ export type FromWorker =
       readonly events: readonly DataPlaneEvent[];
       readonly stats: WorkerStats;
     };
+
+/** A snapshot as the bytes of {@link ToWorker} `snapshot`, in a SharedArrayBuffer. */
+export function serializeSnapshot(snapshot: ClusterSnapshot): Uint8Array {
+  const bytes = serialize(snapshot);
+  const shared = new Uint8Array(new SharedArrayBuffer(bytes.byteLength));
+  shared.set(bytes);
+  return shared;
+}
+
+/** The snapshot a worker reads from {@link serializeSnapshot}'s bytes. */
+export function deserializeSnapshot(bytes: Uint8Array): ClusterSnapshot {
+  return deserialize(bytes) as ClusterSnapshot;
+}
 
 /**
  * A worker's share of a node-wide limit: the limit divided evenly, rounded

@@ -22,7 +22,8 @@
  *    listener's queued connections to them: net.ipv4.tcp_migrate_req, set
  *    per pod), so nothing is ever served in plaintext.
  *  - Discovery reaches workers coalesced: at most one snapshot per
- *    event-loop turn, the latest.
+ *    event-loop turn, the latest, serialized once into shared memory that
+ *    every worker deserializes itself.
  */
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
@@ -48,6 +49,7 @@ import {
 import {
   limitPerWorker,
   limitsPerWorker,
+  serializeSnapshot,
   type DataPlaneEvent,
   type FromWorker,
   type SvidMaterial,
@@ -162,7 +164,7 @@ export class WorkerDataPlane implements WorkloadObserver {
         this.#snapshotQueued = false;
         this.#broadcast({
           type: 'snapshot',
-          snapshot: o.discovery.snapshot(),
+          bytes: serializeSnapshot(o.discovery.snapshot()),
           synced: o.discovery.synced,
         });
       });

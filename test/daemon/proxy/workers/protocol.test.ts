@@ -1,6 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { limitPerWorker, limitsPerWorker } from '../../../../daemon/proxy/workers/protocol.js';
+import { readFileSync } from 'node:fs';
+import { parseClusterDocument } from '../../../../src/discovery/file-source.js';
+import {
+  deserializeSnapshot,
+  limitPerWorker,
+  limitsPerWorker,
+  serializeSnapshot,
+} from '../../../../daemon/proxy/workers/protocol.js';
 
 describe('limits split between data-plane workers', () => {
   const cases: [number | undefined, number, number | undefined][] = [
@@ -26,4 +33,19 @@ describe('limits split between data-plane workers', () => {
       perPodInbound: 25,
       perNode: 0,
     }));
+});
+
+describe('snapshots handed to workers', () => {
+  it('round-trip through shared memory unchanged (policies and Services included)', () => {
+    for (const file of [
+      'test/cli/testdata/policy/cluster.yaml',
+      'test/src/proxy/testdata/services.yaml',
+    ]) {
+      const snapshot = parseClusterDocument(readFileSync(file, 'utf8'), file);
+      const bytes = serializeSnapshot(snapshot);
+      assert.ok(bytes.buffer instanceof SharedArrayBuffer);
+      // Deep equality with prototypes: the indexes see the same values.
+      assert.deepStrictEqual(deserializeSnapshot(bytes), snapshot);
+    }
+  });
 });
