@@ -120,7 +120,13 @@ interface Slot {
   stats: WorkerStats;
   ready: Promise<void>;
   restarts: number;
+  readonly startedAt: number;
+  /** Dead and not yet replaced (restart back-off): requests to it fail at once. */
+  down: boolean;
 }
+
+/** A worker that dies within this long of its start is replaced after a back-off. */
+const QUICK_DEATH_MS = 5000;
 
 const NO_STATS: WorkerStats = {
   connections: 0,
@@ -242,6 +248,8 @@ export class WorkerDataPlane implements WorkloadObserver {
         failed = rej;
       }),
       restarts,
+      startedAt: Date.now(),
+      down: false,
     };
     // Before 'ready' the SVIDs it must hold are queued behind its init.
     for (const svid of this.#svids.values()) worker.postMessage({ type: 'svid', svid } as ToWorker);
@@ -283,11 +291,24 @@ export class WorkerDataPlane implements WorkloadObserver {
 
   /** Replaces a dead worker at its index and binds every enrolled pod in it again. */
   #restart(old: Slot, code: number): void {
+    // A worker that keeps dying at start (it cannot load, or a pod always
+    // fails it) is retried with back-off, 1 s doubling to 30 s, not in a loop.
+    const quick = Date.now() - old.startedAt < QUICK_DEATH_MS;
+    const delayMs = quick ? Math.min(30_000, 1000 * 2 ** Math.min(old.restarts, 5)) : 0;
     this.#log.error(
-      { worker: old.index, code, pods: this.#proxied.size },
+      { worker: old.index, code, pods: this.#proxied.size, restartInMs: delayMs },
       'data-plane worker died; replacing it (the other workers serve its pods meanwhile)',
     );
     this.#o.onWorkerRestart?.(old.index);
+    old.down = true;
+    if (delayMs === 0) this.#replace(old);
+    else
+      setTimeout(() => {
+        if (!this.#closing) this.#replace(old);
+      }, delayMs).unref();
+  }
+
+  #replace(old: Slot): void {
     const slot = this.#spawn(old.index, old.restarts + 1);
     this.#slots[old.index] = slot;
     slot.ready.then(
@@ -354,6 +375,13 @@ export class WorkerDataPlane implements WorkloadObserver {
   #ask(slot: Slot, make: (id: number) => ToWorker, timeoutMs?: number): Promise<unknown> {
     const id = ++this.#nextId;
     const ms = timeoutMs ?? this.#o.requestTimeoutMs ?? 30_000;
+    if (slot.down)
+      return Promise.reject(
+        new MeshlessError(
+          'MESHLESS_E_DATA_PLANE_WORKER',
+          `data-plane worker ${slot.index} is down, waiting to be replaced`,
+        ),
+      );
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         slot.pending.delete(id);
