@@ -43,6 +43,13 @@ export interface StatusReport {
   };
   /** Connections being proxied now. */
   readonly connections: number;
+  /** Per data-plane worker (absent from daemons before worker threads). */
+  readonly dataPlaneWorkers: readonly {
+    readonly worker: number;
+    readonly connections: number;
+    readonly pods: number;
+    readonly restarts: number;
+  }[];
 }
 
 /** The node and trust domain of a `/status` answer: all the other views need from it. */
@@ -191,6 +198,19 @@ export function parseStatusReport(value: unknown): StatusReport {
       connecting: r.number(p, 'connecting', 'status.hbonePool'),
     },
     connections: r.number(s, 'connections', 'status'),
+    dataPlaneWorkers:
+      s['dataPlaneWorkers'] === undefined
+        ? []
+        : r.array(s['dataPlaneWorkers'], 'status.dataPlaneWorkers').map((v, i) => {
+            const path = `status.dataPlaneWorkers[${i}]`;
+            const x = r.object(v, path);
+            return {
+              worker: r.number(x, 'worker', path),
+              connections: r.number(x, 'connections', path),
+              pods: r.number(x, 'pods', path),
+              restarts: r.number(x, 'restarts', path),
+            };
+          }),
   };
 }
 

@@ -31,8 +31,7 @@ import { DaemonMetrics } from './observability/metrics.js';
 import { policyCheckRoute } from './policy/policy-check-route.js';
 import { PolicyView } from './policy/policy-view.js';
 import { startMetricsServer, startReadinessServer } from './observability/probe-servers.js';
-import { ProxyService } from './proxy/proxy-service.js';
-import { inboundPolicy } from '../src/proxy/inbound-policy.js';
+import { WorkerDataPlane } from './proxy/workers/worker-data-plane.js';
 import { ProbeSnatService } from './probes/probe-snat-service.js';
 import { isSocketServed, startCniApiServer } from './registration/cni-api-server.js';
 import { RegistrationService } from './registration/registration-service.js';
@@ -46,7 +45,8 @@ export interface RunningDaemon {
   readonly registry: Registry;
   readonly service: RegistrationService;
   readonly identity: IdentityService;
-  readonly proxy: ProxyService;
+  /** The data plane: the pods' proxies on `dataPlane.workers` worker threads. */
+  readonly proxy: WorkerDataPlane;
   /** Stops accepting, drains established connections up to the deadline, exits the services. */
   stop(): Promise<void>;
 }
@@ -68,7 +68,10 @@ function discoveryFor(config: DaemonConfig, log: Logger): DiscoverySource {
 
 export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<RunningDaemon> {
   const daemonLog = createDaemonLogger(config.logLevel, { node: config.nodeName });
-  const setLogLevel = (level: LogLevel): void => daemonLog.setLevel(level);
+  const setLogLevel = (level: LogLevel): void => {
+    daemonLog.setLevel(level);
+    proxy.setLogLevel(level);
+  };
   const currentLogLevel = (): string => (log ? 'external' : daemonLog.level());
   const logger: Logger = log ?? daemonLog.logger;
   logger.info({ config: redactedConfig(config) }, 'meshlessd starting');
@@ -114,35 +117,26 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     rootNamespace: config.rootNamespace,
     log: logger.child({ component: 'policy' }),
   });
-  const proxy = new ProxyService({
-    trustDomain: config.trustDomain,
-    policy,
+  // The data plane on worker threads: each evaluates the inbound policy
+  // where the connection is, from its own copy of the policies, and
+  // re-checks its established connections when they change.
+  const proxy = new WorkerDataPlane({
+    config,
     discovery,
     identity,
     log: logger.child({ component: 'proxy' }),
-    drainMs: config.drainTimeoutSeconds * 1000,
     onRecord: (r) => metrics.connection(r),
     onOpen: (direction) => metrics.connectionsOpened.inc({ direction }),
     onHandshakeFailure: (side, reason) => metrics.handshakeFailures.inc({ side, reason }),
     onStreamRefused: (reason) => metrics.streamsRefused.inc({ reason }),
     onSessionError: (reason) => metrics.sessionErrors.inc({ reason }),
-    podCidrs: config.podCidrs,
-    serviceCidrs: config.serviceCidrs,
-    inboundPolicy: inboundPolicy(() => policies.index, {
-      enforceNetworkPolicy: config.enforceNetworkPolicy,
-    }),
-    limits: {
-      perPodOutbound: config.limits.connectionsPerPodOutbound,
-      perPodInbound: config.limits.connectionsPerPodInbound,
-      perNode: config.limits.connectionsPerNode,
-    },
-    relayBufferBytes: config.limits.relayBufferBytes,
     onLimit: (limit, direction) => metrics.limitRefusals.inc({ limit, direction }),
     onBufferBudgetSpent: () => metrics.bufferBudgetExhausted.inc(),
+    onWorkerOpen: (worker) => metrics.workerConnectionsOpened.inc({ worker: String(worker) }),
+    onWorkerRestart: (worker) => metrics.workerRestarts.inc({ worker: String(worker) }),
   });
-  // A policy change applies to new connections at once (the index is read
-  // per connection) and closes established ones it now denies.
-  policies.onChange(() => proxy.recheckPolicies());
+  await proxy.start();
+  metrics.dataPlaneWorkers.set(config.dataPlane.workers);
   const service = new RegistrationService({
     nodeName: config.nodeName,
     trustDomain: config.trustDomain,
@@ -180,14 +174,14 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
         `the cluster signer ${signer.address} is unreachable (${signer.consecutiveFailures} failed calls: ${signer.lastError ?? ''}); issued SVIDs keep serving, new pods wait`,
       );
     for (const r of registry.all())
-      if (r.enrolled && !proxy.proxies.has(r.containerId))
+      if (r.enrolled && !proxy.has(r.containerId))
         problems.push(`workload ${r.namespace}/${r.podName} has no listeners or identity yet`);
     return problems;
   }
   // An enrolled workload left without identity or listeners (the signer was
   // unreachable when it was re-attached) is retried until it has them.
   const reattachRetry = setInterval(() => {
-    if (registry.all().some((r) => r.enrolled && !proxy.proxies.has(r.containerId)))
+    if (registry.all().some((r) => r.enrolled && !proxy.has(r.containerId)))
       void service.scheduleReconcile();
   }, 5000);
   reattachRetry.unref();
@@ -210,9 +204,18 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
         }
         return { level: currentLogLevel() };
       },
+      // POST /workers/terminate?worker=N: ends a data-plane worker as a
+      // crash would; it is replaced and its pods' listeners bound again.
+      '/workers/terminate': async (query) => {
+        const worker = Number(query.get('worker'));
+        if (!Number.isInteger(worker))
+          throw new MeshlessError('MESHLESS_E_ADMIN_REQUEST', 'worker=N is required');
+        await proxy.terminateWorker(worker);
+        return { terminated: worker };
+      },
     },
     routes: {
-      '/status': () => {
+      '/status': async () => {
         const notReady = readinessProblems();
         return {
           nodeName: config.nodeName,
@@ -231,22 +234,24 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
           workloads: {
             registered: registry.size,
             enrolled: registry.all().filter((r) => r.enrolled).length,
-            proxied: proxy.proxies.size,
+            proxied: proxy.size,
           },
           identities: identity.report().identities.length,
           signer: identity.signerStatus ?? null,
-          hbonePool: proxy.pool.stats(),
-          connections: proxy.connections.size,
+          hbonePool: proxy.poolStats(),
+          connections: (await proxy.connections()).length,
+          dataPlaneWorkers: proxy.workers(),
         };
       },
-      '/connections': () => proxy.connections.list(),
+      '/connections': () => proxy.connections(),
+      '/workers': () => proxy.report(),
       '/certs': () => identity.report(),
       '/config': () => redactedConfig(config),
       '/policy/check': policyCheckRoute(policies, discovery, config, policy),
       '/workloads': () =>
         registry.all().map((r) => ({
           ...r,
-          identity: r.enrolled ? (proxy.proxies.get(r.containerId)?.identity ?? null) : null,
+          identity: r.enrolled ? (proxy.identityOf(r.containerId) ?? null) : null,
         })),
     },
   });
@@ -297,10 +302,12 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
   background(
     whenFree('metrics address', inUse, () =>
       startMetricsServer(config.metricsAddress, metrics.registry, () => {
-        const pool = proxy.pool.stats();
+        const pool = proxy.poolStats();
         metrics.poolConnections.set(pool.connections);
         metrics.poolStreams.set(pool.streams);
-        metrics.enrolledWorkloads.set(proxy.proxies.size);
+        metrics.enrolledWorkloads.set(proxy.size);
+        for (const w of proxy.workers())
+          metrics.workerConnections.set({ worker: String(w.worker) }, w.connections);
         const signer = identity.signerStatus;
         if (signer) {
           metrics.signerReachable.set(signer.reachable ? 1 : 0);

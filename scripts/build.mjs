@@ -5,7 +5,7 @@
 //                      scripts/sea.mjs): the host needs no Node.js
 //   dist/meshless-cni.js  the same plugin as one CommonJS script (node shebang),
 //                      the SEA's main script; runs on any node >= 20
-//   dist/meshlessd.js  the node daemon
+//   dist/meshlessd.js  the node daemon (+ dist/meshlessd-worker.js, its data-plane threads)
 //   dist/meshless-ca.js the cluster signer
 //   dist/meshless.js   the CLI
 // All three are CommonJS: the plugin must run from /opt/cni/bin where no
@@ -98,6 +98,14 @@ const results = await Promise.all([
     outfile: 'dist/meshlessd.js',
     format: 'cjs',
     plugins: [kubeBeside],
+  }),
+  // The daemon's data-plane worker threads (daemon/proxy/workers/), loaded
+  // by dist/meshlessd.js from beside it.
+  build({
+    ...common,
+    entryPoints: ['daemon/proxy/workers/data-plane-worker.ts'],
+    outfile: 'dist/meshlessd-worker.js',
+    format: 'cjs',
   }),
   build({
     ...common,

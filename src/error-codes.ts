@@ -52,6 +52,8 @@ export const ERROR_CODES = {
   MESHLESS_E_REDIRECT: 'iptables/ip failed inside a pod netns',
   MESHLESS_E_EXEC: 'a system command could not be started',
   MESHLESS_E_NETNS: 'a socket operation inside a netns failed (errno in details)',
+  MESHLESS_E_DATA_PLANE_WORKER:
+    'a data-plane worker thread failed a request, did not answer, or exited',
   MESHLESS_E_INSTALL: 'the installer refused a CNI config or could not write it',
   MESHLESS_E_SPIFFE_ID: 'a SPIFFE ID breaks the SPIFFE-ID standard',
   MESHLESS_E_CA: 'the CA could not be loaded, generated or used',

@@ -55,6 +55,21 @@ export function renderStatus(
         (s.hbonePool.connecting > 0 ? `, ${s.hbonePool.connecting} connecting` : ''),
     ],
     ['Connections', `${s.connections} active`],
+    ...(s.dataPlaneWorkers.length === 0
+      ? []
+      : [
+          [
+            'Data plane',
+            `${plural(s.dataPlaneWorkers.length, 'worker')}: ` +
+              s.dataPlaneWorkers
+                .map(
+                  (w) =>
+                    `#${w.worker} ${w.connections} conn, ${w.pods} pods` +
+                    (w.restarts > 0 ? `, ${plural(w.restarts, 'restart')}` : ''),
+                )
+                .join('; '),
+          ],
+        ]),
   ];
   return renderTable(rows, { maxWidth: view.width, shrink: [{ column: 1, min: 20 }] }) + '\n';
 }

@@ -27,6 +27,10 @@ export class DaemonMetrics {
   readonly signerFailures: Gauge;
   readonly cniEvents: Counter<'command' | 'outcome'>;
   readonly cniLatency: Histogram<'command'>;
+  readonly dataPlaneWorkers: Gauge;
+  readonly workerConnectionsOpened: Counter<'worker'>;
+  readonly workerConnections: Gauge<'worker'>;
+  readonly workerRestarts: Counter<'worker'>;
 
   constructor(defaults = true) {
     const registers = [this.registry];
@@ -132,6 +136,29 @@ export class DaemonMetrics {
       help: 'Time the daemon took to answer a CNI event',
       labelNames: ['command'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.dataPlaneWorkers = new Gauge({
+      name: 'meshless_data_plane_workers',
+      help: 'Data-plane worker threads configured',
+      registers,
+    });
+    this.workerConnectionsOpened = new Counter({
+      name: 'meshless_data_plane_worker_connections_opened_total',
+      help: 'Connections accepted by each data-plane worker',
+      labelNames: ['worker'],
+      registers,
+    });
+    this.workerConnections = new Gauge({
+      name: 'meshless_data_plane_worker_connections',
+      help: 'Live proxied connections of each data-plane worker',
+      labelNames: ['worker'],
+      registers,
+    });
+    this.workerRestarts = new Counter({
+      name: 'meshless_data_plane_worker_restarts_total',
+      help: 'Data-plane workers that died and were replaced',
+      labelNames: ['worker'],
       registers,
     });
   }

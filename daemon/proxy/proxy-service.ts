@@ -14,9 +14,15 @@ import { HbonePool } from '../../src/hbone/pool.js';
 import { BufferBudget } from '../../src/hbone/buffer-budget.js';
 import type { ConnectionRecord } from '../../src/hbone/connection-record.js';
 import { DestinationView } from '../../src/proxy/destination-view.js';
-import type { AddressRangeOrigin, ClusterAddressSpace } from '../../src/proxy/pod-address-space.js';
+import type { ClusterSnapshot } from '../../src/discovery/cluster-state.js';
+import {
+  clusterAddressSpace,
+  type AddressRangeOrigin,
+  type ClusterAddressSpace,
+} from '../../src/proxy/pod-address-space.js';
 import { requestOfConnection, type InboundPolicy } from '../../src/proxy/inbound-policy.js';
-import type { IdentityService } from '../identity/identity-service.js';
+import type { SecureContext } from 'node:tls';
+import type { TrustBundle } from '../../src/identity/trust-bundle.js';
 import type { Registration } from '../registration/registry.js';
 import type { WorkloadObserver } from '../registration/registration-service.js';
 import {
@@ -26,11 +32,45 @@ import {
 } from '../../src/proxy/connection-manager.js';
 import { PodProxy } from './pod-proxy.js';
 
+/**
+ * What the data plane needs of the node's identities: the identity service
+ * on the main thread, or a worker's copy of the SVIDs it hands over
+ * (workers/worker-identities.ts).
+ */
+export interface ProxyIdentities {
+  /** Registers a workload as a user of its identity; resolves once its SVID is held. */
+  acquire(workloadKey: string, namespace: string, serviceAccount: string): Promise<unknown>;
+  release(workloadKey: string): unknown;
+  /** The current TLS context of an identity held on this node. */
+  secureContextFor(id: string): SecureContext;
+  readonly trustBundle: TrustBundle;
+}
+
+/** The cluster address space of a snapshot, given the configured ranges (empty: discovery's). */
+export function addressSpaceOf(
+  s: ClusterSnapshot,
+  podCidrs: readonly string[],
+  serviceCidrs: readonly string[],
+): ClusterAddressSpace {
+  return clusterAddressSpace(
+    { podCidrs, serviceCidrs },
+    { nodes: s.nodes.values(), serviceCidrs: s.serviceCidrs.values() },
+  );
+}
+
+/** What an operator must fix in an address space although the data plane serves. */
+export function addressSpaceWarnings(a: ClusterAddressSpace): string[] {
+  return [
+    ...(a.pods === 'none' ? [POD_SPACE_UNKNOWN] : []),
+    ...(a.services === 'none' ? [SERVICE_SPACE_UNKNOWN] : []),
+  ];
+}
+
 export interface ProxyServiceOptions {
   readonly trustDomain: string;
   readonly policy: EnrolmentPolicy;
   readonly discovery: DiscoverySource;
-  readonly identity: IdentityService;
+  readonly identity: ProxyIdentities;
   readonly log: Logger;
   /** How long released pods' connections may finish, ms. */
   readonly drainMs: number;
@@ -147,10 +187,7 @@ export class ProxyService implements WorkloadObserver {
 
   /** What an operator must fix although the data plane serves (readiness details). */
   warnings(): string[] {
-    return [
-      ...(this.#view.addressSpace.pods === 'none' ? [POD_SPACE_UNKNOWN] : []),
-      ...(this.#view.addressSpace.services === 'none' ? [SERVICE_SPACE_UNKNOWN] : []),
-    ];
+    return addressSpaceWarnings(this.#view.addressSpace);
   }
 
   /** The cluster address space in use and where its parts came from. */

@@ -8,11 +8,12 @@
  * -> MESHLESS_DISCOVERY_KUBERNETES_KUBECONFIG.
  */
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { MeshlessError, errorMessage } from '../errors.js';
 import { parseCidr } from '../proxy/pod-address-space.js';
+import { defaultDataPlaneWorkers, usableCpus } from './data-plane-workers.js';
 import { parseLabelSelector, type LabelRequirement } from './label.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -143,6 +144,17 @@ export interface DaemonConfig {
   readonly enforceNetworkPolicy: boolean;
   /** Data-plane limits: no pod can exhaust the node's proxy. */
   readonly limits: LimitsConfig;
+  /** The data plane's threads. */
+  readonly dataPlane: DataPlaneConfig;
+}
+
+export interface DataPlaneConfig {
+  /**
+   * Worker threads running the pods' listeners and connections, at least 1.
+   * Default: max(25 % of the CPUs the daemon may use, 2), at most that many
+   * CPUs (affinity and cgroup `cpu.max`; src/config/data-plane-workers.ts).
+   */
+  readonly workers: number;
 }
 
 export interface LimitsConfig {
@@ -212,6 +224,7 @@ const FIELDS: readonly Field[] = [
   { key: 'limits.connectionsPerPodInbound', kind: 'count' },
   { key: 'limits.connectionsPerNode', kind: 'count' },
   { key: 'limits.relayBufferBytes', kind: 'count' },
+  { key: 'dataPlane.workers', kind: 'count' },
 ];
 
 /** Every key the config file may hold; docs/configuration.md documents each (a test checks). */
@@ -330,6 +343,19 @@ export interface LoadOptions {
   readonly file?: string | undefined;
   /** The environment to read MESHLESS_* overrides from. */
   readonly env?: NodeJS.ProcessEnv;
+  /** The CPUs the daemon may use, for the `dataPlane.workers` default; default: this host's. */
+  readonly usableCpus?: () => number;
+}
+
+/** The CPUs this process may use: affinity, capped by the cgroup v2 quota. */
+export function hostUsableCpus(): number {
+  let cpuMax: string | undefined;
+  try {
+    cpuMax = readFileSync('/sys/fs/cgroup/cpu.max', 'utf8');
+  } catch {
+    cpuMax = undefined; // cgroup v1 or no cgroup fs: the affinity alone
+  }
+  return usableCpus(availableParallelism(), cpuMax);
 }
 
 /** Reads, merges and validates the daemon configuration. */
@@ -493,6 +519,11 @@ export function loadDaemonConfig(options: LoadOptions = {}): DaemonConfig {
       connectionsPerPodInbound: get('limits.connectionsPerPodInbound', 512),
       connectionsPerNode: get('limits.connectionsPerNode', 4096),
       relayBufferBytes: get('limits.relayBufferBytes', 128 * 1024 * 1024),
+    }),
+    dataPlane: Object.freeze({
+      workers:
+        (values.get('dataPlane.workers') as number | undefined) ??
+        defaultDataPlaneWorkers((options.usableCpus ?? hostUsableCpus)()),
     }),
   });
 }

@@ -17,7 +17,10 @@ export const HBONE_CIPHERSUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384
  * A TLS 1.3-only context presenting `svid` (leaf plus intermediates) and
  * trusting `bundle` for the peer's certificate.
  */
-export function buildSecureContext(svid: X509Svid, bundle: TrustBundle): SecureContext {
+export function buildSecureContext(
+  svid: Pick<X509Svid, 'chainPem' | 'privateKeyPem'>,
+  bundle: TrustBundle,
+): SecureContext {
   return createSecureContext({
     minVersion: 'TLSv1.3',
     maxVersion: 'TLSv1.3',

@@ -475,6 +475,11 @@ export class SimCluster {
         enrolWaitSeconds: 2,
       },
       logLevel: 'debug',
+      // The whole e2e tier can run with another worker count:
+      // MESHLESS_DATA_PLANE_WORKERS=1 node scripts/test.mjs e2e.
+      ...(process.env['MESHLESS_DATA_PLANE_WORKERS']
+        ? { dataPlane: { workers: Number(process.env['MESHLESS_DATA_PLANE_WORKERS']) } }
+        : {}),
       ...this.#opts.daemonConfig,
     };
   }

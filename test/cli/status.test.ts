@@ -19,6 +19,7 @@ describe('meshless status', () => {
         'Identities    2 SVIDs',
         'HBONE pool    2 connections, 3 streams',
         'Connections   4 active',
+        'Data plane    2 workers: #0 3 conn, 2 pods; #1 1 conn, 2 pods, 1 restart',
         '',
       ].join('\n'),
     );

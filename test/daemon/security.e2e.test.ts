@@ -117,7 +117,15 @@ before(async () => {
       hostile.push(o.kind === 'error' ? `${o.status} ${o.code}` : o.kind);
     }
   }
-  for (const path of ['/', '/status', '/certs', '/workloads', '/config', '/connections'])
+  for (const path of [
+    '/',
+    '/status',
+    '/certs',
+    '/workloads',
+    '/config',
+    '/connections',
+    '/workers',
+  ])
     admin[path] = node.exec([
       'curl',
       '-sS',

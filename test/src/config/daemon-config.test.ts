@@ -42,7 +42,7 @@ function assertConfigError(fn: () => unknown, key: string, mentions?: RegExp): v
 
 describe('loadDaemonConfig: defaults', () => {
   it('fills every default from the environment alone', () => {
-    const c = loadDaemonConfig({ env: MIN_ENV });
+    const c = loadDaemonConfig({ env: MIN_ENV, usableCpus: () => 2 });
     assert.deepEqual(JSON.parse(JSON.stringify(c)) as unknown, {
       nodeName: hostname(),
       trustDomain: 'cluster.local',
@@ -70,6 +70,7 @@ describe('loadDaemonConfig: defaults', () => {
         connectionsPerNode: 4096,
         relayBufferBytes: 128 * 1024 * 1024,
       },
+      dataPlane: { workers: 2 },
     });
   });
 
@@ -134,6 +135,8 @@ limits:
   connectionsPerNode: 1000
   relayBufferBytes: 67108864
 procSysNetPath: /host/proc-sys-net
+dataPlane:
+  workers: 3
 `;
 
 const FULL: DaemonConfig = {
@@ -170,7 +173,29 @@ const FULL: DaemonConfig = {
     connectionsPerNode: 1000,
     relayBufferBytes: 64 * 1024 * 1024,
   },
+  dataPlane: { workers: 3 },
 };
+
+describe('loadDaemonConfig: dataPlane.workers', () => {
+  const base = { MESHLESS_DISCOVERY_FILE: '/d.yaml' };
+  it('defaults from the usable CPUs', () => {
+    assert.equal(loadDaemonConfig({ env: base, usableCpus: () => 16 }).dataPlane.workers, 4);
+    assert.equal(loadDaemonConfig({ env: base, usableCpus: () => 1 }).dataPlane.workers, 1);
+  });
+  it('MESHLESS_DATA_PLANE_WORKERS overrides', () => {
+    assert.equal(
+      loadDaemonConfig({ env: { ...base, MESHLESS_DATA_PLANE_WORKERS: '5' }, usableCpus: () => 2 })
+        .dataPlane.workers,
+      5,
+    );
+  });
+  it('refuses 0', () =>
+    assertConfigError(
+      () => loadDaemonConfig({ env: { ...base, MESHLESS_DATA_PLANE_WORKERS: '0' } }),
+      'dataPlane.workers',
+      /at least 1/,
+    ));
+});
 
 describe('loadDaemonConfig: files', () => {
   it('reads every key from YAML', () => {

@@ -1,0 +1,150 @@
+/**
+ * The messages between the daemon's main thread and its data-plane workers
+ * (worker_threads, structured clone). One direction each:
+ * - main -> worker: the state a worker's ProxyService needs (discovery
+ *   snapshots, SVIDs and the trust bundle), the pods to serve, requests
+ *   (connections listing, close) and the log level;
+ * - worker -> main: replies to requests, and batches of data-plane events
+ *   (records, counters) with the worker's live counts.
+ *
+ * Invariants: every request carries an `id` answered by exactly one reply
+ * (or by the worker's death); messages of one direction arrive in order, so
+ * an SVID posted before an enrolment is held when the enrolment runs.
+ */
+import { deserialize, serialize } from 'node:v8';
+import type { ClusterSnapshot } from '../../../src/discovery/cluster-state.js';
+import type { ConnectionRecord } from '../../../src/hbone/connection-record.js';
+import type { ConnectionLimits, LimitKind } from '../../../src/proxy/connection-manager.js';
+import type { HbonePoolStats } from '../../../src/hbone/pool.js';
+import type { LabelRequirement } from '../../../src/config/label.js';
+import type { LogLevel } from '../../../src/config/daemon-config.js';
+import type { Registration } from '../../registration/registry.js';
+
+/** What a worker is started with (`workerData`). */
+export interface WorkerInit {
+  /** 0-based; stays the same when a dead worker is replaced. */
+  readonly index: number;
+  readonly nodeName: string;
+  readonly trustDomain: string;
+  readonly logLevel: LogLevel;
+  readonly enrolmentLabel: LabelRequirement;
+  readonly excludeNamespaces: readonly string[];
+  readonly rootNamespace: string;
+  readonly enforceNetworkPolicy: boolean;
+  readonly podCidrs: readonly string[];
+  readonly serviceCidrs: readonly string[];
+  readonly procSysNetPath: string;
+  readonly drainMs: number;
+  /** This worker's share of the node's limits (see limitsPerWorker). */
+  readonly limits: ConnectionLimits;
+  readonly relayBufferBytes: number | undefined;
+  readonly trustBundlePem: string;
+  readonly snapshot: ClusterSnapshot;
+  readonly synced: boolean;
+}
+
+/** An SVID as handed to workers: PEM only (the key stays in this process). */
+export interface SvidMaterial {
+  readonly spiffeId: string;
+  readonly serialNumber: string;
+  /** Leaf then intermediates. */
+  readonly chainPem: string;
+  /** PKCS#8. Secret: never logged. */
+  readonly privateKeyPem: string;
+}
+
+export type ToWorker =
+  | {
+      readonly type: 'snapshot';
+      /**
+       * The snapshot, `v8.serialize`d once on the main thread into shared
+       * memory (see {@link serializeSnapshot}): every worker reads the same
+       * bytes, so the main thread pays one serialization per change
+       * whatever the worker count, and each worker its own deserialization.
+       */
+      readonly bytes: Uint8Array;
+      readonly synced: boolean;
+    }
+  | { readonly type: 'svid'; readonly svid: SvidMaterial }
+  | { readonly type: 'svid-dropped'; readonly spiffeId: string }
+  | { readonly type: 'trust-bundle'; readonly pem: string }
+  | { readonly type: 'log-level'; readonly level: LogLevel }
+  | { readonly type: 'enrol'; readonly id: number; readonly registration: Registration }
+  | { readonly type: 'release'; readonly id: number; readonly registration: Registration }
+  | { readonly type: 'connections'; readonly id: number }
+  | { readonly type: 'identities'; readonly id: number }
+  | { readonly type: 'close'; readonly id: number; readonly drainMs: number };
+
+/** One thing the data plane did, for metrics (records are logged in the worker). */
+export type DataPlaneEvent =
+  | { readonly kind: 'record'; readonly record: ConnectionRecord }
+  | { readonly kind: 'open'; readonly direction: ConnectionRecord['direction'] }
+  | {
+      readonly kind: 'handshake-failure';
+      readonly side: 'client' | 'server';
+      readonly reason: string;
+    }
+  | { readonly kind: 'stream-refused'; readonly reason: string }
+  | { readonly kind: 'session-error'; readonly reason: string }
+  | {
+      readonly kind: 'limit';
+      readonly limit: LimitKind;
+      readonly direction: ConnectionRecord['direction'];
+    }
+  | { readonly kind: 'budget-spent' };
+
+/** A worker's live counts, sent with every batch and every second. */
+export interface WorkerStats {
+  readonly connections: number;
+  readonly pool: HbonePoolStats;
+  readonly pods: number;
+}
+
+export type FromWorker =
+  | { readonly type: 'ready' }
+  | {
+      readonly type: 'reply';
+      readonly id: number;
+      readonly ok: boolean;
+      readonly error?: string;
+      readonly value?: unknown;
+    }
+  | {
+      readonly type: 'events';
+      readonly events: readonly DataPlaneEvent[];
+      readonly stats: WorkerStats;
+    };
+
+/** A snapshot as the bytes of {@link ToWorker} `snapshot`, in a SharedArrayBuffer. */
+export function serializeSnapshot(snapshot: ClusterSnapshot): Uint8Array {
+  const bytes = serialize(snapshot);
+  const shared = new Uint8Array(new SharedArrayBuffer(bytes.byteLength));
+  shared.set(bytes);
+  return shared;
+}
+
+/** The snapshot a worker reads from {@link serializeSnapshot}'s bytes. */
+export function deserializeSnapshot(bytes: Uint8Array): ClusterSnapshot {
+  return deserialize(bytes) as ClusterSnapshot;
+}
+
+/**
+ * A worker's share of a node-wide limit: the limit divided evenly, rounded
+ * down so that the workers together never admit more than the limit, and
+ * at least 1 (a limit below the worker count then admits up to one per
+ * worker). 0 or absent (unlimited) stays so.
+ */
+export function limitPerWorker(limit: number | undefined, workers: number): number | undefined {
+  if (limit === undefined || limit <= 0) return limit;
+  return Math.max(1, Math.floor(limit / workers));
+}
+
+/** {@link limitPerWorker} of every limit. */
+export function limitsPerWorker(limits: ConnectionLimits, workers: number): ConnectionLimits {
+  const out: { -readonly [K in keyof ConnectionLimits]: ConnectionLimits[K] } = {};
+  for (const key of ['perPodOutbound', 'perPodInbound', 'perNode'] as const) {
+    const v = limitPerWorker(limits[key], workers);
+    if (v !== undefined) out[key] = v;
+  }
+  return out;
+}
