@@ -1,7 +1,7 @@
 /**
  * A data-plane worker thread (the entry of dist/meshlessd-worker.js): it
  * runs the daemon's ProxyService, unchanged, with what the main thread
- * hands it: discovery snapshots (MirroredDiscovery), SVIDs and the trust
+ * hands it: discovery deltas (MirroredDiscovery), SVIDs and the trust
  * bundle (WorkerIdentities), and the pods to serve. Its listeners share
  * every pod's ports with the other workers' through SO_REUSEPORT, so the
  * kernel spreads accepted connections across workers; the inbound policy
@@ -24,9 +24,9 @@ import { inboundPolicy } from '../../../src/proxy/inbound-policy.js';
 import { createDaemonLogger } from '../../observability/daemon-logger.js';
 import { PolicyView } from '../../policy/policy-view.js';
 import { ProxyService } from '../proxy-service.js';
+import { applySnapshotDelta } from '../../../src/discovery/snapshot-delta.js';
 import { MirroredDiscovery } from './mirrored-discovery.js';
 import {
-  deserializeSnapshot,
   type DataPlaneEvent,
   type FromWorker,
   type ToWorker,
@@ -106,8 +106,8 @@ function run(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
   };
   port.on('message', (m: ToWorker) => {
     switch (m.type) {
-      case 'snapshot':
-        discovery.apply(deserializeSnapshot(m.bytes), m.synced);
+      case 'delta':
+        discovery.apply(applySnapshotDelta(discovery.snapshot(), m.delta), m.synced);
         return;
       case 'svid':
         identities.install(m.svid);

@@ -2,7 +2,7 @@
  * The messages between the daemon's main thread and its data-plane workers
  * (worker_threads, structured clone). One direction each:
  * - main -> worker: the state a worker's ProxyService needs (discovery
- *   snapshots, SVIDs and the trust bundle), the pods to serve, requests
+ *   deltas, SVIDs and the trust bundle), the pods to serve, requests
  *   (connections listing, close) and the log level;
  * - worker -> main: replies to requests, and batches of data-plane events
  *   (records, counters) with the worker's live counts.
@@ -11,8 +11,8 @@
  * (or by the worker's death); messages of one direction arrive in order, so
  * an SVID posted before an enrolment is held when the enrolment runs.
  */
-import { deserialize, serialize } from 'node:v8';
 import type { ClusterSnapshot } from '../../../src/discovery/cluster-state.js';
+import type { SnapshotDelta } from '../../../src/discovery/snapshot-delta.js';
 import type { ConnectionRecord } from '../../../src/hbone/connection-record.js';
 import type { ConnectionLimits, LimitKind } from '../../../src/proxy/connection-manager.js';
 import type { HbonePoolStats } from '../../../src/hbone/pool.js';
@@ -55,14 +55,14 @@ export interface SvidMaterial {
 
 export type ToWorker =
   | {
-      readonly type: 'snapshot';
+      readonly type: 'delta';
       /**
-       * The snapshot, `v8.serialize`d once on the main thread into shared
-       * memory (see {@link serializeSnapshot}): every worker reads the same
-       * bytes, so the main thread pays one serialization per change
-       * whatever the worker count, and each worker its own deserialization.
+       * What discovery changed since the last delta (or the worker's initial
+       * snapshot): a few objects per change, not the cluster. The worker
+       * applies it to its own copy; unchanged objects stay its own
+       * (src/discovery/snapshot-delta.ts).
        */
-      readonly bytes: Uint8Array;
+      readonly delta: SnapshotDelta;
       readonly synced: boolean;
     }
   | { readonly type: 'svid'; readonly svid: SvidMaterial }
@@ -114,19 +114,6 @@ export type FromWorker =
       readonly events: readonly DataPlaneEvent[];
       readonly stats: WorkerStats;
     };
-
-/** A snapshot as the bytes of {@link ToWorker} `snapshot`, in a SharedArrayBuffer. */
-export function serializeSnapshot(snapshot: ClusterSnapshot): Uint8Array {
-  const bytes = serialize(snapshot);
-  const shared = new Uint8Array(new SharedArrayBuffer(bytes.byteLength));
-  shared.set(bytes);
-  return shared;
-}
-
-/** The snapshot a worker reads from {@link serializeSnapshot}'s bytes. */
-export function deserializeSnapshot(bytes: Uint8Array): ClusterSnapshot {
-  return deserialize(bytes) as ClusterSnapshot;
-}
 
 /**
  * A worker's share of a node-wide limit: the limit divided evenly, rounded

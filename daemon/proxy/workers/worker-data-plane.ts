@@ -16,19 +16,21 @@
  *    every SVID the identity service issues or rotates is posted to every
  *    worker at once (rotation happens long before expiry).
  *  - A worker that dies is replaced at the same index, counted and logged;
- *    the new one gets the current snapshot, bundle and SVIDs and binds
+ *    the new one gets the snapshot the others hold, the bundle and SVIDs, and binds
  *    every enrolled pod again. Meanwhile the other workers' listeners in
  *    the same SO_REUSEPORT groups serve the pods (the kernel moves a closed
  *    listener's queued connections to them: net.ipv4.tcp_migrate_req, set
  *    per pod), so nothing is ever served in plaintext.
- *  - Discovery reaches workers coalesced: at most one snapshot per
- *    event-loop turn, the latest, serialized once into shared memory that
- *    every worker deserializes itself.
+ *  - Discovery reaches workers coalesced, as deltas: at most one per
+ *    event-loop turn, what changed since the last one (by identity: a few
+ *    objects per change, whatever the cluster's size). A worker starts from
+ *    the snapshot the others hold, so the next delta applies to it too.
  */
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { ClusterSnapshot } from '../../../src/discovery/cluster-state.js';
+import { diffSnapshots, isEmptyDelta } from '../../../src/discovery/snapshot-delta.js';
 import type { DiscoverySource } from '../../../src/discovery/discovery-source.js';
 import type { DaemonConfig, LogLevel } from '../../../src/config/daemon-config.js';
 import { MeshlessError, errorMessage } from '../../../src/errors.js';
@@ -49,7 +51,6 @@ import {
 import {
   limitPerWorker,
   limitsPerWorker,
-  serializeSnapshot,
   type DataPlaneEvent,
   type FromWorker,
   type SvidMaterial,
@@ -154,6 +155,9 @@ export class WorkerDataPlane implements WorkloadObserver {
   #nextId = 0;
   #closing = false;
   #snapshotQueued = false;
+  /** The snapshot every worker holds once it has read what was sent (deltas apply to it). */
+  #sent: ClusterSnapshot;
+  #sentSynced: boolean;
   #addressSpace: ClusterAddressSpace;
   #logLevel: LogLevel;
 
@@ -162,17 +166,21 @@ export class WorkerDataPlane implements WorkloadObserver {
     this.#log = o.log;
     this.#logLevel = o.config.logLevel;
     this.#addressSpace = this.#spaceOf(o.discovery.snapshot());
+    this.#sent = o.discovery.snapshot();
+    this.#sentSynced = o.discovery.synced;
     o.discovery.onChange((s) => {
       this.#addressSpace = this.#spaceOf(s);
       if (this.#snapshotQueued) return;
       this.#snapshotQueued = true;
       setImmediate(() => {
         this.#snapshotQueued = false;
-        this.#broadcast({
-          type: 'snapshot',
-          bytes: serializeSnapshot(o.discovery.snapshot()),
-          synced: o.discovery.synced,
-        });
+        const now = o.discovery.snapshot();
+        const delta = diffSnapshots(this.#sent, now);
+        const synced = o.discovery.synced;
+        if (isEmptyDelta(delta) && synced === this.#sentSynced) return;
+        this.#sent = now;
+        this.#sentSynced = synced;
+        this.#broadcast({ type: 'delta', delta, synced });
       });
     });
     const sendSvid = (svid: Svid): void => {
@@ -228,8 +236,9 @@ export class WorkerDataPlane implements WorkloadObserver {
       ),
       relayBufferBytes: limitPerWorker(c.limits.relayBufferBytes, n),
       trustBundlePem: this.#o.identity.trustBundle.pem,
-      snapshot: this.#o.discovery.snapshot(),
-      synced: this.#o.discovery.synced,
+      // What the others hold: a delta queued meanwhile applies to it.
+      snapshot: this.#sent,
+      synced: this.#sentSynced,
     };
   }
 

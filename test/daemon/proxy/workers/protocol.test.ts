@@ -2,12 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseClusterDocument } from '../../../../src/discovery/file-source.js';
-import {
-  deserializeSnapshot,
-  limitPerWorker,
-  limitsPerWorker,
-  serializeSnapshot,
-} from '../../../../daemon/proxy/workers/protocol.js';
+import { EMPTY_SNAPSHOT } from '../../../../src/discovery/cluster-state.js';
+import { applySnapshotDelta, diffSnapshots } from '../../../../src/discovery/snapshot-delta.js';
+import { limitPerWorker, limitsPerWorker } from '../../../../daemon/proxy/workers/protocol.js';
 
 describe('limits split between data-plane workers', () => {
   const cases: [number | undefined, number, number | undefined][] = [
@@ -35,17 +32,16 @@ describe('limits split between data-plane workers', () => {
     }));
 });
 
-describe('snapshots handed to workers', () => {
-  it('round-trip through shared memory unchanged (policies and Services included)', () => {
+describe('discovery handed to workers', () => {
+  it('a delta cloned as postMessage does rebuilds real snapshots (policies and Services included)', () => {
     for (const file of [
       'test/cli/testdata/policy/cluster.yaml',
       'test/src/proxy/testdata/services.yaml',
     ]) {
       const snapshot = parseClusterDocument(readFileSync(file, 'utf8'), file);
-      const bytes = serializeSnapshot(snapshot);
-      assert.ok(bytes.buffer instanceof SharedArrayBuffer);
+      const delta = structuredClone(diffSnapshots(EMPTY_SNAPSHOT, snapshot));
       // Deep equality with prototypes: the indexes see the same values.
-      assert.deepStrictEqual(deserializeSnapshot(bytes), snapshot);
+      assert.deepStrictEqual(applySnapshotDelta(EMPTY_SNAPSHOT, delta), snapshot);
     }
   });
 });
