@@ -151,9 +151,15 @@ try {
   log(`daemons idle RSS ${idleRssMb.join(' / ')} MB`);
   const idleBefore = has('memory') ? await leastRss(allDaemons) : undefined;
 
-  /** Variants in a rotated order per repetition, so no variant always runs first. */
-  const rotation = (rep: number): Variant[] =>
-    variants.map((_, i) => variants[(i + rep) % variants.length] as Variant);
+  // The worker-count configurations answer one question (what N threads
+  // buy in throughput and connection rate): they skip the latency runs.
+  const latencyVariants = variants.filter(
+    (v) => configs.find((c) => c.id === v)?.workers === undefined,
+  );
+
+  /** `vs` in a rotated order per repetition, so no variant always runs first. */
+  const rotation = (rep: number, vs: readonly Variant[]): Variant[] =>
+    vs.map((_, i) => vs[(i + rep) % vs.length] as Variant);
 
   /** Runs `argv(route)` in the variant's source pod, watching its proxies. */
   const measure = (
@@ -198,11 +204,12 @@ try {
   const alternate = async <C, R>(
     cases: readonly C[],
     run: (v: Variant, c: C) => R | Promise<R>,
+    vs: readonly Variant[] = variants,
   ): Promise<Map<string, R[]>> => {
     const runs = new Map<string, R[]>();
     for (let rep = 0; rep < REPS; rep++)
       for (const [ci, c] of cases.entries())
-        for (const v of rotation(rep)) {
+        for (const v of rotation(rep, vs)) {
           const r = await run(v, c);
           runs.set(`${ci}/${v}`, [...(runs.get(`${ci}/${v}`) ?? []), r]);
         }
@@ -245,15 +252,19 @@ try {
   const latency: LatencyResult[] = [];
   if (has('latency')) {
     const sizes = [1, 1024];
-    const runs = await alternate(sizes, (v, size) => {
-      const run = pingpong(v, size, PINGPONG_COUNT);
-      log(
-        `latency ${v} ${size} B: p50 ${run.p50} p99 ${run.p99} p999 ${run.p999} us ${fmtProxies(run.proxies)}`,
-      );
-      return run;
-    });
+    const runs = await alternate(
+      sizes,
+      (v, size) => {
+        const run = pingpong(v, size, PINGPONG_COUNT);
+        log(
+          `latency ${v} ${size} B: p50 ${run.p50} p99 ${run.p99} p999 ${run.p999} us ${fmtProxies(run.proxies)}`,
+        );
+        return run;
+      },
+      latencyVariants,
+    );
     for (const [ci, size] of sizes.entries())
-      for (const v of variants) {
+      for (const v of latencyVariants) {
         const rs = runs.get(`${ci}/${v}`) ?? [];
         latency.push({ variant: v, size, runs: rs, median: quantilesOf(rs) });
       }
@@ -261,17 +272,21 @@ try {
 
   const sockperf: SockperfResult[] = [];
   if (has('sockperf')) {
-    const runs = await alternate([SOCKPERF_SIZE], (v, size): SockperfRun => {
-      const { out, proxies } = measure(v, 'sockperf', (r) =>
-        sockperfPingPongArgv(r.host, r.port, size, SOCKPERF_SECONDS),
-      );
-      const run = { ...parseSockperf(out), proxies };
-      log(
-        `sockperf ${v} ${size} B: p50 ${run.p50} p99 ${run.p99} p999 ${run.p999} us (${run.observations} round trips) ${fmtProxies(proxies)}`,
-      );
-      return run;
-    });
-    for (const v of variants) {
+    const runs = await alternate(
+      [SOCKPERF_SIZE],
+      (v, size): SockperfRun => {
+        const { out, proxies } = measure(v, 'sockperf', (r) =>
+          sockperfPingPongArgv(r.host, r.port, size, SOCKPERF_SECONDS),
+        );
+        const run = { ...parseSockperf(out), proxies };
+        log(
+          `sockperf ${v} ${size} B: p50 ${run.p50} p99 ${run.p99} p999 ${run.p999} us (${run.observations} round trips) ${fmtProxies(proxies)}`,
+        );
+        return run;
+      },
+      latencyVariants,
+    );
+    for (const v of latencyVariants) {
       const rs = runs.get(`0/${v}`) ?? [];
       sockperf.push({ variant: v, size: SOCKPERF_SIZE, runs: rs, median: quantilesOf(rs) });
     }
