@@ -129,20 +129,23 @@ const date = new Date()
   .replace(':', '');
 
 try {
-  const configs = meshlessConfigs();
-  const nodeBins = new Map(configs.map((c) => [c.id, binOf(c.runtime)]));
+  const asked = meshlessConfigs();
+  const nodeBins = new Map(asked.map((c) => [c.id, binOf(c.runtime)]));
   log(
     `topology in ${dir}${daemonNodeFlags.length ? `, daemon node flags ${daemonNodeFlags.join(' ')}` : ''}`,
   );
   testbed = await Testbed.create({
     dir,
-    configs,
+    configs: asked,
     nodeOf: (c) => nodeBins.get(c.id) ?? process.execPath,
     daemonNodeFlags,
     tools,
     log,
   });
   const tb = testbed;
+  const configs = tb.configs;
+  for (const s of tb.skipped)
+    notes.push(`${s.id} skipped: its daemons did not start (${s.reason}).`);
   const variants: Variant[] = ['plain', 'stunnel', ...configs.map((c) => c.id)];
   const allDaemons = configs.flatMap((c) => tb.daemons(c.id).map((d) => ({ variant: c.id, ...d })));
   const primaryDaemons = tb.daemons('meshless');
@@ -396,7 +399,8 @@ try {
   let daemon: DaemonResult | undefined;
   let cni: CniResult | undefined;
   if (has('daemon') || has('cni')) {
-    const lts = flags.runtimes.includes('lts') ? ltsBin() : undefined;
+    // The plugin binary's runtime, for the unit ADD is reported in (npm run build fetched it).
+    const lts = ltsBin();
     const r = await cniBench(tb.primary, CNI_PODS, primaryDaemons[0]?.pid ?? 0, lts);
     cni = r.cni;
     daemon = { idleRssMb, podsRss: r.podsRss, load };
@@ -467,7 +471,11 @@ function meshlessConfigs(): MeshlessConfig[] {
   const out: MeshlessConfig[] = [{ id: 'meshless', runtime: first, nodeVersion: version(first) }];
   if (second) out.push({ id: `meshless-${second}`, runtime: second, nodeVersion: version(second) });
   if (flags.workers.length) {
-    const probe = daemonAccepts(dir, { dataPlane: { workers: flags.workers[0] } });
+    const probe = daemonAccepts(dir, {
+      nodeName: 'probe',
+      discovery: { file: join(dir, 'discovery.json') },
+      dataPlane: { workers: flags.workers[0] },
+    });
     if (probe.ok)
       for (const w of flags.workers)
         out.push({ id: `meshless-w${w}`, runtime: first, nodeVersion: version(first), workers: w });

@@ -63,9 +63,12 @@ export function nodeVersion(bin: string): string {
 }
 
 /**
- * Whether the daemon's configuration accepts `config` (the daemon's own
- * loader, as it would at start-up); the loader's message when not. How the
- * bench learns whether this build knows `dataPlane.workers`.
+ * Whether the daemon's configuration accepts the top-level keys of
+ * `config` (the daemon's own loader, as it would at start-up): refused
+ * only when the loader's message names one of them, so that a partial
+ * probe missing some other required key does not count as a refusal (the
+ * daemon's start then decides). How the bench learns whether this build
+ * knows `dataPlane.workers`.
  */
 export function daemonAccepts(
   dir: string,
@@ -77,7 +80,9 @@ export function daemonAccepts(
     loadDaemonConfig({ file, env: {} });
     return { ok: true };
   } catch (err) {
-    return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+    const reason = err instanceof Error ? err.message : String(err);
+    const named = Object.keys(config).some((k) => reason.includes(`"${k}`));
+    return named ? { ok: false, reason } : { ok: true };
   }
 }
 

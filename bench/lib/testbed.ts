@@ -77,10 +77,35 @@ export class Testbed {
     return this.#meshless.get(variant)?.daemons ?? [];
   }
 
+  /** Configurations whose cluster did not come up (not the first: its failure is the bench's). */
+  readonly skipped: { readonly id: string; readonly reason: string }[] = [];
+
+  /** The configurations that came up, the first one always. */
+  get configs(): MeshlessConfig[] {
+    return [...this.#meshless.values()].map((m) => m.config);
+  }
+
   static async create(o: TestbedOptions): Promise<Testbed> {
     const t = new Testbed();
     try {
-      for (const [i, config] of o.configs.entries()) await t.#addCluster(o, config, i);
+      for (const [i, config] of o.configs.entries()) {
+        const clusters = t.#clusters.length;
+        try {
+          await t.#addCluster(o, config, i);
+        } catch (err) {
+          if (i === 0) throw err;
+          // Another configuration (a worker count, a runtime) may be one
+          // this daemon refuses: say so and measure the rest.
+          const c = t.#clusters.length > clusters ? t.#clusters.pop() : undefined;
+          t.#meshless.delete(config.id);
+          await c?.destroy();
+          t.skipped.push({
+            id: config.id,
+            reason: err instanceof Error ? err.message : String(err),
+          });
+          o.log(`${config.id} skipped: ${String(err)}`);
+        }
+      }
       await t.#startStunnel(o.dir);
     } catch (err) {
       await t.destroy();
