@@ -12,6 +12,7 @@
  * variant's bytes (none for plain), so their CPU and memory are the
  * variant's cost.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SimCluster, defaultPrefix, type SimPod } from '../../src/sim/sim-cluster.js';
 import type { WatchedProcess } from './proc-stats.js';
@@ -99,10 +100,7 @@ export class Testbed {
           const c = t.#clusters.length > clusters ? t.#clusters.pop() : undefined;
           t.#meshless.delete(config.id);
           await c?.destroy();
-          t.skipped.push({
-            id: config.id,
-            reason: err instanceof Error ? err.message : String(err),
-          });
+          t.skipped.push({ id: config.id, reason: withLogTail(err) });
           o.log(`${config.id} skipped: ${String(err)}`);
         }
       }
@@ -267,6 +265,15 @@ export class Testbed {
     for (const s of this.#servers) await s.stop();
     for (const c of this.#clusters) await c.destroy();
   }
+}
+
+/** An error's message, with the last line of the log it names (the directory goes at the end). */
+function withLogTail(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  const log = /see (\S+\.log)/.exec(msg)?.[1];
+  if (log === undefined || !existsSync(log)) return msg;
+  const last = readFileSync(log, 'utf8').trim().split('\n').pop() ?? '';
+  return `${msg}: ${last.slice(0, 300)}`;
 }
 
 function ipOf(pod: SimPod): string {
