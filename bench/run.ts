@@ -362,7 +362,13 @@ try {
   const loadEnded = Date.now();
 
   let identity: IdentityResult | undefined;
-  if (has('identity')) identity = identityBench(quick ? 100 : 300, log);
+  if (has('identity'))
+    try {
+      identity = identityBench(quick ? 100 : 300, log);
+    } catch (err) {
+      exitCode = 1;
+      notes.push(`The identity bench failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
 
   let memory: MemoryResult | undefined;
   if (idleBefore) {
@@ -401,14 +407,23 @@ try {
   if (has('daemon') || has('cni')) {
     // The plugin binary's runtime, for the unit ADD is reported in (npm run build fetched it).
     const lts = ltsBin();
-    const r = await cniBench(tb.primary, CNI_PODS, primaryDaemons[0]?.pid ?? 0, lts);
-    cni = r.cni;
-    daemon = { idleRssMb, podsRss: r.podsRss, load };
-    log(
-      `CNI ADD meshless p50 ${cni.meshlessAdd.p50} p99 ${cni.meshlessAdd.p99} ms, chain p50 ${cni.chainAdd.p50} p99 ${cni.chainAdd.p99} ms; ` +
-        `DEL meshless p50 ${cni.meshlessDel.p50} chain p50 ${cni.chainDel.p50} ms; ` +
-        `RSS ${r.podsRss.beforeMb} -> ${r.podsRss.afterMb} MB for ${r.podsRss.pods} pods (${r.podsRss.perPodMb} MB/pod)`,
-    );
+    // Last and apart: a failure here loses this section, not the run's figures above.
+    try {
+      const r = await cniBench(tb.primary, CNI_PODS, primaryDaemons[0]?.pid ?? 0, lts);
+      cni = r.cni;
+      daemon = { idleRssMb, podsRss: r.podsRss, load };
+      log(
+        `CNI ADD meshless p50 ${cni.meshlessAdd.p50} p99 ${cni.meshlessAdd.p99} ms, chain p50 ${cni.chainAdd.p50} p99 ${cni.chainAdd.p99} ms; ` +
+          `DEL meshless p50 ${cni.meshlessDel.p50} chain p50 ${cni.chainDel.p50} ms; ` +
+          `RSS ${r.podsRss.beforeMb} -> ${r.podsRss.afterMb} MB for ${r.podsRss.pods} pods (${r.podsRss.perPodMb} MB/pod)`,
+      );
+    } catch (err) {
+      exitCode = 1;
+      log(`CNI bench failed: ${String(err)}`);
+      notes.push(
+        `The CNI bench failed (${err instanceof Error ? err.message : String(err)}): no CNI or daemon section.`,
+      );
+    }
   }
 
   if (daemonNodeFlags.length) await tb.stopDaemons();

@@ -11,6 +11,12 @@ import { podNetnsName, type SimCluster, type SimPod } from '../../src/sim/sim-cl
 import { quantile, round1, statusMb } from './proc-stats.js';
 import type { CniResult, DaemonResult, IdentityResult, Percentiles } from './results.js';
 
+/**
+ * How long the daemons may take to see the enrolled pods: 100 pods at once
+ * on a loaded 2-core machine took over the sim's default 10 s.
+ */
+const DISCOVERY_TIMEOUT_MS = 60_000;
+
 export function percentiles(xs: readonly number[]): Percentiles {
   return {
     p50: round1(quantile(xs, 0.5)),
@@ -88,7 +94,7 @@ export async function cniBench(
     pods.push({ pod, att });
   }
   c.writeDiscovery();
-  await c.waitForDiscovery();
+  await c.waitForDiscovery(DISCOVERY_TIMEOUT_MS);
   const beforeMb = await rssSettled(daemonPid);
   const meshAdd: number[] = [];
   const chainAdd: number[] = [];
@@ -116,7 +122,7 @@ export async function cniBench(
   }
   // Publish the IPs (a real cluster's pods get them in their status).
   c.writeDiscovery();
-  await c.waitForDiscovery();
+  await c.waitForDiscovery(DISCOVERY_TIMEOUT_MS);
   const afterMb = await rssSettled(daemonPid);
   const meshDel: number[] = [];
   const chainDel: number[] = [];
