@@ -1,24 +1,46 @@
 // The data-plane benchmark (`npm run bench`): meshless against plain TCP and
 // a C/OpenSSL TLS tunnel (stunnel4), side by side, on the two-node netns
-// topology of the e2e tests (real CNI chain, one meshlessd per node).
+// topology of the e2e tests (real CNI chain, one meshlessd per node), with
+// independent C clients (ApacheBench, wrk, sockperf, iperf3) beside the
+// bench's own (bench/tools/netbench.c).
 //
-//   npm run bench [-- --quick] [--only=throughput,latency,connrate,cni,daemon,identity]
+//   npm run bench [-- --quick] [--only=<measurements>] [--reps=N]
+//                 [--runtimes=machine,lts] [--workers=1,2] [--idle-wait=S]
 //                 [--daemon-node-flags="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--no-save]
 //
+//   --quick       one repetition, shorter runs (a few minutes); idle wait 20 s
+//   --only=       any of throughput (iperf3 1 and 4 conn), latency (netbench
+//                 ping-pong), sockperf (ping-pong 64 B), connrate (netbench
+//                 connect/echo/close), http (ab and wrk against bench/tools/httpd.c,
+//                 CPU per connection), memory (daemon RSS idle, peak, idle after),
+//                 daemon (CPU at 1000 req/s), cni, identity; default all
+//   --reps=N      repetitions (default 3, quick 1); each runs every variant once,
+//                 in a rotated order; the report gives medians
+//   --runtimes=   the daemons' node: machine (this node), lts (scripts/node-lts.mjs,
+//                 fetched into .cache/node-lts/); default machine,lts. The first is
+//                 the `meshless` variant the targets judge; the second runs as
+//                 meshless-<runtime> on a cluster of its own
+//   --workers=    dataPlane.workers values to compare, each as meshless-w<N> on a
+//                 cluster of its own (default 1,2; empty to skip); skipped with a
+//                 note when the daemon's configuration does not know the key
+//   --idle-wait=S seconds after the load before sampling idle RSS (default 60, quick 20)
+//
 // Needs root, /usr/lib/cni (containernetworking-plugins), iperf3, stunnel4,
-// cc and openssl; missing Debian packages are installed with apt-get.
-// Writes bench/results/<date>.{json,md,svg}. Not part of `npm test`.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+// apache2-utils (ab), wrk, sockperf, cc and openssl; missing Debian packages
+// are installed with apt-get. Writes bench/results/<date>.{json,md,svg}
+// unless --no-save. Not part of `npm test`.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { execPlugin, type PodAttachment } from '../src/sim/cni-chain.js';
-import { Netns, canRunE2e } from '../src/sim/netns.js';
-import { SimCluster, podNetnsName, type SimPod } from '../src/sim/sim-cluster.js';
+import { canRunE2e } from '../src/sim/netns.js';
+import { abArgv, parseAb, type HttpLoadFigures } from './lib/ab.js';
+import { cniBench, identityBench } from './lib/cni-bench.js';
+import { parseBenchFlags, type BenchFlags, type Measurement } from './lib/flags.js';
+import { iperf3Argv, parseIperf3 } from './lib/iperf3.js';
 import {
+  cpuMicrosPer,
   median,
-  quantile,
   round1,
   statusMb,
   watchProcesses,
@@ -27,106 +49,63 @@ import {
 } from './lib/proc-stats.js';
 import { renderMarkdown, renderSvg } from './lib/report.js';
 import {
-  VARIANTS,
   type BenchResults,
   type CniResult,
   type ConnRateResult,
+  type DaemonMemory,
   type DaemonResult,
+  type HttpLoadResult,
+  type HttpLoadRun,
   type IdentityResult,
   type LatencyResult,
   type LatencyRun,
-  type Percentiles,
+  type MemoryResult,
+  type MeshlessConfig,
+  type SockperfResult,
+  type SockperfRun,
   type ThroughputResult,
   type ThroughputRun,
   type Variant,
 } from './lib/results.js';
 import {
-  makeStunnelPki,
-  runInNs,
-  startInNs,
-  waitListening,
-  writeStunnelConfig,
-  type NsProcess,
-} from './lib/topology.js';
+  commit,
+  compileTools,
+  daemonAccepts,
+  ensureTools,
+  ltsNode,
+  machine,
+  nodeVersion,
+} from './lib/setup.js';
+import { parseSockperf, sockperfPingPongArgv } from './lib/sockperf.js';
+import { judgeTargets, medianOf } from './lib/targets.js';
+import { Testbed } from './lib/testbed.js';
+import { runInNs } from './lib/topology.js';
+import { wrkArgv, parseWrk } from './lib/wrk.js';
 
-const argv = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const hit = argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (hit === undefined) return undefined;
-  return hit.includes('=') ? hit.slice(hit.indexOf('=') + 1) : '';
-};
-const quick = flag('quick') !== undefined;
-const only = new Set(
-  (flag('only') ?? 'throughput,latency,connrate,cni,daemon,identity').split(','),
-);
-const daemonNodeFlags = (flag('daemon-node-flags') ?? '').split(/\s+/).filter(Boolean);
-const save = flag('no-save') === undefined;
-
-const REPS = Number(flag('reps') ?? (quick ? 1 : 3));
+const flags = ((): BenchFlags => {
+  try {
+    return parseBenchFlags(process.argv.slice(2));
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(2);
+  }
+})();
+const { quick, only, daemonNodeFlags, save, reps: REPS } = flags;
 const IPERF_SECONDS = quick ? 2 : 5;
 const PINGPONG_COUNT = quick ? 5000 : 20_000;
 const CONNRATE_SECONDS = quick ? 2 : 3;
-const CONNRATE_PARALLEL = 4;
+const HTTP_SECONDS = quick ? 2 : 4;
+const SOCKPERF_SECONDS = quick ? 2 : 4;
+const SOCKPERF_SIZE = 64;
+const CONCURRENCY = 4;
 const CNI_PODS = quick ? 20 : 100;
 const LOAD_RPS = 1000;
 const LOAD_SECONDS = quick ? 4 : 10;
 
-const IPERF_PORT = 5201;
-const ECHO_PORT = 7000;
-const STUNNEL_IPERF = { local: 15201, remote: 9201 };
-const STUNNEL_ECHO = { local: 17000, remote: 9700 };
-
 const log = (msg: string): void =>
   console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
-
-// ---------------------------------------------------------------- set-up
-
-function ensureTools(): void {
-  const need: [string, string][] = [
-    ['iperf3', 'iperf3'],
-    ['stunnel4', 'stunnel4'],
-    ['cc', 'gcc'],
-    ['openssl', 'openssl'],
-  ];
-  const missing = need.filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0);
-  if (missing.length === 0) return;
-  const pkgs = missing.map(([, pkg]) => pkg);
-  log(`installing ${pkgs.join(' ')} (apt-get)`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...pkgs], {
-    stdio: 'inherit',
-    env,
-  });
-}
-
-function version(cmd: string, args: string[], re: RegExp): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return re.exec(`${r.stdout}${r.stderr}`)?.[0] ?? '?';
-}
-
-function machine(): Record<string, string> {
-  const cpu = cpus();
-  return {
-    cpu: `${cpu.length} x ${cpu[0]?.model ?? '?'}`,
-    memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(),
-    node: process.version,
-    openssl: version('openssl', ['version'], /OpenSSL [\d.]+\w*/),
-    stunnel: version('stunnel', ['-version'], /stunnel [\d.]+/),
-    iperf3: version('iperf3', ['--version'], /iperf [\d.]+/),
-  };
-}
-
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  } catch {
-    return '?';
-  }
-}
-
-// ---------------------------------------------------------------- main
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const has = (m: Measurement): boolean => only.has(m);
 
 const t0 = performance.now();
 if (!canRunE2e()) {
@@ -137,13 +116,12 @@ if (!existsSync('dist/meshlessd.js')) {
   console.error('run npm run build first (npm run bench does)');
   process.exit(2);
 }
-ensureTools();
+ensureTools(log);
 const dir = mkdtempSync(join(tmpdir(), 'meshless-bench-'));
-const netbench = join(dir, 'netbench');
-execFileSync('cc', ['-O2', '-pthread', '-o', netbench, 'bench/tools/netbench.c']);
-
-const servers: NsProcess[] = [];
-let cluster: SimCluster | undefined;
+const tools = compileTools(dir);
+const notes: string[] = [];
+let ltsLookup: ReturnType<typeof ltsNode> | undefined;
+let testbed: Testbed | undefined;
 let exitCode = 0;
 const date = new Date()
   .toISOString()
@@ -151,168 +129,63 @@ const date = new Date()
   .replace(':', '');
 
 try {
+  const asked = meshlessConfigs();
+  const nodeBins = new Map(asked.map((c) => [c.id, binOf(c.runtime)]));
   log(
     `topology in ${dir}${daemonNodeFlags.length ? `, daemon node flags ${daemonNodeFlags.join(' ')}` : ''}`,
   );
-  cluster = await SimCluster.create({
+  testbed = await Testbed.create({
     dir,
-    nodes: 2,
-    namespaces: { secure: true, plain: false, many: true },
-    // As deployed (deploy/20-configmap.yaml): info, one record per connection.
-    daemonConfig: { logLevel: 'info' },
-    ...(daemonNodeFlags.length ? { daemonNodeFlags } : {}),
+    configs: asked,
+    nodeOf: (c) => nodeBins.get(c.id) ?? process.execPath,
+    daemonNodeFlags,
+    tools,
+    log,
   });
-  const c = cluster;
-  for (const n of c.nodes) await c.startDaemon(n);
-  const daemonPid = (i: number): number => {
-    const pid = c.nodes[i]?.daemon?.pid;
-    if (pid === undefined) throw new Error(`no daemon on node${i + 1}`);
-    return pid;
-  };
-  const daemons: WatchedProcess[] = [
-    { name: 'meshlessd node1 (client side)', pid: daemonPid(0) },
-    { name: 'meshlessd node2 (server side)', pid: daemonPid(1) },
-  ];
-  await new Promise((r) => setTimeout(r, 2000));
-  const idleRssMb = daemons.map((d) => round1(statusMb(d.pid, 'VmRSS')));
+  const tb = testbed;
+  const configs = tb.configs;
+  for (const s of tb.skipped)
+    notes.push(`${s.id} skipped: its daemons did not start (${s.reason}).`);
+  const variants: Variant[] = ['plain', 'stunnel', ...configs.map((c) => c.id)];
+  const allDaemons = configs.flatMap((c) => tb.daemons(c.id).map((d) => ({ variant: c.id, ...d })));
+  const primaryDaemons = tb.daemons('meshless');
+  await sleep(2000);
+  const idleRssMb = primaryDaemons.map((d) => round1(statusMb(d.pid, 'VmRSS')));
   log(`daemons idle RSS ${idleRssMb.join(' / ')} MB`);
+  const idleBefore = has('memory') ? await leastRss(allDaemons) : undefined;
 
-  await c.addPods([
-    { name: 'src-secure', namespace: 'secure', node: 'node1' },
-    { name: 'src-plain', namespace: 'plain', node: 'node1' },
-    { name: 'dst-secure', namespace: 'secure', node: 'node2' },
-    { name: 'dst-plain', namespace: 'plain', node: 'node2' },
-  ]);
-  const pod = (name: string): SimPod => c.pod(name);
-  const ipOf = (name: string): string => {
-    const ip = pod(name).ip;
-    if (!ip) throw new Error(`${name} has no IP`);
-    return ip;
-  };
-  const ns = (name: string): string => pod(name).netns.name;
-  for (const p of ['src-secure', 'src-plain'])
-    runInNs(ns(p), ['sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1']);
-
-  // Servers: iperf3 and the echo server in both destination pods; the stunnel pair.
-  for (const p of ['dst-secure', 'dst-plain']) {
-    servers.push(
-      startInNs(ns(p), ['iperf3', '-s', '-p', String(IPERF_PORT)], join(dir, `${p}-iperf3.log`)),
-    );
-    servers.push(
-      startInNs(ns(p), [netbench, 'serve', String(ECHO_PORT)], join(dir, `${p}-echo.log`)),
-    );
-  }
-  const pki = makeStunnelPki(dir);
-  const stunnelServer = startInNs(
-    ns('dst-plain'),
-    [
-      'stunnel4',
-      writeStunnelConfig(join(dir, 'stunnel-server.conf'), 'server', pki, [
-        {
-          name: 'iperf',
-          accept: `0.0.0.0:${STUNNEL_IPERF.remote}`,
-          connect: `127.0.0.1:${IPERF_PORT}`,
-        },
-        {
-          name: 'echo',
-          accept: `0.0.0.0:${STUNNEL_ECHO.remote}`,
-          connect: `127.0.0.1:${ECHO_PORT}`,
-        },
-      ]),
-    ],
-    join(dir, 'stunnel-server.log'),
+  // The worker-count configurations answer one question (what N threads
+  // buy in throughput and connection rate): they skip the latency runs.
+  const latencyVariants = variants.filter(
+    (v) => configs.find((c) => c.id === v)?.workers === undefined,
   );
-  servers.push(stunnelServer);
-  const stunnelClient = startInNs(
-    ns('src-plain'),
-    [
-      'stunnel4',
-      writeStunnelConfig(join(dir, 'stunnel-client.conf'), 'client', pki, [
-        {
-          name: 'iperf',
-          accept: `127.0.0.1:${STUNNEL_IPERF.local}`,
-          connect: `${ipOf('dst-plain')}:${STUNNEL_IPERF.remote}`,
-        },
-        {
-          name: 'echo',
-          accept: `127.0.0.1:${STUNNEL_ECHO.local}`,
-          connect: `${ipOf('dst-plain')}:${STUNNEL_ECHO.remote}`,
-        },
-      ]),
-    ],
-    join(dir, 'stunnel-client.log'),
-  );
-  servers.push(stunnelClient);
-  for (const p of ['dst-secure', 'dst-plain']) {
-    await waitListening(ns(p), '127.0.0.1', IPERF_PORT);
-    await waitListening(ns(p), '127.0.0.1', ECHO_PORT);
-  }
-  await waitListening(ns('dst-plain'), '127.0.0.1', STUNNEL_ECHO.remote);
-  await waitListening(ns('src-plain'), '127.0.0.1', STUNNEL_ECHO.local);
 
-  /** Where a client of `variant` runs, what it dials, and which proxies carry it. */
-  const route = (variant: Variant, app: 'iperf' | 'echo') => {
-    const port = app === 'iperf' ? IPERF_PORT : ECHO_PORT;
-    if (variant === 'plain')
-      return { ns: ns('src-plain'), host: ipOf('dst-plain'), port, proxies: [] };
-    if (variant === 'stunnel')
-      return {
-        ns: ns('src-plain'),
-        host: '127.0.0.1',
-        port: app === 'iperf' ? STUNNEL_IPERF.local : STUNNEL_ECHO.local,
-        proxies: [
-          { name: 'stunnel client', pid: stunnelClient.pid },
-          { name: 'stunnel server', pid: stunnelServer.pid },
-        ],
-      };
-    return { ns: ns('src-secure'), host: ipOf('dst-secure'), port, proxies: daemons };
+  /** `vs` in a rotated order per repetition, so no variant always runs first. */
+  const rotation = (rep: number, vs: readonly Variant[]): Variant[] =>
+    vs.map((_, i) => vs[(i + rep) % vs.length] as Variant);
+
+  /** Runs `argv(route)` in the variant's source pod, watching its proxies. */
+  const measure = (
+    variant: Variant,
+    app: Parameters<Testbed['route']>[1],
+    argv: (r: ReturnType<Testbed['route']>) => string[],
+  ): { out: string; proxies: ProcessUsage[] } => {
+    const r = tb.route(variant, app);
+    const stop = watchProcesses(r.proxies);
+    const out = runInNs(r.ns, argv(r));
+    return { out, proxies: stop() };
   };
 
-  /** Variants in a rotated order per repetition, so no variant always runs first. */
-  const rotation = (rep: number): Variant[] =>
-    VARIANTS.map((_, i) => VARIANTS[(i + rep) % VARIANTS.length] as Variant);
-
-  const iperf = (
-    variant: Variant,
-    streams: number,
-    reverse: boolean,
-    seconds: number,
-  ): ThroughputRun => {
-    const r = route(variant, 'iperf');
-    const stop = watchProcesses(r.proxies);
-    const out = runInNs(r.ns, [
-      'iperf3',
-      '-c',
-      r.host,
-      '-p',
-      String(r.port),
-      '-t',
-      String(seconds),
-      '-P',
-      String(streams),
-      '-J',
-      '--connect-timeout',
-      '5000',
-      ...(reverse ? ['-R'] : []),
-    ]);
-    const proxies = stop();
-    const json = JSON.parse(out) as { end?: { sum_received?: { bits_per_second?: number } } };
-    return {
-      gbps: Math.round((json.end?.sum_received?.bits_per_second ?? NaN) / 1e7) / 100,
-      proxies,
-    };
+  const iperf = (v: Variant, streams: number, reverse: boolean, s: number): ThroughputRun => {
+    const { out, proxies } = measure(v, 'iperf', (r) =>
+      iperf3Argv(r.host, r.port, streams, s, reverse),
+    );
+    return { gbps: parseIperf3(out), proxies };
   };
 
-  const pingpong = (
-    variant: Variant,
-    size: number,
-    count: number,
-    rate = 0,
-  ): { run: LatencyRun; proxies: ProcessUsage[] } => {
-    const r = route(variant, 'echo');
-    const stop = watchProcesses(r.proxies);
-    const out = runInNs(r.ns, [
-      netbench,
+  const pingpong = (v: Variant, size: number, count: number, rate = 0): LatencyRun => {
+    const { out, proxies } = measure(v, 'echo', (r) => [
+      tools.netbench,
       'pingpong',
       r.host,
       String(r.port),
@@ -320,7 +193,6 @@ try {
       String(count),
       String(rate),
     ]);
-    const proxies = stop();
     const j = JSON.parse(out) as {
       p50: number;
       p99: number;
@@ -328,39 +200,48 @@ try {
       count: number;
       rps: number;
     };
-    return {
-      run: { p50: j.p50, p99: j.p99, p999: j.p999, count: j.count, rps: round1(j.rps), proxies },
-      proxies,
-    };
+    return { p50: j.p50, p99: j.p99, p999: j.p999, count: j.count, rps: round1(j.rps), proxies };
+  };
+
+  /** Every case x variant, `REPS` times, variants rotated; runs grouped by case and variant. */
+  const alternate = async <C, R>(
+    cases: readonly C[],
+    run: (v: Variant, c: C) => R | Promise<R>,
+    vs: readonly Variant[] = variants,
+  ): Promise<Map<string, R[]>> => {
+    const runs = new Map<string, R[]>();
+    for (let rep = 0; rep < REPS; rep++)
+      for (const [ci, c] of cases.entries())
+        for (const v of rotation(rep, vs)) {
+          const r = await run(v, c);
+          runs.set(`${ci}/${v}`, [...(runs.get(`${ci}/${v}`) ?? []), r]);
+        }
+    return runs;
   };
 
   // Warm-up: the first meshless connection opens the pooled HBONE connection.
-  for (const v of VARIANTS) {
+  for (const v of variants) {
     pingpong(v, 1, 200);
     iperf(v, 1, false, 1);
   }
 
   const throughput: ThroughputResult[] = [];
-  if (only.has('throughput')) {
-    const cases: { streams: number; reverse: boolean }[] = [
+  if (has('throughput')) {
+    const cases = [
       { streams: 1, reverse: false },
-      { streams: 4, reverse: false },
+      { streams: CONCURRENCY, reverse: false },
       ...(quick ? [] : [{ streams: 1, reverse: true }]),
     ];
-    const runs = new Map<string, ThroughputRun[]>();
-    for (let rep = 0; rep < REPS; rep++)
-      for (const cs of cases)
-        for (const v of rotation(rep)) {
-          const run = iperf(v, cs.streams, cs.reverse, IPERF_SECONDS);
-          const key = `${v}/${cs.streams}/${cs.reverse}`;
-          runs.set(key, [...(runs.get(key) ?? []), run]);
-          log(
-            `throughput ${v} ${cs.streams} conn${cs.reverse ? ' reverse' : ''}: ${run.gbps} Gbit/s ${fmtProxies(run.proxies)}`,
-          );
-        }
-    for (const cs of cases)
-      for (const v of VARIANTS) {
-        const rs = runs.get(`${v}/${cs.streams}/${cs.reverse}`) ?? [];
+    const runs = await alternate(cases, (v, cs) => {
+      const run = iperf(v, cs.streams, cs.reverse, IPERF_SECONDS);
+      log(
+        `throughput ${v} ${cs.streams} conn${cs.reverse ? ' reverse' : ''}: ${run.gbps} Gbit/s ${fmtProxies(run.proxies)}`,
+      );
+      return run;
+    });
+    for (const [ci, cs] of cases.entries())
+      for (const v of variants) {
+        const rs = runs.get(`${ci}/${v}`) ?? [];
         throughput.push({
           variant: v,
           streams: cs.streams,
@@ -372,91 +253,182 @@ try {
   }
 
   const latency: LatencyResult[] = [];
-  if (only.has('latency')) {
-    const runs = new Map<string, LatencyRun[]>();
-    for (let rep = 0; rep < REPS; rep++)
-      for (const size of [1, 1024])
-        for (const v of rotation(rep)) {
-          const { run } = pingpong(v, size, PINGPONG_COUNT);
-          runs.set(`${v}/${size}`, [...(runs.get(`${v}/${size}`) ?? []), run]);
-          log(
-            `latency ${v} ${size} B: p50 ${run.p50} p99 ${run.p99} p999 ${run.p999} us ${fmtProxies(run.proxies)}`,
-          );
-        }
-    for (const size of [1, 1024])
-      for (const v of VARIANTS) {
-        const rs = runs.get(`${v}/${size}`) ?? [];
-        latency.push({
-          variant: v,
-          size,
-          runs: rs,
-          median: {
-            p50: round1(median(rs.map((r) => r.p50))),
-            p99: round1(median(rs.map((r) => r.p99))),
-            p999: round1(median(rs.map((r) => r.p999))),
-          },
-        });
+  if (has('latency')) {
+    const sizes = [1, 1024];
+    const runs = await alternate(
+      sizes,
+      (v, size) => {
+        const run = pingpong(v, size, PINGPONG_COUNT);
+        log(
+          `latency ${v} ${size} B: p50 ${run.p50} p99 ${run.p99} p999 ${run.p999} us ${fmtProxies(run.proxies)}`,
+        );
+        return run;
+      },
+      latencyVariants,
+    );
+    for (const [ci, size] of sizes.entries())
+      for (const v of latencyVariants) {
+        const rs = runs.get(`${ci}/${v}`) ?? [];
+        latency.push({ variant: v, size, runs: rs, median: quantilesOf(rs) });
       }
   }
 
-  const connRate: ConnRateResult[] = [];
-  if (only.has('connrate')) {
-    const runs = new Map<Variant, ConnRateResult['runs'][number][]>();
-    for (let rep = 0; rep < REPS; rep++)
-      for (const v of rotation(rep)) {
-        const r = route(v, 'echo');
-        const stop = watchProcesses(r.proxies);
-        const out = runInNs(r.ns, [
-          netbench,
-          'connrate',
-          r.host,
-          String(r.port),
-          String(CONNRATE_SECONDS),
-          String(CONNRATE_PARALLEL),
-        ]);
-        const proxies = stop();
-        const j = JSON.parse(out) as { cps: number; errors: number };
-        runs.set(v, [...(runs.get(v) ?? []), { cps: round1(j.cps), errors: j.errors, proxies }]);
-        log(
-          `new connections ${v}: ${j.cps.toFixed(0)}/s (${j.errors} errors) ${fmtProxies(proxies)}`,
+  const sockperf: SockperfResult[] = [];
+  if (has('sockperf')) {
+    const runs = await alternate(
+      [SOCKPERF_SIZE],
+      (v, size): SockperfRun => {
+        const { out, proxies } = measure(v, 'sockperf', (r) =>
+          sockperfPingPongArgv(r.host, r.port, size, SOCKPERF_SECONDS),
         );
-        // Let TIME_WAIT and the daemons' records settle between variants.
-        await new Promise((res) => setTimeout(res, 500));
-      }
-    for (const v of VARIANTS) {
-      const rs = runs.get(v) ?? [];
+        const run = { ...parseSockperf(out), proxies };
+        log(
+          `sockperf ${v} ${size} B: p50 ${run.p50} p99 ${run.p99} p999 ${run.p999} us (${run.observations} round trips) ${fmtProxies(proxies)}`,
+        );
+        return run;
+      },
+      latencyVariants,
+    );
+    for (const v of latencyVariants) {
+      const rs = runs.get(`0/${v}`) ?? [];
+      sockperf.push({ variant: v, size: SOCKPERF_SIZE, runs: rs, median: quantilesOf(rs) });
+    }
+  }
+
+  const connRate: ConnRateResult[] = [];
+  if (has('connrate')) {
+    const runs = await alternate([0], async (v) => {
+      const { out, proxies } = measure(v, 'echo', (r) => [
+        tools.netbench,
+        'connrate',
+        r.host,
+        String(r.port),
+        String(CONNRATE_SECONDS),
+        String(CONCURRENCY),
+      ]);
+      const j = JSON.parse(out) as { cps: number; errors: number };
+      log(
+        `new connections (netbench) ${v}: ${j.cps.toFixed(0)}/s (${j.errors} errors) ${fmtProxies(proxies)}`,
+      );
+      // Let TIME_WAIT and the daemons' records settle between variants.
+      await sleep(500);
+      return { cps: round1(j.cps), errors: j.errors, proxies };
+    });
+    for (const v of variants) {
+      const rs = runs.get(`0/${v}`) ?? [];
       connRate.push({ variant: v, runs: rs, medianCps: round1(median(rs.map((r) => r.cps))) });
     }
   }
 
-  let daemon: DaemonResult | undefined;
-  let cni: CniResult | undefined;
-  if (only.has('daemon') || only.has('cni')) {
-    let load: DaemonResult['load'] = { rps: LOAD_RPS, achievedRps: NaN, proxies: [] };
-    if (only.has('daemon')) {
-      const { run, proxies } = pingpong('meshless', 1024, LOAD_RPS * LOAD_SECONDS, LOAD_RPS);
-      load = { rps: LOAD_RPS, achievedRps: run.rps, proxies };
-      log(`daemons at ${run.rps} req/s of 1 KiB: ${fmtProxies(proxies)}`);
-    }
-    const r = await cniBench(c, CNI_PODS, daemons[0]?.pid ?? 0);
-    cni = r.cni;
-    daemon = { idleRssMb, podsRss: r.podsRss, load };
-    log(
-      `CNI ADD meshless p50 ${cni.meshlessAdd.p50} p99 ${cni.meshlessAdd.p99} ms, chain p50 ${cni.chainAdd.p50} p99 ${cni.chainAdd.p99} ms; ` +
-        `DEL meshless p50 ${cni.meshlessDel.p50} chain p50 ${cni.chainDel.p50} ms; ` +
-        `RSS ${r.podsRss.beforeMb} -> ${r.podsRss.afterMb} MB for ${r.podsRss.pods} pods (${r.podsRss.perPodMb} MB/pod)`,
-    );
+  const http: HttpLoadResult[] = [];
+  if (has('http')) {
+    const clients = [
+      { tool: 'ab' as const, argv: abArgv, parse: parseAb },
+      { tool: 'wrk' as const, argv: wrkArgv, parse: parseWrk },
+    ];
+    const runs = await alternate(clients, async (v, cl): Promise<HttpLoadRun> => {
+      const { out, proxies } = measure(v, 'http', (r) =>
+        cl.argv(`http://${r.host}:${r.port}/`, CONCURRENCY, HTTP_SECONDS),
+      );
+      const f: HttpLoadFigures = cl.parse(out);
+      const cpuUsPerConn = cpuMicrosPer(proxies, f.completed - f.failed);
+      log(
+        `new connections (${cl.tool}) ${v}: ${f.rps.toFixed(0)}/s, ${f.failed} failed, ${Number.isNaN(cpuUsPerConn) ? '' : `${cpuUsPerConn.toFixed(0)} us CPU/conn `}${fmtProxies(proxies)}`,
+      );
+      await sleep(500);
+      return { ...f, proxies, cpuUsPerConn };
+    });
+    for (const [ci, cl] of clients.entries())
+      for (const v of variants) {
+        const rs = runs.get(`${ci}/${v}`) ?? [];
+        http.push({
+          tool: cl.tool,
+          variant: v,
+          runs: rs,
+          medianRps: round1(median(rs.map((r) => r.rps))),
+          medianCpuUsPerConn: round1(medianOf(rs, (r) => r.cpuUsPerConn)),
+        });
+      }
   }
+
+  let load: DaemonResult['load'] = { rps: LOAD_RPS, achievedRps: NaN, proxies: [] };
+  const loadRuns: { variant: Variant; proxies: readonly ProcessUsage[] }[] = [];
+  if (has('daemon')) {
+    const run = pingpong('meshless', 1024, LOAD_RPS * LOAD_SECONDS, LOAD_RPS);
+    load = { rps: LOAD_RPS, achievedRps: run.rps, proxies: run.proxies };
+    loadRuns.push({ variant: 'meshless', proxies: run.proxies });
+    log(`daemons at ${run.rps} req/s of 1 KiB: ${fmtProxies(run.proxies)}`);
+  }
+  const loadEnded = Date.now();
 
   let identity: IdentityResult | undefined;
-  if (only.has('identity')) identity = identityBench(quick ? 100 : 300);
+  if (has('identity'))
+    try {
+      identity = identityBench(quick ? 100 : 300, log);
+    } catch (err) {
+      exitCode = 1;
+      notes.push(`The identity bench failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
 
-  if (daemonNodeFlags.length) {
-    // --cpu-prof and friends write on a clean exit only.
-    for (const n of c.nodes) await n.daemon?.stop('SIGTERM');
+  let memory: MemoryResult | undefined;
+  if (idleBefore) {
+    const wait = loadEnded + flags.idleWaitSeconds * 1000 - Date.now();
+    log(`waiting ${Math.max(0, Math.round(wait / 1000))} s for the daemons to idle`);
+    await sleep(Math.max(0, wait));
+    const idleAfter = await leastRss(allDaemons);
+    const everyRun = [
+      ...throughput.flatMap((t) => t.runs.map((r) => ({ variant: t.variant, proxies: r.proxies }))),
+      ...latency.flatMap((t) => t.runs.map((r) => ({ variant: t.variant, proxies: r.proxies }))),
+      ...sockperf.flatMap((t) => t.runs.map((r) => ({ variant: t.variant, proxies: r.proxies }))),
+      ...connRate.flatMap((t) => t.runs.map((r) => ({ variant: t.variant, proxies: r.proxies }))),
+      ...http.flatMap((t) => t.runs.map((r) => ({ variant: t.variant, proxies: r.proxies }))),
+      ...loadRuns,
+    ];
+    const daemons: DaemonMemory[] = allDaemons.map((d, i) => ({
+      variant: d.variant,
+      name: d.name,
+      idleBeforeMb: idleBefore[i] ?? NaN,
+      peakMb: Math.max(
+        ...everyRun
+          .filter((r) => r.variant === d.variant)
+          .flatMap((r) => r.proxies.filter((p) => p.name === d.name).map((p) => p.peakRssMb)),
+      ),
+      idleAfterMb: idleAfter[i] ?? NaN,
+    }));
+    memory = { idleWaitSeconds: flags.idleWaitSeconds, daemons };
+    for (const d of daemons)
+      log(
+        `RSS ${d.variant} ${d.name}: idle ${d.idleBeforeMb}, peak ${d.peakMb}, ${flags.idleWaitSeconds} s after ${d.idleAfterMb} MB`,
+      );
   }
 
-  const results: BenchResults = {
+  let daemon: DaemonResult | undefined;
+  let cni: CniResult | undefined;
+  if (has('daemon') || has('cni')) {
+    // The plugin binary's runtime, for the unit ADD is reported in (npm run build fetched it).
+    const lts = ltsBin();
+    // Last and apart: a failure here loses this section, not the run's figures above.
+    try {
+      const r = await cniBench(tb.primary, CNI_PODS, primaryDaemons[0]?.pid ?? 0, lts);
+      cni = r.cni;
+      daemon = { idleRssMb, podsRss: r.podsRss, load };
+      log(
+        `CNI ADD meshless p50 ${cni.meshlessAdd.p50} p99 ${cni.meshlessAdd.p99} ms, chain p50 ${cni.chainAdd.p50} p99 ${cni.chainAdd.p99} ms; ` +
+          `DEL meshless p50 ${cni.meshlessDel.p50} chain p50 ${cni.chainDel.p50} ms; ` +
+          `RSS ${r.podsRss.beforeMb} -> ${r.podsRss.afterMb} MB for ${r.podsRss.pods} pods (${r.podsRss.perPodMb} MB/pod)`,
+      );
+    } catch (err) {
+      exitCode = 1;
+      log(`CNI bench failed: ${String(err)}`);
+      notes.push(
+        `The CNI bench failed (${err instanceof Error ? err.message : String(err)}): no CNI or daemon section.`,
+      );
+    }
+  }
+
+  if (daemonNodeFlags.length) await tb.stopDaemons();
+
+  const partial = {
     meta: {
       date,
       quick,
@@ -466,13 +438,20 @@ try {
       daemonNodeFlags,
       seconds: Math.round((performance.now() - t0) / 1000),
     },
+    meshlessConfigs: configs,
     throughput,
     latency,
     connRate,
+    http,
+    sockperf,
+    ...(memory ? { memory } : {}),
     ...(cni ? { cni } : {}),
     ...(daemon ? { daemon } : {}),
     ...(identity ? { identity } : {}),
+    notes,
+    targets: [],
   };
+  const results: BenchResults = { ...partial, targets: judgeTargets(partial) };
   const md = renderMarkdown(results);
   console.log(`\n${md}`);
   if (save) {
@@ -487,216 +466,77 @@ try {
   console.error(err);
   exitCode = 1;
 } finally {
-  for (const s of servers) await s.stop();
-  await cluster?.destroy();
+  await testbed?.destroy();
   if (process.env['MESHLESS_KEEP_BENCH_DIR'] === '1') log(`kept ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
 }
 process.exit(exitCode);
 
+/**
+ * The meshless configurations of this run: the first runtime with the
+ * daemon's default workers (`meshless`), the second runtime beside it, and
+ * one per `--workers` value on the first runtime when the daemon knows
+ * `dataPlane.workers`.
+ */
+function meshlessConfigs(): MeshlessConfig[] {
+  const runtimes = flags.runtimes.filter((r) => r === 'machine' || ltsBin() !== undefined);
+  const [first = 'machine', second] = runtimes;
+  const version = (r: 'machine' | 'lts'): string =>
+    r === 'machine' ? process.version : nodeVersion(binOf('lts'));
+  const out: MeshlessConfig[] = [{ id: 'meshless', runtime: first, nodeVersion: version(first) }];
+  if (second) out.push({ id: `meshless-${second}`, runtime: second, nodeVersion: version(second) });
+  if (flags.workers.length) {
+    const probe = daemonAccepts(dir, {
+      nodeName: 'probe',
+      discovery: { file: join(dir, 'discovery.json') },
+      dataPlane: { workers: flags.workers[0] },
+    });
+    if (probe.ok)
+      for (const w of flags.workers)
+        out.push({ id: `meshless-w${w}`, runtime: first, nodeVersion: version(first), workers: w });
+    else
+      notes.push(
+        `--workers=${flags.workers.join(',')} skipped: this daemon's configuration rejects dataPlane.workers (${probe.reason}).`,
+      );
+  }
+  return out;
+}
+
+function ltsBin(): string | undefined {
+  const r = (ltsLookup ??= ltsNode());
+  if ('bin' in r) return r.bin;
+  if (!notes.some((n) => n.startsWith('Node LTS')))
+    notes.push(`Node LTS runtime skipped: ${r.error}`);
+  return undefined;
+}
+
+function binOf(runtime: 'machine' | 'lts'): string {
+  return runtime === 'lts' ? (ltsBin() ?? process.execPath) : process.execPath;
+}
+
+function quantilesOf(
+  rs: readonly { p50: number; p99: number; p999: number }[],
+): LatencyResult['median'] {
+  return {
+    p50: round1(median(rs.map((r) => r.p50))),
+    p99: round1(median(rs.map((r) => r.p99))),
+    p999: round1(median(rs.map((r) => r.p999))),
+  };
+}
+
+/** Each process's least VmRSS over 3 s of samples, all sampled together, MB. */
+async function leastRss(ps: readonly WatchedProcess[]): Promise<number[]> {
+  const least = ps.map(() => Infinity);
+  const until = Date.now() + 3000;
+  while (Date.now() < until) {
+    ps.forEach((p, i) => (least[i] = Math.min(least[i] ?? Infinity, statusMb(p.pid, 'VmRSS'))));
+    await sleep(250);
+  }
+  return least.map(round1);
+}
+
 function fmtProxies(ps: readonly ProcessUsage[]): string {
   return ps.length
     ? `[${ps.map((p) => `${p.name.split(' (')[0]} ${p.cpuPercent}% ${p.peakRssMb} MB`).join(', ')}]`
     : '';
-}
-
-function percentiles(xs: readonly number[]): Percentiles {
-  return {
-    p50: round1(quantile(xs, 0.5)),
-    p99: round1(quantile(xs, 0.99)),
-    max: round1(Math.max(...xs)),
-  };
-}
-
-/**
- * CNI ADD then DEL of `count` enrolled pods on node1, each plugin timed as a
- * runtime runs it (bare environment, `ip netns exec` into the node); the
- * node1 daemon's RSS before and after enrolling them.
- */
-async function cniBench(
-  c: SimCluster,
-  count: number,
-  daemonPid: number,
-): Promise<{ cni: CniResult; podsRss: DaemonResult['podsRss'] }> {
-  const node = c.node('node1');
-  // As installed (no debug log): the plugin's default level.
-  const plugins = node.conflist.plugins.map((p) =>
-    p['type'] === 'meshless-cni' ? { ...p, logLevel: 'info' } : p,
-  );
-  const overhead: number[] = [];
-  for (let i = 0; i < 20; i++) {
-    const s = performance.now();
-    spawnSync('ip', ['netns', 'exec', node.netns.name, '/bin/true'], { env: {} });
-    overhead.push(performance.now() - s);
-  }
-  // The unit ADD is reported in: a bare node start-up, run the same way.
-  const nodeStart = (bin: string): Percentiles => {
-    const xs: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const s = performance.now();
-      const r = spawnSync('ip', ['netns', 'exec', node.netns.name, 'env', '-i', bin, '-e', '0'], {
-        env: {},
-      });
-      if (r.status !== 0) throw new Error(`${bin} -e 0 failed: ${String(r.stderr)}`);
-      xs.push(performance.now() - s);
-    }
-    return percentiles(xs);
-  };
-  const ltsNode = ltsNodeBinary();
-  const nodeStartResult = {
-    node: nodeStart(process.execPath),
-    ...(ltsNode ? { lts: nodeStart(ltsNode) } : {}),
-  };
-  const pods: { pod: SimPod; att: PodAttachment; result?: Record<string, unknown> }[] = [];
-  for (let i = 0; i < count; i++) {
-    const name = `m${String(i).padStart(3, '0')}`;
-    const netns = Netns.create(podNetnsName(c.prefix, name));
-    const containerId = `ctr-${c.prefix}-${name}`;
-    const att: PodAttachment = {
-      containerId,
-      netns: netns.path,
-      ifname: 'eth0',
-      args: {
-        IgnoreUnknown: '1',
-        K8S_POD_NAMESPACE: 'many',
-        K8S_POD_NAME: name,
-        K8S_POD_UID: `uid-${name}`,
-        K8S_POD_INFRA_CONTAINER_ID: containerId,
-      },
-    };
-    const pod: SimPod = {
-      name,
-      namespace: 'many',
-      serviceAccount: `sa-${name}`,
-      node,
-      netns,
-      ip: undefined,
-      attachment: att,
-    };
-    c.pods.push(pod);
-    pods.push({ pod, att });
-  }
-  c.writeDiscovery();
-  await c.waitForDiscovery();
-  const beforeMb = await rssSettled(daemonPid);
-  const meshAdd: number[] = [];
-  const chainAdd: number[] = [];
-  for (const p of pods) {
-    let prev: Record<string, unknown> | undefined;
-    const start = performance.now();
-    for (const plugin of plugins) {
-      const config = {
-        ...plugin,
-        name: node.conflist.name,
-        cniVersion: node.conflist.cniVersion,
-        ...(prev ? { prevResult: prev } : {}),
-      };
-      const s = performance.now();
-      const run = execPlugin(node.netns.name, 'ADD', p.att, config);
-      if (plugin['type'] === 'meshless-cni') meshAdd.push(performance.now() - s);
-      if (run.status !== 0)
-        throw new Error(`ADD ${p.pod.name} (${run.type}) failed: ${run.stdout} ${run.stderr}`);
-      prev = run.json;
-    }
-    chainAdd.push(performance.now() - start);
-    p.result = prev;
-    const ips = (prev?.['ips'] ?? []) as { address: string }[];
-    p.pod.ip = ips[0]?.address.split('/')[0];
-  }
-  // Publish the IPs (a real cluster's pods get them in their status).
-  c.writeDiscovery();
-  await c.waitForDiscovery();
-  const afterMb = await rssSettled(daemonPid);
-  const meshDel: number[] = [];
-  const chainDel: number[] = [];
-  for (const p of pods) {
-    const start = performance.now();
-    for (const plugin of [...plugins].reverse()) {
-      const config = {
-        ...plugin,
-        name: node.conflist.name,
-        cniVersion: node.conflist.cniVersion,
-        ...(p.result ? { prevResult: p.result } : {}),
-      };
-      const s = performance.now();
-      const run = execPlugin(node.netns.name, 'DEL', p.att, config);
-      if (plugin['type'] === 'meshless-cni') meshDel.push(performance.now() - s);
-      if (run.status !== 0)
-        throw new Error(`DEL ${p.pod.name} (${run.type}) failed: ${run.stdout} ${run.stderr}`);
-    }
-    chainDel.push(performance.now() - start);
-    p.pod.netns.destroy();
-    c.pods.splice(c.pods.indexOf(p.pod), 1);
-  }
-  c.writeDiscovery();
-  return {
-    cni: {
-      pods: count,
-      meshlessAdd: percentiles(meshAdd),
-      meshlessDel: percentiles(meshDel),
-      chainAdd: percentiles(chainAdd),
-      chainDel: percentiles(chainDel),
-      netnsExecOverhead: percentiles(overhead),
-      nodeStart: nodeStartResult,
-    },
-    podsRss: {
-      pods: count,
-      beforeMb,
-      afterMb,
-      perPodMb: Math.round(((afterMb - beforeMb) / count) * 1000) / 1000,
-    },
-  };
-}
-
-/** The Node LTS binary scripts/node-lts.mjs cached (the plugin's runtime), if any. */
-function ltsNodeBinary(): string | undefined {
-  const dir = join('.cache', 'node-lts');
-  if (!existsSync(dir)) return undefined;
-  const v = readdirSync(dir).find((d) => /^v\d+\.\d+\.\d+$/.test(d));
-  const bin = v === undefined ? undefined : join(dir, v, 'bin', 'node');
-  return bin !== undefined && existsSync(bin) ? resolve(bin) : undefined;
-}
-
-/** VmRSS averaged over a second (GC makes single samples noisy). */
-/**
- * The daemon's resident memory once it has settled: the least of samples
- * over 12 s of quiet. V8's memory reducer collects garbage a few seconds
- * after allocation stops, so this is what the daemon holds, not what the
- * last phase left for the collector (which swung a 100-pod difference by
- * tens of MB between runs).
- */
-async function rssSettled(pid: number): Promise<number> {
-  let least = Infinity;
-  const until = Date.now() + 12_000;
-  while (Date.now() < until) {
-    least = Math.min(least, statusMb(pid, 'VmRSS'));
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return round1(least);
-}
-
-/** bench/identity.bench.ts in its own process; its figures parsed from the output. */
-function identityBench(count: number): IdentityResult {
-  log(`identity bench (${count} identities)`);
-  const out = execFileSync(
-    process.execPath,
-    ['--import', 'tsx', 'bench/identity.bench.ts', String(count)],
-    {
-      encoding: 'utf8',
-    },
-  );
-  const first =
-    /first SVID for a new pod \(acquire\):\s+p50 ([\d.]+) ms, p95 [\d.]+ ms, p99 ([\d.]+) ms/.exec(
-      out,
-    );
-  const rate = /SVIDs issued per second \(acquire\):\s+(\d+) sequential, (\d+) concurrent/.exec(
-    out,
-  );
-  return {
-    firstSvidP50Ms: Number(first?.[1]),
-    firstSvidP99Ms: Number(first?.[2]),
-    issuedPerSecondSequential: Number(rate?.[1]),
-    issuedPerSecondConcurrent: Number(rate?.[2]),
-    raw: out.trim(),
-  };
 }

@@ -17,6 +17,8 @@ export interface ProcessUsage {
   readonly name: string;
   /** Percent of one core over the run (200 = two cores busy). */
   readonly cpuPercent: number;
+  /** CPU time (user + system, all threads) over the run, s. */
+  readonly cpuSeconds: number;
   /** Peak resident set during the run, MB. */
   readonly peakRssMb: number;
 }
@@ -62,14 +64,26 @@ export function watchProcesses(procs: readonly WatchedProcess[]): () => ProcessU
   });
   return () => {
     const seconds = (performance.now() - started) / 1000;
-    return procs.map((p, i) => ({
-      name: p.name,
-      cpuPercent: round1(
-        (((cpuTicks(p.pid) - (before[i] ?? 0)) / ticksPerSecond()) * 100) / seconds,
-      ),
-      peakRssMb: round1(statusMb(p.pid, 'VmHWM')),
-    }));
+    return procs.map((p, i) => {
+      const cpuSeconds = (cpuTicks(p.pid) - (before[i] ?? 0)) / ticksPerSecond();
+      return {
+        name: p.name,
+        cpuPercent: round1((cpuSeconds * 100) / seconds),
+        cpuSeconds: Math.round(cpuSeconds * 1000) / 1000,
+        peakRssMb: round1(statusMb(p.pid, 'VmHWM')),
+      };
+    });
   };
+}
+
+/**
+ * CPU of `proxies` together per unit of work (a connection), us: their
+ * summed CPU time over the run divided by `count`. NaN without a proxy or
+ * without work.
+ */
+export function cpuMicrosPer(proxies: readonly ProcessUsage[], count: number): number {
+  if (proxies.length === 0 || !(count > 0)) return NaN;
+  return round1((proxies.reduce((a, p) => a + p.cpuSeconds, 0) * 1e6) / count);
 }
 
 export function round1(n: number): number {

@@ -1,18 +1,22 @@
 /**
  * Renders {@link BenchResults}: a Markdown report with ratios and the
- * performance targets (docs/performance.md, "Targets"), and an SVG bar chart (throughput and
- * latency per variant). Pure functions of the results.
+ * performance targets (docs/performance.md, "Targets"; judged in
+ * targets.ts), and an SVG bar chart (throughput and latency per variant).
+ * Pure functions of the results.
  */
 import { median } from './proc-stats.js';
 import {
   VARIANTS,
   VARIANT_LABEL,
   type BenchResults,
+  type CoreVariant,
   type LatencyResult,
+  type MeshlessConfig,
   type ThroughputResult,
   type Variant,
 } from './results.js';
 import type { ProcessUsage } from './proc-stats.js';
+import { addedRatio, httpOf, memoryOf, type TargetRow } from './targets.js';
 
 const fmt = (n: number | undefined, digits = 2): string =>
   n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
@@ -45,81 +49,22 @@ function proxySummary(runs: readonly { readonly proxies: readonly ProcessUsage[]
     .join('; ');
 }
 
-interface Target {
-  readonly goal: string;
-  readonly measured: string;
-  readonly met: boolean | undefined;
-}
-
-function targets(r: BenchResults): Target[] {
-  const out: Target[] = [];
-  for (const streams of [1, 4]) {
-    const m = tp(r, 'meshless', streams, 'forward');
-    const s = tp(r, 'stunnel', streams, 'forward');
-    if (m !== undefined && s !== undefined)
-      out.push({
-        goal: `throughput ${streams} conn >= 1.0x stunnel`,
-        measured: ratio(m, s),
-        met: m >= s,
-      });
-  }
-  for (const size of [1, 1024]) {
-    const p = lat(r, 'plain', size)?.median;
-    const s = lat(r, 'stunnel', size)?.median;
-    const m = lat(r, 'meshless', size)?.median;
-    if (p && s && m)
-      for (const q of ['p50', 'p99'] as const)
-        out.push({
-          goal: `added latency ${size} B ${q} <= stunnel's`,
-          measured: `+${fmt(m[q] - p[q], 0)} us vs +${fmt(s[q] - p[q], 0)} us`,
-          met: m[q] - p[q] <= s[q] - p[q],
-        });
-  }
-  const mc = cps(r, 'meshless');
-  const pc = cps(r, 'plain');
-  if (mc !== undefined && pc !== undefined)
-    out.push({
-      goal: 'new connections/s >= 0.5x direct',
-      measured: ratio(mc, pc),
-      met: mc >= 0.5 * pc,
-    });
-  if (r.cni) {
-    out.push({
-      goal: 'meshless-cni ADD p50 <= 60 ms',
-      measured: `${fmt(r.cni.meshlessAdd.p50, 1)} ms`,
-      met: r.cni.meshlessAdd.p50 <= 60,
-    });
-    const bare = r.cni.nodeStart?.node.p50;
-    if (bare !== undefined)
-      out.push({
-        goal: 'meshless-cni ADD p50 <= 1.5x a bare `node -e 0`',
-        measured: ratio(r.cni.meshlessAdd.p50, bare),
-        met: r.cni.meshlessAdd.p50 <= 1.5 * bare,
-      });
-    out.push({
-      goal: 'meshless-cni ADD p99 <= 120 ms',
-      measured: `${fmt(r.cni.meshlessAdd.p99, 1)} ms`,
-      met: r.cni.meshlessAdd.p99 <= 120,
-    });
-  }
-  if (r.daemon) {
-    const idle = Math.max(...r.daemon.idleRssMb);
-    out.push({ goal: 'daemon RSS idle <= 60 MB', measured: `${fmt(idle, 1)} MB`, met: idle <= 60 });
-    out.push({
-      goal: 'daemon RSS per enrolled pod <= 0.5 MB',
-      measured: `${fmt(r.daemon.podsRss.perPodMb, 3)} MB`,
-      met: r.daemon.podsRss.perPodMb <= 0.5,
-    });
-  }
-  return out;
-}
-
 export function renderMarkdown(r: BenchResults): string {
   const L: string[] = [];
   const m = r.meta.machine;
   L.push(`### meshless benchmark ${r.meta.date}${r.meta.quick ? ' (quick)' : ''}`, '');
   L.push(
-    `Machine: ${m['cpu']}, ${m['memory']}, Linux ${m['kernel']}; Node ${m['node']}, ${m['openssl']}, ${m['stunnel']}, ${m['iperf3']}. ` +
+    `Machine: ${m['cpu']}, ${m['memory']}, Linux ${m['kernel']}; Node ${m['node']}, ${[
+      'openssl',
+      'stunnel',
+      'iperf3',
+      'ab',
+      'wrk',
+      'sockperf',
+    ]
+      .map((k) => m[k])
+      .filter(Boolean)
+      .join(', ')}. ` +
       `Commit ${r.meta.commit}; medians of ${r.meta.reps} alternating run(s); ${r.meta.seconds} s in all.` +
       (r.meta.daemonNodeFlags.length
         ? ` Daemon node flags: \`${r.meta.daemonNodeFlags.join(' ')}\`.`
@@ -169,8 +114,13 @@ export function renderMarkdown(r: BenchResults): string {
       '',
     );
   }
+  renderSockperf(r, L);
+  renderHttp(r, L);
   if (r.connRate.length) {
-    L.push('#### New connections per second (connect, 1 KiB echo, close; 4 client threads)', '');
+    L.push(
+      '#### New connections per second, own client (netbench connrate: connect, 1 KiB echo, close; 4 client threads)',
+      '',
+    );
     L.push(
       '| plain | stunnel | meshless | meshless / plain | meshless / stunnel |',
       '|---|---|---|---|---|',
@@ -192,7 +142,13 @@ export function renderMarkdown(r: BenchResults): string {
       proxyRows.push(`| latency ${l.size} B | ${l.variant} | ${proxySummary(l.runs)} |`);
   for (const c of r.connRate)
     if (c.variant !== 'plain')
-      proxyRows.push(`| new connections | ${c.variant} | ${proxySummary(c.runs)} |`);
+      proxyRows.push(`| new connections (netbench) | ${c.variant} | ${proxySummary(c.runs)} |`);
+  for (const h of r.http)
+    if (h.variant !== 'plain')
+      proxyRows.push(`| new connections (${h.tool}) | ${h.variant} | ${proxySummary(h.runs)} |`);
+  for (const l of r.sockperf)
+    if (l.variant !== 'plain')
+      proxyRows.push(`| sockperf ${l.size} B | ${l.variant} | ${proxySummary(l.runs)} |`);
   if (proxyRows.length) {
     L.push('#### Proxies: CPU (% of one core) and peak RSS per run (medians)', '');
     L.push('| run | variant | proxies |', '|---|---|---|', ...proxyRows, '');
@@ -239,6 +195,7 @@ export function renderMarkdown(r: BenchResults): string {
       '',
     );
   }
+  renderMemory(r, L);
   if (r.identity) {
     const i = r.identity;
     L.push('#### Identity (bench/identity.bench.ts)', '');
@@ -248,19 +205,181 @@ export function renderMarkdown(r: BenchResults): string {
       '',
     );
   }
-  const ts = targets(r);
-  if (ts.length) {
-    L.push('#### Targets', '', '| target | measured | met |', '|---|---|---|');
-    for (const t of ts)
-      L.push(
-        `| ${t.goal} | ${t.measured} | ${t.met === undefined ? '-' : t.met ? 'yes' : '**no**'} |`,
-      );
-    L.push('');
-  }
+  renderConfigs(r, L);
+  if (r.notes.length) L.push('#### Notes', '', ...r.notes.map((n) => `- ${n}`), '');
+  renderTargets(r.targets, L);
   return L.join('\n');
 }
 
-const COLORS: Readonly<Record<Variant, string>> = {
+function renderSockperf(r: BenchResults, L: string[]): void {
+  const sizes = [...new Set(r.sockperf.map((x) => x.size))];
+  if (sizes.length === 0) return;
+  L.push(
+    '#### Round-trip latency, sockperf ping-pong over TCP (us; added = minus plain)',
+    '',
+    '| size | quantile | plain | stunnel | meshless | stunnel added | meshless added | meshless added / stunnel added |',
+    '|---|---|---|---|---|---|---|---|',
+  );
+  for (const size of sizes) {
+    const [p, s, m] = VARIANTS.map(
+      (v) => r.sockperf.find((x) => x.variant === v && x.size === size)?.median,
+    );
+    if (!p || !s || !m) continue;
+    for (const q of ['p50', 'p99', 'p999'] as const)
+      L.push(
+        `| ${size} B | ${q} | ${fmt(p[q], 0)} | ${fmt(s[q], 0)} | ${fmt(m[q], 0)} | +${fmt(s[q] - p[q], 0)} | +${fmt(m[q] - p[q], 0)} | ${fmtX(addedRatio(p[q], s[q], m[q]))} |`,
+      );
+  }
+  L.push(
+    '',
+    'sockperf 3 `ping-pong --tcp --full-rtt` (C, one connection, TCP_NODELAY) against `sockperf server` in the destination pod.',
+    '',
+  );
+}
+
+function renderHttp(r: BenchResults, L: string[]): void {
+  const tools = (['ab', 'wrk'] as const).filter((t) => httpOf(r, t, 'plain'));
+  if (tools.length === 0) return;
+  L.push(
+    '#### New connections per second (4 concurrent, a new TCP connection per request, C HTTP responder)',
+    '',
+    '| client | plain | stunnel | meshless | meshless / plain | meshless / stunnel | CPU per connection: stunnel pair | CPU per connection: both daemons |',
+    '|---|---|---|---|---|---|---|---|',
+  );
+  for (const t of tools) {
+    const [p, s, m] = VARIANTS.map((v) => httpOf(r, t, v));
+    L.push(
+      `| ${t} | ${fmt(p?.medianRps, 0)} | ${fmt(s?.medianRps, 0)} | ${fmt(m?.medianRps, 0)} | ${ratio(m?.medianRps, p?.medianRps)} | ${ratio(m?.medianRps, s?.medianRps)} | ${fmt(s?.medianCpuUsPerConn, 0)} us | ${fmt(m?.medianCpuUsPerConn, 0)} us |`,
+    );
+  }
+  const failed = r.http.flatMap((h) => h.runs.map((x) => x.failed)).reduce((a, b) => a + b, 0);
+  L.push(
+    '',
+    `ApacheBench (\`ab -c 4\`, no keep-alive) and wrk (\`-c 4\`, \`Connection: close\`) against bench/tools/httpd.c; CPU from /proc/<pid>/stat over each run, divided by its successful connections. ${failed} failed requests in all runs.`,
+    '',
+  );
+}
+
+function renderMemory(r: BenchResults, L: string[]): void {
+  const m = r.memory;
+  if (!m) return;
+  L.push(
+    `#### Daemon memory under the bench's load (RSS, MB)`,
+    '',
+    `| variant | daemon | idle before | peak under load | idle ${m.idleWaitSeconds} s after | after - before |`,
+    '|---|---|---|---|---|---|',
+  );
+  for (const d of m.daemons)
+    L.push(
+      `| ${d.variant} | ${d.name} | ${fmt(d.idleBeforeMb, 1)} | ${fmt(d.peakMb, 1)} | ${fmt(d.idleAfterMb, 1)} | ${fmt(d.idleAfterMb - d.idleBeforeMb, 1)} |`,
+    );
+  L.push(
+    '',
+    'Idle: the least of samples over 3 s. Peak: the highest VmHWM of any run of the variant (reset at each run start).',
+    '',
+  );
+}
+
+function configLabel(c: MeshlessConfig): string {
+  return `${c.id} (Node ${c.nodeVersion}, ${c.runtime}${c.workers === undefined ? '' : `, workers ${c.workers}`})`;
+}
+
+/** Every meshless configuration side by side, each as a ratio to the references of the same run. */
+function renderConfigs(r: BenchResults, L: string[]): void {
+  const cs = r.meshlessConfigs;
+  if (cs.length < 2) return;
+  const rows: [string, (v: Variant) => string][] = [];
+  for (const streams of [1, 4]) {
+    const t = (v: Variant): number | undefined => tp(r, v, streams, 'forward');
+    if (t('meshless') !== undefined)
+      rows.push([
+        `throughput ${streams} conn, Gbit/s (x stunnel)`,
+        (v) => `${fmt(t(v))} (${ratio(t(v), t('stunnel'))})`,
+      ]);
+  }
+  for (const tool of ['ab', 'wrk'] as const)
+    if (httpOf(r, tool, 'meshless'))
+      rows.push(
+        [
+          `new connections/s, ${tool} (x direct)`,
+          (v) =>
+            `${fmt(httpOf(r, tool, v)?.medianRps, 0)} (${ratio(httpOf(r, tool, v)?.medianRps, httpOf(r, tool, 'plain')?.medianRps)})`,
+        ],
+        [
+          `CPU per connection, ${tool}, both daemons (us)`,
+          (v) => fmt(httpOf(r, tool, v)?.medianCpuUsPerConn, 0),
+        ],
+      );
+  if (cps(r, 'meshless') !== undefined)
+    rows.push([
+      'new connections/s, netbench (x direct)',
+      (v) => `${fmt(cps(r, v), 0)} (${ratio(cps(r, v), cps(r, 'plain'))})`,
+    ]);
+  const sp = (v: Variant): LatencyResult['median'] | undefined =>
+    r.sockperf.find((x) => x.variant === v)?.median;
+  for (const q of ['p50', 'p99'] as const)
+    if (sp('meshless'))
+      rows.push([
+        `sockperf ${q} added, us (x stunnel's added)`,
+        (v) => {
+          const [p, s, m] = [sp('plain'), sp('stunnel'), sp(v)];
+          if (!p || !s || !m) return '-';
+          return `+${fmt(m[q] - p[q], 0)} (${fmtX(addedRatio(p[q], s[q], m[q]))})`;
+        },
+      ]);
+  const nb = (v: Variant): LatencyResult['median'] | undefined => lat(r, v, 1)?.median;
+  if (nb('meshless'))
+    rows.push([
+      'netbench 1 B p50 / p99 added, us',
+      (v) => {
+        const [p, m] = [nb('plain'), nb(v)];
+        return p && m ? `+${fmt(m.p50 - p.p50, 0)} / +${fmt(m.p99 - p.p99, 0)}` : '-';
+      },
+    ]);
+  if (r.memory)
+    rows.push([
+      'daemon RSS peak / growth after idle, MB',
+      (v) => {
+        const m = r.memory ? memoryOf(r.memory, v) : undefined;
+        return m ? `${fmt(m.peakMb, 1)} / ${fmt(m.driftMb, 1)}` : '-';
+      },
+    ]);
+  if (rows.length === 0) return;
+  L.push(
+    '#### Meshless configurations side by side (each on its own two-node cluster, alternating with the others)',
+    '',
+    `| figure | ${cs.map(configLabel).join(' | ')} |`,
+    `|---|${cs.map(() => '---').join('|')}|`,
+    ...rows.map(([label, f]) => `| ${label} | ${cs.map((c) => f(c.id)).join(' | ')} |`),
+    '',
+  );
+}
+
+function fmtX(x: number): string {
+  return Number.isNaN(x) ? '-' : Number.isFinite(x) ? `${x.toFixed(2)}x` : 'inf';
+}
+
+function fmtValue(t: TargetRow): string {
+  if (t.unit === 'x') return fmtX(t.value);
+  return `${fmt(t.value, t.unit === 'us' ? 0 : 1)} ${t.unit}`;
+}
+
+function renderTargets(ts: readonly TargetRow[], L: string[]): void {
+  if (ts.length === 0) return;
+  L.push(
+    '#### Targets',
+    '',
+    '| target | measured | limit | figures | met |',
+    '|---|---|---|---|---|',
+  );
+  for (const t of ts)
+    L.push(
+      `| ${t.goal} | ${fmtValue(t)} | ${t.kind === 'min' ? '>=' : '<='} ${t.limit}${t.unit === 'x' ? 'x' : ` ${t.unit}`} | ${t.detail || '-'} | ${t.met === undefined ? '-' : t.met ? 'yes' : '**no**'} |`,
+    );
+  L.push('');
+}
+
+const COLORS: Readonly<Record<CoreVariant, string>> = {
   plain: '#8c8c8c',
   stunnel: '#e0a030',
   meshless: '#2f7ed8',
@@ -307,7 +426,7 @@ function panel(x0: number, title: string, unit: string, groups: readonly Group[]
     g.values.forEach((v, vi) => {
       if (v === undefined) return;
       const h = ((bottom - top) * v) / nice;
-      const variant = VARIANTS[vi] as Variant;
+      const variant = VARIANTS[vi] as CoreVariant;
       const x = gx + vi * bw;
       out.push(
         `<rect x="${x.toFixed(1)}" y="${(bottom - h).toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[variant]}"/>`,

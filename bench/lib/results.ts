@@ -1,11 +1,34 @@
 /** The shape of bench/results/<date>.json, shared by the runner and the renderers. */
+import type { HttpLoadFigures } from './ab.js';
+import type { Runtime } from './flags.js';
 import type { ProcessUsage } from './proc-stats.js';
+import type { SockperfFigures } from './sockperf.js';
+import type { TargetRow } from './targets.js';
 
 /** The three ways bytes go from the source pod to the destination pod. */
 export const VARIANTS = ['plain', 'stunnel', 'meshless'] as const;
-export type Variant = (typeof VARIANTS)[number];
+export type CoreVariant = (typeof VARIANTS)[number];
+/**
+ * A core variant, or another meshless configuration ({@link MeshlessConfig}
+ * `id`, e.g. `meshless-lts`, `meshless-w2`) measured beside it.
+ */
+export type Variant = string;
 
-export const VARIANT_LABEL: Readonly<Record<Variant, string>> = {
+/**
+ * One way of running the daemons. The first is the `meshless` variant the
+ * targets judge; the others (another runtime, a `dataPlane.workers` count)
+ * run on their own two-node cluster, alternating with the rest.
+ */
+export interface MeshlessConfig {
+  readonly id: string;
+  readonly runtime: Runtime;
+  /** `node --version` of the daemons. */
+  readonly nodeVersion: string;
+  /** `dataPlane.workers`; absent: the daemon's default. */
+  readonly workers?: number;
+}
+
+export const VARIANT_LABEL: Readonly<Record<CoreVariant, string>> = {
   plain: 'plain TCP',
   stunnel: 'stunnel4 mTLS pair',
   meshless: 'meshless HBONE',
@@ -53,6 +76,50 @@ export interface ConnRateResult {
     readonly proxies: readonly ProcessUsage[];
   }[];
   readonly medianCps: number;
+}
+
+/** One run of a new-connection client (ab or wrk) against the C responder. */
+export interface HttpLoadRun extends HttpLoadFigures {
+  readonly proxies: readonly ProcessUsage[];
+  /** CPU of the variant's proxies together per successful connection, us (NaN: no proxy). */
+  readonly cpuUsPerConn: number;
+}
+
+export interface HttpLoadResult {
+  readonly tool: 'ab' | 'wrk';
+  readonly variant: Variant;
+  readonly runs: readonly HttpLoadRun[];
+  readonly medianRps: number;
+  readonly medianCpuUsPerConn: number;
+}
+
+export interface SockperfRun extends SockperfFigures {
+  readonly proxies: readonly ProcessUsage[];
+}
+
+/** sockperf ping-pong round trips over one TCP connection, us. */
+export interface SockperfResult {
+  readonly variant: Variant;
+  readonly size: number;
+  readonly runs: readonly SockperfRun[];
+  readonly median: LatencyQuantiles;
+}
+
+/** One daemon's resident memory before, during and after the bench's load, MB. */
+export interface DaemonMemory {
+  readonly variant: Variant;
+  readonly name: string;
+  /** Least of samples over a few seconds once the pods are up, before any traffic. */
+  readonly idleBeforeMb: number;
+  /** Highest VmHWM over every run of the variant. */
+  readonly peakMb: number;
+  /** Least of samples over a few seconds, `idleWaitSeconds` after the last load. */
+  readonly idleAfterMb: number;
+}
+
+export interface MemoryResult {
+  readonly idleWaitSeconds: number;
+  readonly daemons: readonly DaemonMemory[];
 }
 
 export interface Percentiles {
@@ -114,9 +181,18 @@ export interface BenchResults {
     readonly daemonNodeFlags: readonly string[];
     readonly seconds: number;
   };
+  /** The meshless configurations measured; the first is the `meshless` variant. */
+  readonly meshlessConfigs: readonly MeshlessConfig[];
   readonly throughput: readonly ThroughputResult[];
   readonly latency: readonly LatencyResult[];
   readonly connRate: readonly ConnRateResult[];
+  readonly http: readonly HttpLoadResult[];
+  readonly sockperf: readonly SockperfResult[];
+  readonly memory?: MemoryResult;
+  /** Every target, judged on this run (also in the report). */
+  readonly targets: readonly TargetRow[];
+  /** What was skipped and why (e.g. a configuration the daemon rejected). */
+  readonly notes: readonly string[];
   readonly cni?: CniResult;
   readonly daemon?: DaemonResult;
   readonly identity?: IdentityResult;

@@ -29,6 +29,8 @@ export interface DaemonProcessOptions {
   readonly bundle?: string;
   /** Extra `node` flags before the bundle, e.g. `--cpu-prof` (bench/). */
   readonly nodeFlags?: readonly string[];
+  /** The `node` binary to run it on; default this process's (bench/ compares runtimes). */
+  readonly node?: string;
   /** Start it in its own session, not waited for (it outlives this process). */
   readonly detached?: boolean;
 }
@@ -42,7 +44,7 @@ export async function startDaemonProcess(opts: DaemonProcessOptions): Promise<Da
   // As the image runs it: the daemon's OpenSSL settings beside the bundle (no session tickets).
   const openssl = join(dirname(bundle), 'openssl.cnf');
   const node = [
-    process.execPath,
+    opts.node ?? process.execPath,
     ...(existsSync(openssl) ? [`--openssl-config=${openssl}`] : []),
     ...(opts.nodeFlags ?? []),
     bundle,

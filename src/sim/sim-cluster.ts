@@ -105,6 +105,8 @@ export interface SimClusterOptions {
   readonly detachedDaemons?: boolean;
   /** Extra `node` flags for every daemon, e.g. `--cpu-prof` (bench/). */
   readonly daemonNodeFlags?: readonly string[];
+  /** The `node` binary of every daemon; default this process's (bench/ compares runtimes). */
+  readonly daemonNode?: string;
   /** Run the CNI plugins with node hidden (`withoutNode` of cni-chain.ts). */
   readonly pluginsWithoutNode?: boolean;
 }
@@ -582,6 +584,7 @@ export class SimCluster {
       ...(this.#opts.bundles ? { bundle: this.#opts.bundles.daemon } : {}),
       detached: this.#opts.detachedDaemons ?? false,
       ...(this.#opts.daemonNodeFlags ? { nodeFlags: this.#opts.daemonNodeFlags } : {}),
+      ...(this.#opts.daemonNode ? { node: this.#opts.daemonNode } : {}),
     });
     return node.daemon;
   }
