@@ -6,6 +6,7 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { DAEMON_NODE_FLAGS } from '../config/daemon-runtime.js';
 import { callDaemon } from '../registration/client.js';
 import { defaultBundles } from './bundles.js';
 import { startProgram, type ProgramHandle } from './program-process.js';
@@ -46,6 +47,7 @@ export async function startDaemonProcess(opts: DaemonProcessOptions): Promise<Da
   const node = [
     opts.node ?? process.execPath,
     ...(existsSync(openssl) ? [`--openssl-config=${openssl}`] : []),
+    ...DAEMON_NODE_FLAGS,
     ...(opts.nodeFlags ?? []),
     bundle,
     '--config',

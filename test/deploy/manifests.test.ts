@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { loadDaemonConfig, parseListenAddress } from '../../src/config/daemon-config.js';
+import { DAEMON_NODE_FLAGS } from '../../src/config/daemon-runtime.js';
 import { parseSignerConfig } from '../../src/signer/signer-config.js';
 import { DEFAULT_SOCKET_PATH } from '../../src/installer/entry.js';
 import { SECURITY_API_VERSION } from '../../src/policy/authorization-policy.js';
@@ -482,7 +483,7 @@ describe('deploy/: the ConfigMap', () => {
     const m = list(daemon, 'volumeMounts').find((x) => isObj(x) && x.name === 'config');
     const v = list(pod, 'volumes').find((x) => isObj(x) && x.name === 'config');
     assert.equal(at(v, 'configMap.name'), str(configMap, 'metadata.name'));
-    assert.equal(`${str(m, 'mountPath')}/config.yaml`, entrypoint()[4]);
+    assert.equal(`${str(m, 'mountPath')}/config.yaml`, entrypoint().at(-1));
   });
 });
 
@@ -534,6 +535,7 @@ describe('deploy/Dockerfile', () => {
     assert.deepEqual(entrypoint(), [
       'node',
       '--openssl-config=dist/openssl.cnf',
+      ...DAEMON_NODE_FLAGS,
       'dist/meshlessd.js',
       '--config',
       '/etc/meshless/config.yaml',

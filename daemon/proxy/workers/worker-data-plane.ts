@@ -144,6 +144,14 @@ function materialOf(svid: Svid): SvidMaterial {
   };
 }
 
+/**
+ * The young generation of each worker's V8 heap, MB. A data-plane worker
+ * allocates fast (buffers, stream objects per connection) but keeps little:
+ * V8's default lets the young generation grow to 3 x 16 MiB under that
+ * load, which is most of a worker's RSS growth under the bench's load.
+ */
+export const WORKER_YOUNG_GENERATION_MB = 8;
+
 export class WorkerDataPlane implements WorkloadObserver {
   readonly #o: WorkerDataPlaneOptions;
   readonly #log: Logger;
@@ -244,7 +252,15 @@ export class WorkerDataPlane implements WorkloadObserver {
 
   #spawn(index: number, restarts = 0): Slot {
     const entry = workerEntry();
-    const worker = new Worker(entry.script, { eval: entry.eval, workerData: this.#init(index) });
+    const worker = new Worker(entry.script, {
+      eval: entry.eval,
+      workerData: this.#init(index),
+      resourceLimits: {
+        maxYoungGenerationSizeMb: Number(
+          process.env.MESHLESS_WORKER_YOUNG_MB ?? WORKER_YOUNG_GENERATION_MB,
+        ),
+      },
+    });
     let ready!: () => void;
     let failed!: (err: Error) => void;
     const slot: Slot = {
