@@ -255,11 +255,7 @@ export class WorkerDataPlane implements WorkloadObserver {
     const worker = new Worker(entry.script, {
       eval: entry.eval,
       workerData: this.#init(index),
-      resourceLimits: {
-        maxYoungGenerationSizeMb: Number(
-          process.env.MESHLESS_WORKER_YOUNG_MB ?? WORKER_YOUNG_GENERATION_MB,
-        ),
-      },
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
     let ready!: () => void;
     let failed!: (err: Error) => void;
