@@ -145,10 +145,11 @@ function materialOf(svid: Svid): SvidMaterial {
 }
 
 /**
- * The young generation of each worker's V8 heap, MB. A data-plane worker
- * allocates fast (buffers, stream objects per connection) but keeps little:
- * V8's default lets the young generation grow to 3 x 16 MiB under that
- * load, which is most of a worker's RSS growth under the bench's load.
+ * The young generation of each worker's V8 heap, MB: a bound, so that a
+ * burst cannot grow a worker's young generation to V8's default of
+ * 3 x 16 MiB. At the bench's connection-rate load, 4, 8 and 48 MB gave the
+ * same peak RSS within noise (the peak is the old generation and native
+ * buffers; see DAEMON_NODE_FLAGS for what lowered it).
  */
 export const WORKER_YOUNG_GENERATION_MB = 8;
 
