@@ -8,6 +8,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import { copyFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,11 +124,19 @@ describe('data-plane workers', { skip, concurrency: false }, () => {
 
   test('every worker binds every enrolled pod; both workers of each node serve connections', async () => {
     for (const node of ['node1', 'node2']) {
+      const want = node === 'node1' ? [1, 1] : [2, 2];
+      // A worker reports its counts with its next batch (at least once a second).
+      await until(`${node}: every worker reports every pod`, () =>
+        isDeepStrictEqual(
+          workers(node).map((x) => x.pods),
+          want,
+        ),
+      );
       const w = workers(node);
       assert.equal(w.length, 2);
       assert.deepEqual(
         w.map((x) => x.pods),
-        node === 'node1' ? [1, 1] : [2, 2],
+        want,
       );
       assert.notEqual(w[0]?.threadId, w[1]?.threadId);
     }
