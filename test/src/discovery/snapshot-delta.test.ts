@@ -8,18 +8,7 @@ import {
   isEmptyDelta,
   type SnapshotKind,
 } from '../../../src/discovery/snapshot-delta.js';
-
-/** mulberry32: a small seeded generator, so a failure replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as rng } from '../../../src/sim/scale-cluster.js';
 
 type Mutable = Record<SnapshotKind, Map<string, unknown>>;
 

@@ -69,6 +69,29 @@ function ruleCounter(ns: string, table: string, match: string): number {
   assert.ok(m?.[1] !== undefined, `no rule matching ${match} in\n${saved}`);
   return Number(m[1]);
 }
+/** Counts (in A's mangle OUTPUT) packets to 10.55.0.1:`port` marked 0x539; returns the rule's match text. */
+function countMarked(port: number): string {
+  inNs(
+    NS_A,
+    'iptables',
+    '-w',
+    '-t',
+    'mangle',
+    '-A',
+    'OUTPUT',
+    '-p',
+    'tcp',
+    '-d',
+    '10.55.0.1',
+    '--dport',
+    String(port),
+    '-m',
+    'mark',
+    '--mark',
+    '0x539/0xfff',
+  );
+  return `--dport ${port} -m mark --mark 0x539/0xfff`;
+}
 async function rejectsWithErrno(promise: Promise<unknown>, errno: string): Promise<MeshlessError> {
   try {
     await promise;
@@ -267,26 +290,7 @@ describe('sockets in a network namespace (native addon)', { skip }, () => {
     const server = await listen({ netnsPath: PATH_A, host: '10.55.0.1', port: 0 });
     server.on('connection', (s) => s.end('marked ok\n'));
     const port = portOf(server);
-    inNs(
-      NS_A,
-      'iptables',
-      '-w',
-      '-t',
-      'mangle',
-      '-A',
-      'OUTPUT',
-      '-p',
-      'tcp',
-      '-d',
-      '10.55.0.1',
-      '--dport',
-      String(port),
-      '-m',
-      'mark',
-      '--mark',
-      '0x539/0xfff',
-    );
-    const match = `--dport ${port} -m mark --mark 0x539/0xfff`;
+    const match = countMarked(port);
     assert.equal(ruleCounter(NS_A, 'mangle', match), 0);
 
     const marked = await connectFromNetns({
@@ -576,26 +580,7 @@ describe('sockets in a network namespace (native addon)', { skip }, () => {
     const server = await listen({ netnsPath: PATH_A, host: '10.55.0.1', port: 0 });
     server.on('connection', (s) => s.end(`${s.remoteAddress ?? '?'}\n`));
     const port = portOf(server);
-    inNs(
-      NS_A,
-      'iptables',
-      '-w',
-      '-t',
-      'mangle',
-      '-A',
-      'OUTPUT',
-      '-p',
-      'tcp',
-      '-d',
-      '10.55.0.1',
-      '--dport',
-      String(port),
-      '-m',
-      'mark',
-      '--mark',
-      '0x539/0xfff',
-    );
-    const match = `--dport ${port} -m mark --mark 0x539/0xfff`;
+    const match = countMarked(port);
     const fdsBefore = readdirSync('/proc/self/fd').length;
     const reserve = new SocketReserve(
       { netnsPath: PATH_A, family: 4, mark: MARK, abortOnClose: true, noDelay: true },
