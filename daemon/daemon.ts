@@ -146,6 +146,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     log: logger.child({ component: 'registration' }),
     redirect: new PodRedirect(execaRunner()),
     hostProcPath: config.hostProcPath,
+    dataPlaneBehind: () => proxy.discoveryBehind,
   });
   service.addObserver(proxy);
   // Kubelet probes SNATed on the node (config probeSnat), kept in step with enrolment.

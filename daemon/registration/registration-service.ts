@@ -50,6 +50,8 @@ export interface RegistrationServiceOptions {
   readonly redirect?: Pick<PodRedirect, 'install' | 'repair' | 'remove' | 'verify' | 'present'>;
   /** Whether a netns path exists (default fs.existsSync); tests pass a fake. */
   readonly netnsExists?: (path: string) => boolean;
+  /** Discovery changes the data plane has not applied yet (status); default none. */
+  readonly dataPlaneBehind?: () => number;
 }
 
 /** "Not now, retry": the plugin turns it into CNI error 11. */
@@ -276,7 +278,12 @@ export class RegistrationService {
       ready: this.#o.discovery.synced,
       nodeName: this.#o.nodeName,
       workloads: this.#o.registry.size,
-      discovery: { namespaces: snap.namespaces.size, pods: snap.pods.size, addresses },
+      discovery: {
+        namespaces: snap.namespaces.size,
+        pods: snap.pods.size,
+        addresses,
+        dataPlaneBehind: this.#o.dataPlaneBehind?.() ?? 0,
+      },
     };
   }
 

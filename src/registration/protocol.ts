@@ -86,6 +86,12 @@ export interface StatusResponse {
     readonly namespaces: number;
     readonly pods: number;
     readonly addresses: number;
+    /**
+     * Discovery changes the data plane has not applied yet (its workers
+     * hold their own copies): 0 once every connection is decided on what
+     * this status shows, policies included.
+     */
+    readonly dataPlaneBehind: number;
   };
 }
 

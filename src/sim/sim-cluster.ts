@@ -542,7 +542,11 @@ export class SimCluster {
     await this.waitForDiscovery();
   }
 
-  /** Waits until every running daemon's discovery shows `addresses` pod IPs and `pods` pods. */
+  /**
+   * Waits until every running daemon's discovery shows `addresses` pod IPs
+   * and `pods` pods, and its data-plane workers have applied all it holds
+   * (a policy the main thread has read decides every new connection).
+   */
   async waitForDiscovery(timeoutMs = 10_000): Promise<void> {
     const pods = this.pods.length;
     const addresses = this.pods.filter((p) => p.ip).length;
@@ -560,7 +564,8 @@ export class SimCluster {
         if (
           r.kind === 'ok' &&
           r.body.discovery.pods === pods &&
-          r.body.discovery.addresses === addresses
+          r.body.discovery.addresses === addresses &&
+          r.body.discovery.dataPlaneBehind === 0
         )
           break;
         if (Date.now() > deadline)

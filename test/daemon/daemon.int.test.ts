@@ -150,8 +150,40 @@ describe('meshlessd operator endpoints', () => {
     );
     assert.equal(bad.status, 400);
     assert.match(bad.body, /no pod secure\/nope/);
+    const versions = async () =>
+      (
+        JSON.parse((await http('GET', ports.admin, '/workers')).body) as {
+          discoveryVersion: number;
+          discoveryBehind: number;
+        }[]
+      ).map((w) => [w.discoveryVersion, w.discoveryBehind]);
+    const [before] = await versions();
     writeFileSync(join(dir, 'cluster.yaml'), CLUSTER);
     await until('the policy removed', async () => (await check()).allowed, 10_000, 25);
+    // The main thread explains from its own copy; the workers decide from
+    // theirs: the status says when every worker holds the change.
+    await until(
+      'the data plane caught up',
+      async () => {
+        const r = await callDaemon<{ discovery: { dataPlaneBehind: number } }>(
+          socket,
+          'GET',
+          '/v1/status',
+          undefined,
+          2000,
+        );
+        return r.kind === 'ok' && r.body.discovery.dataPlaneBehind === 0;
+      },
+      10_000,
+      25,
+    );
+    const after = await versions();
+    assert.ok(after.length >= 2, 'two workers by default');
+    const newer = (before?.[0] ?? 0) + 1;
+    for (const [version, behind] of after) {
+      assert.ok(version !== undefined && version >= newer, `a worker at ${version}`);
+      assert.equal(behind, 0);
+    }
   });
 
   test('admin: /status, /config without key material, /workloads, /connections, /certs', async () => {

@@ -31,6 +31,7 @@ import {
   type FromWorker,
   type ToWorker,
   type WorkerInit,
+  type WorkerReportValue,
   type WorkerStats,
 } from './protocol.js';
 import { WorkerIdentities } from './worker-identities.js';
@@ -49,10 +50,12 @@ function run(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
 
   let pending: DataPlaneEvent[] = [];
   let flushing = false;
+  let discoveryVersion = init.discoveryVersion;
   const stats = (): WorkerStats => ({
     connections: proxy.connections.size,
     pool: proxy.pool.stats(),
     pods: proxy.proxies.size,
+    discoveryVersion,
   });
   const flush = (): void => {
     flushing = false;
@@ -60,12 +63,16 @@ function run(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
     pending = [];
     post({ type: 'events', events, stats: stats() });
   };
-  const emit = (e: DataPlaneEvent): void => {
-    pending.push(e);
+  /** Events and counts go out once per event-loop turn, batched. */
+  const scheduleFlush = (): void => {
     if (!flushing) {
       flushing = true;
       setImmediate(flush);
     }
+  };
+  const emit = (e: DataPlaneEvent): void => {
+    pending.push(e);
+    scheduleFlush();
   };
 
   const proxy = new ProxyService({
@@ -108,6 +115,9 @@ function run(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
     switch (m.type) {
       case 'delta':
         discovery.apply(applySnapshotDelta(discovery.snapshot(), m.delta), m.synced);
+        discoveryVersion = m.version;
+        // The main thread learns soon that this worker decides on it.
+        scheduleFlush();
         return;
       case 'svid':
         identities.install(m.svid);
@@ -130,8 +140,11 @@ function run(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
       case 'connections':
         answer(m.id, () => proxy.connections.list());
         return;
-      case 'identities':
-        answer(m.id, () => Object.fromEntries(identities.serials()));
+      case 'report':
+        answer(m.id, (): WorkerReportValue => ({
+          svids: Object.fromEntries(identities.serials()),
+          discoveryVersion,
+        }));
         return;
       case 'close':
         answer(m.id, async () => {

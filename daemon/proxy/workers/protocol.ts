@@ -41,6 +41,8 @@ export interface WorkerInit {
   readonly trustBundlePem: string;
   readonly snapshot: ClusterSnapshot;
   readonly synced: boolean;
+  /** The discovery version `snapshot` is (see the delta message's `version`). */
+  readonly discoveryVersion: number;
 }
 
 /** An SVID as handed to workers: PEM only (the key stays in this process). */
@@ -64,6 +66,11 @@ export type ToWorker =
        */
       readonly delta: SnapshotDelta;
       readonly synced: boolean;
+      /**
+       * Counts the deltas the main thread has sent: a worker that applied
+       * version V decides on everything discovery held when V was sent.
+       */
+      readonly version: number;
     }
   | { readonly type: 'svid'; readonly svid: SvidMaterial }
   | { readonly type: 'svid-dropped'; readonly spiffeId: string }
@@ -72,7 +79,7 @@ export type ToWorker =
   | { readonly type: 'enrol'; readonly id: number; readonly registration: Registration }
   | { readonly type: 'release'; readonly id: number; readonly registration: Registration }
   | { readonly type: 'connections'; readonly id: number }
-  | { readonly type: 'identities'; readonly id: number }
+  | { readonly type: 'report'; readonly id: number }
   | { readonly type: 'close'; readonly id: number; readonly drainMs: number };
 
 /** One thing the data plane did, for metrics (records are logged in the worker). */
@@ -98,6 +105,15 @@ export interface WorkerStats {
   readonly connections: number;
   readonly pool: HbonePoolStats;
   readonly pods: number;
+  /** The last discovery version this worker applied (sent soon after each delta). */
+  readonly discoveryVersion: number;
+}
+
+/** A worker's answer to a 'report' request. */
+export interface WorkerReportValue {
+  /** Serial number of each SVID held, by SPIFFE ID. */
+  readonly svids: Record<string, string>;
+  readonly discoveryVersion: number;
 }
 
 export type FromWorker =

@@ -56,6 +56,7 @@ import {
   type SvidMaterial,
   type ToWorker,
   type WorkerInit,
+  type WorkerReportValue,
   type WorkerStats,
 } from './protocol.js';
 
@@ -133,6 +134,7 @@ const NO_STATS: WorkerStats = {
   connections: 0,
   pool: { connections: 0, streams: 0, connecting: 0 },
   pods: 0,
+  discoveryVersion: 0,
 };
 
 function materialOf(svid: Svid): SvidMaterial {
@@ -167,6 +169,8 @@ export class WorkerDataPlane implements WorkloadObserver {
   /** The snapshot every worker holds once it has read what was sent (deltas apply to it). */
   #sent: ClusterSnapshot;
   #sentSynced: boolean;
+  /** Deltas sent so far: the version of `#sent`. */
+  #sentVersion = 0;
   #addressSpace: ClusterAddressSpace;
   #logLevel: LogLevel;
 
@@ -189,7 +193,7 @@ export class WorkerDataPlane implements WorkloadObserver {
         if (isEmptyDelta(delta) && synced === this.#sentSynced) return;
         this.#sent = now;
         this.#sentSynced = synced;
-        this.#broadcast({ type: 'delta', delta, synced });
+        this.#broadcast({ type: 'delta', delta, synced, version: ++this.#sentVersion });
       });
     });
     const sendSvid = (svid: Svid): void => {
@@ -248,14 +252,16 @@ export class WorkerDataPlane implements WorkloadObserver {
       // What the others hold: a delta queued meanwhile applies to it.
       snapshot: this.#sent,
       synced: this.#sentSynced,
+      discoveryVersion: this.#sentVersion,
     };
   }
 
   #spawn(index: number, restarts = 0): Slot {
     const entry = workerEntry();
+    const init = this.#init(index);
     const worker = new Worker(entry.script, {
       eval: entry.eval,
-      workerData: this.#init(index),
+      workerData: init,
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
     let ready!: () => void;
@@ -264,7 +270,8 @@ export class WorkerDataPlane implements WorkloadObserver {
       index,
       worker,
       pending: new Map(),
-      stats: NO_STATS,
+      // It will hold the snapshot of its init before it reads anything else.
+      stats: { ...NO_STATS, discoveryVersion: init.discoveryVersion },
       ready: new Promise<void>((res, rej) => {
         ready = res;
         failed = rej;
@@ -512,13 +519,27 @@ export class WorkerDataPlane implements WorkloadObserver {
     return sum;
   }
 
-  /** Per worker: live connections, pods bound, restarts, thread ID. */
+  /**
+   * Discovery changes the main thread holds that a running worker has not
+   * reported applying yet: 0 once every worker decides on what the main
+   * thread's discovery shows (workers report within a turn of a delta).
+   */
+  get discoveryBehind(): number {
+    let behind = 0;
+    for (const s of this.#slots)
+      if (!s.down) behind = Math.max(behind, this.#sentVersion - s.stats.discoveryVersion);
+    return behind;
+  }
+
+  /** Per worker: live connections, pods bound, restarts, thread ID, discovery version. */
   workers(): {
     worker: number;
     threadId: number;
     connections: number;
     pods: number;
     restarts: number;
+    discoveryVersion: number;
+    discoveryBehind: number;
   }[] {
     return this.#slots.map((s) => ({
       worker: s.index,
@@ -526,26 +547,38 @@ export class WorkerDataPlane implements WorkloadObserver {
       connections: s.stats.connections,
       pods: s.stats.pods,
       restarts: s.restarts,
+      discoveryVersion: s.stats.discoveryVersion,
+      discoveryBehind: this.#sentVersion - s.stats.discoveryVersion,
     }));
   }
 
   /**
-   * Every worker now: its counts and the serial number of each SVID it
-   * holds (to see a rotation reach every worker). A worker that does not
-   * answer within 5 s shows `svids: null`.
+   * Every worker now: its counts, the serial number of each SVID it holds
+   * (to see a rotation reach every worker) and the discovery version it
+   * decides on. A worker reads its messages in order, so its answer comes
+   * after everything sent before the request: a worker that answers has
+   * applied every change the main thread held then. One that does not
+   * answer within 5 s shows `svids: null` and its last reported version.
    */
   async report(): Promise<
     (ReturnType<WorkerDataPlane['workers']>[number] & { svids: Record<string, string> | null })[]
   > {
+    const asked = this.#sentVersion;
     return Promise.all(
       this.workers().map(async (w) => {
         const slot = this.#slots[w.worker];
-        const svids = slot
-          ? ((await this.#ask(slot, (id) => ({ type: 'identities', id }), 5000).catch(
+        const value = slot
+          ? ((await this.#ask(slot, (id) => ({ type: 'report', id }), 5000).catch(
               () => null,
-            )) as Record<string, string> | null)
+            )) as WorkerReportValue | null)
           : null;
-        return { ...w, svids };
+        if (!value) return { ...w, svids: null };
+        return {
+          ...w,
+          svids: value.svids,
+          discoveryVersion: value.discoveryVersion,
+          discoveryBehind: asked - value.discoveryVersion,
+        };
       }),
     );
   }

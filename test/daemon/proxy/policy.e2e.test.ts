@@ -58,9 +58,16 @@ describe('policy at the destination', { skip: E2E_SKIP, concurrency: false }, ()
       return resetIn(err) ? 'reset' : String(err);
     }
   };
-  /** Waits until `from` -> server:port gives `want` (a policy change applies live). */
-  const expect = (what: string, from: string, want: string, port = APP): Promise<void> =>
-    until(what, async () => (await attempt(from, port)) === want, 10_000, 100);
+  /**
+   * Waits until `from` -> server:port gives `want` (a policy change applies
+   * live), then until every data-plane worker holds the change: the worker
+   * that showed it may be the first, and the next connection may land on
+   * another.
+   */
+  const expect = async (what: string, from: string, want: string, port = APP): Promise<void> => {
+    await until(what, async () => (await attempt(from, port)) === want, 10_000, 100);
+    await cluster.waitForDiscovery();
+  };
   /** node2's records with outcome denied. */
   const denials = (): { direction: string; policy?: string; reason?: string }[] =>
     readFileSync(cluster.node('node2').daemon?.logFile ?? '', 'utf8')
