@@ -47,7 +47,7 @@ export interface RunningDaemon {
   readonly identity: IdentityService;
   /** The data plane: the pods' proxies on `dataPlane.workers` worker threads. */
   readonly proxy: WorkerDataPlane;
-  /** Stops accepting, drains established connections up to the deadline, exits the services. */
+  /** Stops accepting, drains established connections up to the deadline, exits the services; once (a second call gets the first one's promise). */
   stop(): Promise<void>;
 }
 
@@ -261,6 +261,7 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
   // (its pod listeners share ports through SO_REUSEPORT) and takes the rest
   // over as soon as the old one has left.
   let stopping = false;
+  let stopped: Promise<void> | undefined;
   const closers: (() => Promise<void>)[] = [];
   const whenFree = <T>(
     what: string,
@@ -365,15 +366,18 @@ export async function startDaemon(config: DaemonConfig, log?: Logger): Promise<R
     service,
     identity,
     proxy,
-    async stop() {
-      stopping = true;
-      stopProbeRepair?.();
-      clearInterval(reattachRetry);
-      for (const close of closers) await close();
-      await proxy.close(config.drainTimeoutSeconds * 1000);
-      identity.close();
-      discovery.close();
-      await registry.flush();
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        stopProbeRepair?.();
+        clearInterval(reattachRetry);
+        for (const close of closers) await close();
+        await proxy.close(config.drainTimeoutSeconds * 1000);
+        identity.close();
+        discovery.close();
+        await registry.flush();
+      })();
+      return stopped;
     },
   };
 }

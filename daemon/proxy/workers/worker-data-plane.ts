@@ -165,6 +165,7 @@ export class WorkerDataPlane implements WorkloadObserver {
   readonly #svids = new Map<string, SvidMaterial>();
   #nextId = 0;
   #closing = false;
+  #closed: Promise<void> | undefined;
   #snapshotQueued = false;
   /** The snapshot every worker holds once it has read what was sent (deltas apply to it). */
   #sent: ClusterSnapshot;
@@ -630,9 +631,14 @@ export class WorkerDataPlane implements WorkloadObserver {
   }
 
   /** Stops every worker's proxies (draining up to `drainMs`), then the threads. */
-  async close(drainMs: number): Promise<void> {
-    this.#closing = true;
-    await this.#askAll((id) => ({ type: 'close', id, drainMs }), drainMs + 10_000);
-    await Promise.all(this.#slots.map((s) => s.worker.terminate()));
+  close(drainMs: number): Promise<void> {
+    // Once: a terminated worker drops what is posted to it, so a second
+    // close would wait out the request timeout.
+    this.#closed ??= (async () => {
+      this.#closing = true;
+      await this.#askAll((id) => ({ type: 'close', id, drainMs }), drainMs + 10_000);
+      await Promise.all(this.#slots.map((s) => s.worker.terminate()));
+    })();
+    return this.#closed;
   }
 }
