@@ -6,7 +6,10 @@
  *
  * Invariants:
  * - Renders run one at a time, each from the set as it is when it starts;
- *   changes during a render schedule exactly one more (coalesced).
+ *   changes during a render schedule exactly one more (coalesced). An
+ *   enrolment that changes nothing (reconciliation confirms every enrolled
+ *   pod after each discovery change) schedules none: a render is an
+ *   iptables-save and -restore per family on the node.
  * - An enrolment never waits for, nor fails on, the rule: until it is in
  *   place, probes go through the pod's proxy as before. A failed render is
  *   logged and retried at the next change.
@@ -43,10 +46,11 @@ export class ProbeSnatService implements WorkloadObserver {
   }
 
   workloadEnrolled(r: Registration): Promise<void> {
-    this.#addresses.set(
-      r.containerId,
-      r.addresses.map((a) => a.ip),
-    );
+    const ips = r.addresses.map((a) => a.ip);
+    const known = this.#addresses.get(r.containerId);
+    if (known?.length === ips.length && known.every((ip, i) => ip === ips[i]))
+      return Promise.resolve();
+    this.#addresses.set(r.containerId, ips);
     this.#background();
     return Promise.resolve();
   }

@@ -85,6 +85,16 @@ describe('ProbeSnatService', () => {
     const before = node.restores;
     await svc.settled();
     assert.equal(node.restores, before);
+
+    // Reconciliation confirms enrolled pods after every discovery change:
+    // the same addresses render nothing; a changed address renders.
+    await svc.workloadEnrolled(reg('c', '10.0.0.4'));
+    await svc.settled();
+    assert.equal(node.restores, before, 'an unchanged enrolment renders nothing');
+    await svc.workloadEnrolled(reg('c', '10.0.0.6'));
+    await svc.settled();
+    assert.equal(node.restores, before + 1);
+    assert.deepEqual(node.covered(), ['10.0.0.3', '10.0.0.5', '10.0.0.6']);
   });
 
   it('an enrolment never waits for nor fails on the rule; a failure is logged and the next change repairs', async () => {
