@@ -8,8 +8,11 @@
  * - Renders run one at a time, each from the set as it is when it starts;
  *   changes during a render schedule exactly one more (coalesced). An
  *   enrolment that changes nothing (reconciliation confirms every enrolled
- *   pod after each discovery change) schedules none: a render is an
- *   iptables-save and -restore per family on the node.
+ *   pod after each discovery change) schedules none, and a render touches
+ *   only the families whose addresses changed since the last render that
+ *   succeeded: each is an iptables-save and -restore on the node, and on
+ *   the ADD path they compete with the plugin for the node's CPU.
+ *   sync() at start and repair() render every family.
  * - An enrolment never waits for, nor fails on, the rule: until it is in
  *   place, probes go through the pod's proxy as before. A failed render is
  *   logged and retried at the next change.
@@ -22,6 +25,7 @@
 import { errorMessage } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
 import type { NodeProbeSnat } from '../../src/redirect/node-probe-snat.js';
+import type { IpFamily } from '../../src/redirect/constants.js';
 import type { Registration } from '../registration/registry.js';
 import type { WorkloadObserver } from '../registration/registration-service.js';
 
@@ -30,10 +34,14 @@ export class ProbeSnatService implements WorkloadObserver {
   readonly #log: Logger;
   /** Enrolled pod addresses by container ID. */
   readonly #addresses = new Map<string, readonly string[]>();
+  /** What the last successful render put in place, per family (sorted, joined). */
+  readonly #rendered = new Map<IpFamily, string>();
   #running: Promise<void> = Promise.resolve();
   #pending: Promise<void> | undefined;
   /** Off until the first sync(): re-attaching at start records, then renders once. */
   #live = false;
+  /** The next render covers every family (start-up, repair, after a failed forced one). */
+  #forceNext = false;
 
   constructor(snat: NodeProbeSnat, log: Logger) {
     this.#snat = snat;
@@ -67,13 +75,38 @@ export class ProbeSnatService implements WorkloadObserver {
    */
   sync(): Promise<void> {
     this.#live = true;
-    if (this.#pending) return this.#pending;
-    const next = this.#running.then(() => {
+    return this.#render(true);
+  }
+
+  #render(everyFamily: boolean): Promise<void> {
+    if (this.#pending) {
+      if (everyFamily) this.#forceNext = true;
+      return this.#pending;
+    }
+    if (everyFamily) this.#forceNext = true;
+    const next = this.#running.then(async () => {
       this.#pending = undefined;
+      const force = this.#forceNext;
+      this.#forceNext = false;
       const ips = this.addresses();
-      return this.#snat
-        .apply(ips)
-        .then(() => this.#log.debug({ addresses: ips.length }, 'probe SNAT rules rendered'));
+      const sets = new Map<IpFamily, string>([
+        [4, ips.filter((ip) => !ip.includes(':')).join(' ')],
+        [6, ips.filter((ip) => ip.includes(':')).join(' ')],
+      ]);
+      const changed = ([4, 6] as const).filter(
+        (f) => force || this.#rendered.get(f) !== sets.get(f),
+      );
+      if (changed.length === 0) return;
+      for (const f of changed) this.#rendered.delete(f);
+      try {
+        await this.#snat.apply(ips, changed);
+      } catch (err) {
+        // The next change renders these families again.
+        this.#forceNext ||= force;
+        throw err;
+      }
+      for (const f of changed) this.#rendered.set(f, sets.get(f) ?? '');
+      this.#log.debug({ addresses: ips.length, families: changed }, 'probe SNAT rules rendered');
     });
     this.#pending = next;
     this.#running = next.catch(() => undefined);
@@ -116,7 +149,7 @@ export class ProbeSnatService implements WorkloadObserver {
 
   #background(): void {
     if (!this.#live) return;
-    this.sync().catch((err: unknown) =>
+    this.#render(false).catch((err: unknown) =>
       this.#log.error(
         { error: errorMessage(err) },
         'rendering the probe SNAT rules failed; kubelet probes of new pods go through their proxy until the next change',

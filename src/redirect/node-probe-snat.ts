@@ -52,12 +52,17 @@ export class NodeProbeSnat {
     return this.#must([family === 4 ? 'iptables-restore' : 'ip6tables-restore', '--noflush'], text);
   }
 
-  /** Makes the rules exactly those for `podIps` (idempotent; families in parallel). */
-  async apply(podIps: readonly string[]): Promise<void> {
+  /**
+   * Makes the rules exactly those for `podIps` (idempotent; families in
+   * parallel), in every family the kernel has or only in `only` of them.
+   */
+  async apply(podIps: readonly string[], only?: readonly IpFamily[]): Promise<void> {
     await Promise.all(
-      this.#families.map(async (family) =>
-        this.#restore(family, renderProbeSnat(family, podIps, await this.#nat(family))),
-      ),
+      this.#families
+        .filter((f) => only === undefined || only.includes(f))
+        .map(async (family) =>
+          this.#restore(family, renderProbeSnat(family, podIps, await this.#nat(family))),
+        ),
     );
   }
 

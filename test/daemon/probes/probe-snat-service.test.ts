@@ -34,6 +34,20 @@ class FakeNode implements CommandRunner {
   }
 }
 
+/** Both families' nat tables, each restore counted per family. */
+class DualStackNode implements CommandRunner {
+  readonly nat = { 4: '', 6: '' };
+  readonly restores = { 4: 0, 6: 0 };
+  async run(argv: readonly string[], input?: string): Promise<CommandResult> {
+    await new Promise((r) => setTimeout(r, 2));
+    const family = argv[0]?.startsWith('ip6') ? 6 : 4;
+    if (argv[0]?.endsWith('-save')) return { exitCode: 0, stdout: this.nat[family], stderr: '' };
+    this.restores[family]++;
+    this.nat[family] = applyRestore(this.nat[family], input ?? '');
+    return { exitCode: 0, stdout: '', stderr: '' };
+  }
+}
+
 const reg = (id: string, ip: string): Registration => ({
   containerId: id,
   ifname: 'eth0',
@@ -111,6 +125,25 @@ describe('ProbeSnatService', () => {
     await svc.workloadEnrolled(reg('b', '10.0.0.3'));
     await svc.settled();
     assert.deepEqual(node.covered(), ['10.0.0.2', '10.0.0.3']);
+  });
+
+  it('renders only the family whose addresses changed; start-up and repair render both', async () => {
+    const node = new DualStackNode();
+    const { log } = recordingLogger();
+    const svc = new ProbeSnatService(new NodeProbeSnat(node, { kernelHasIpv6: true }), log);
+    await svc.workloadEnrolled(reg('a', '10.0.0.2'));
+    await svc.sync();
+    assert.deepEqual(node.restores, { 4: 1, 6: 1 });
+    await svc.workloadEnrolled(reg('b', '10.0.0.3'));
+    await svc.settled();
+    assert.deepEqual(node.restores, { 4: 2, 6: 1 }, 'an IPv4 pod leaves IPv6 alone');
+    await svc.workloadEnrolled(reg('c', 'fd00::4'));
+    await svc.settled();
+    assert.deepEqual(node.restores, { 4: 2, 6: 2 });
+    node.nat[4] = applyRestore(node.nat[4], '*nat\n-F MESHLESS_POSTRT\nCOMMIT\n');
+    assert.equal(await svc.repair(), true);
+    assert.deepEqual(node.restores, { 4: 3, 6: 3 });
+    assert.equal(await svc.repair(), false);
   });
 
   it('repair() renders again when the node rules were flushed, and does nothing when intact', async () => {
