@@ -151,6 +151,9 @@ function run(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
           await proxy.close(m.drainMs);
           discovery.close();
           flush();
+          // The main thread terminates this thread next: the drained
+          // connections' records must be out first.
+          logs.flush();
         });
         return;
     }

@@ -74,6 +74,22 @@ describe('policy at the destination', { skip: E2E_SKIP, concurrency: false }, ()
       .split('\n')
       .filter((l) => l.includes('"msg":"connection"') && l.includes('"outcome":"denied"'))
       .map((l) => (JSON.parse(l) as { connection: { direction: string } }).connection);
+  /**
+   * Waits until node2's denials satisfy `ok`. Records reach the log file
+   * late by design (each thread's lines are written in batches, at least
+   * every 250 ms, through the daemon's stdout pipe): a failure shows what
+   * was recorded.
+   */
+  const recorded = async (
+    what: string,
+    ok: (d: ReturnType<typeof denials>) => boolean,
+  ): Promise<void> => {
+    try {
+      await until(what, () => ok(denials()), 10_000, 50);
+    } catch (err) {
+      assert.fail(`${String(err)}; denials recorded: ${JSON.stringify(denials())}`);
+    }
+  };
   const authz = (
     name: string,
     action: 'ALLOW' | 'DENY',
@@ -123,13 +139,12 @@ describe('policy at the destination', { skip: E2E_SKIP, concurrency: false }, ()
     await expect('b denied', 'b', 'reset');
     assert.equal(await attempt('a'), 'ok');
     assert.equal(await attempt('legacy'), 'reset');
-    await until('denials recorded with the policy', () => {
-      const d = denials();
-      return (
+    await recorded(
+      'denials recorded with the policy',
+      (d) =>
         d.some((r) => r.direction === 'inbound' && r.policy === undefined) &&
-        d.some((r) => r.direction === 'inbound-plaintext')
-      );
-    });
+        d.some((r) => r.direction === 'inbound-plaintext'),
+    );
   });
 
   test('ALLOW by namespace, DENY by port and by ipBlock', async () => {
@@ -143,8 +158,8 @@ describe('policy at the destination', { skip: E2E_SKIP, concurrency: false }, ()
     assert.equal(await attempt('a'), 'ok');
     assert.equal(await attempt('b'), 'reset', 'b denied by its address');
     assert.equal(await attempt('legacy'), 'reset', 'plaintext has no namespace');
-    await until('the deciding DENY policies are named', () => {
-      const named = new Set(denials().map((r) => r.policy));
+    await recorded('the deciding DENY policies are named', (d) => {
+      const named = new Set(d.map((r) => r.policy));
       return (
         named.has('AuthorizationPolicy secure/deny-admin') &&
         named.has('AuthorizationPolicy secure/deny-b-ip')
@@ -181,10 +196,8 @@ describe('policy at the destination', { skip: E2E_SKIP, concurrency: false }, ()
       authz('deny-a', 'DENY', [{ from: [{ source: { principals: [principal('secure', 'a')] } }] }]),
     ]);
     assert.equal(await ended, 'ECONNRESET');
-    await until('the close is recorded as denied by deny-a', () =>
-      denials().some(
-        (r) => r.policy === 'AuthorizationPolicy secure/deny-a' && r.reason === 'policy',
-      ),
+    await recorded('the close is recorded as denied by deny-a', (d) =>
+      d.some((r) => r.policy === 'AuthorizationPolicy secure/deny-a' && r.reason === 'policy'),
     );
   });
 
@@ -213,8 +226,8 @@ describe('policy at the destination', { skip: E2E_SKIP, concurrency: false }, ()
       'reset',
       'same namespace, a port the policy does not allow',
     );
-    await until('named in the record', () =>
-      denials().some((r) => r.policy === 'NetworkPolicy secure/only-app-from-secure'),
+    await recorded('named in the record', (d) =>
+      d.some((r) => r.policy === 'NetworkPolicy secure/only-app-from-secure'),
     );
     cluster.setObjects([]);
     await expect('back to open', 'b', 'ok');
