@@ -27,10 +27,9 @@ export const LOG_FLUSH_MS = 250;
  * data-plane worker each have a logger writing to the same stdout, which
  * is a pipe under a container runtime; a pipe keeps a write of at most
  * PIPE_BUF bytes whole, and may split a longer one and let another
- * thread's write in between (seen: a record torn in two under load with
- * 8 KiB batches). A single line longer than this is written alone and can
- * still be split; the daemon's lines are far shorter, but for its start-up
- * line, written before any worker runs.
+ * thread's write in between. A single line longer than this is written
+ * alone and can still be split; the daemon's lines are far shorter, except
+ * its start-up line, written before any worker runs.
  */
 export const LOG_WRITE_MAX_BYTES = 4096;
 

@@ -79,11 +79,8 @@ export class ProbeSnatService implements WorkloadObserver {
   }
 
   #render(everyFamily: boolean): Promise<void> {
-    if (this.#pending) {
-      if (everyFamily) this.#forceNext = true;
-      return this.#pending;
-    }
     if (everyFamily) this.#forceNext = true;
+    if (this.#pending) return this.#pending;
     const next = this.#running.then(async () => {
       this.#pending = undefined;
       const force = this.#forceNext;
