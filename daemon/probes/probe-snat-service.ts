@@ -8,7 +8,7 @@
  * - Renders run one at a time, each from the set as it is when it starts;
  *   changes during a render schedule exactly one more (coalesced). An
  *   enrolment that changes nothing (reconciliation confirms every enrolled
- *   pod after each discovery change) schedules none, and a render touches
+ *   pod after each discovery change) runs nothing, and a render touches
  *   only the families whose addresses changed since the last render that
  *   succeeded: each is an iptables-save and -restore on the node, and on
  *   the ADD path they compete with the plugin for the node's CPU.
@@ -25,6 +25,7 @@
 import { errorMessage } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
 import type { NodeProbeSnat } from '../../src/redirect/node-probe-snat.js';
+import { probeSnatRules } from '../../src/redirect/probe-snat.js';
 import type { IpFamily } from '../../src/redirect/constants.js';
 import type { Registration } from '../registration/registry.js';
 import type { WorkloadObserver } from '../registration/registration-service.js';
@@ -34,7 +35,7 @@ export class ProbeSnatService implements WorkloadObserver {
   readonly #log: Logger;
   /** Enrolled pod addresses by container ID. */
   readonly #addresses = new Map<string, readonly string[]>();
-  /** What the last successful render put in place, per family (sorted, joined). */
+  /** The rules the last successful render put in place, per family. */
   readonly #rendered = new Map<IpFamily, string>();
   #running: Promise<void> = Promise.resolve();
   #pending: Promise<void> | undefined;
@@ -54,11 +55,11 @@ export class ProbeSnatService implements WorkloadObserver {
   }
 
   workloadEnrolled(r: Registration): Promise<void> {
-    const ips = r.addresses.map((a) => a.ip);
-    const known = this.#addresses.get(r.containerId);
-    if (known?.length === ips.length && known.every((ip, i) => ip === ips[i]))
-      return Promise.resolve();
-    this.#addresses.set(r.containerId, ips);
+    this.#addresses.set(
+      r.containerId,
+      r.addresses.map((a) => a.ip),
+    );
+    // A render that finds every family as last rendered runs nothing.
     this.#background();
     return Promise.resolve();
   }
@@ -86,10 +87,10 @@ export class ProbeSnatService implements WorkloadObserver {
       const force = this.#forceNext;
       this.#forceNext = false;
       const ips = this.addresses();
-      const sets = new Map<IpFamily, string>([
-        [4, ips.filter((ip) => !ip.includes(':')).join(' ')],
-        [6, ips.filter((ip) => ip.includes(':')).join(' ')],
-      ]);
+      // The rules each family would get: what to compare with the last render.
+      const sets = new Map<IpFamily, string>(
+        ([4, 6] as const).map((f) => [f, probeSnatRules(f, ips).join('\n')]),
+      );
       const changed = ([4, 6] as const).filter(
         (f) => force || this.#rendered.get(f) !== sets.get(f),
       );

@@ -527,9 +527,13 @@ export class WorkerDataPlane implements WorkloadObserver {
    */
   get discoveryBehind(): number {
     let behind = 0;
-    for (const s of this.#slots)
-      if (!s.down) behind = Math.max(behind, this.#sentVersion - s.stats.discoveryVersion);
+    for (const s of this.#slots) if (!s.down) behind = Math.max(behind, this.#behind(s));
     return behind;
+  }
+
+  /** Deltas sent that `slot`'s worker has not reported applying. */
+  #behind(slot: Slot): number {
+    return this.#sentVersion - slot.stats.discoveryVersion;
   }
 
   /** Per worker: live connections, pods bound, restarts, thread ID, discovery version. */
@@ -549,7 +553,7 @@ export class WorkerDataPlane implements WorkloadObserver {
       pods: s.stats.pods,
       restarts: s.restarts,
       discoveryVersion: s.stats.discoveryVersion,
-      discoveryBehind: this.#sentVersion - s.stats.discoveryVersion,
+      discoveryBehind: this.#behind(s),
     }));
   }
 
